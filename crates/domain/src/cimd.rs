@@ -1,0 +1,360 @@
+//! Client ID metadata documents (MCP authorization, 2025-11-25): a `client_id` that is an https URL
+//! names a JSON document describing a public client. Fetched safely, validated like registration
+//! metadata, cached within bounds, and mirrored into `clients` so codes and tokens can refer to it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::CacheDirective;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+use crate::client::{AuthMethod, Client, ClientMetadataRequest, ClientSource, MetadataPolicy};
+use crate::config::MetadataDocumentSettings;
+use crate::db::Pool;
+use crate::error::OAuthError;
+use crate::store::clients::{self, ClientRow};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CimdError {
+    #[error("client metadata documents are disabled")]
+    Disabled,
+    #[error("the client_id is not a valid metadata document URL: {0}")]
+    BadUrl(&'static str),
+    #[error("the metadata document's host is not allowed")]
+    ForbiddenHost,
+    #[error("the metadata document could not be fetched: {0}")]
+    Fetch(String),
+    #[error("the metadata document is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the metadata document is not valid client metadata: {0}")]
+    Invalid(String),
+    #[error("the metadata document's client_id does not equal its URL")]
+    ClientIdMismatch,
+}
+
+/// Whether `client_id` is meant as a metadata-document URL (https with a path), as opposed to an
+/// id we issued.
+pub fn is_document_url(client_id: &str) -> bool {
+    client_id.starts_with("https://") || client_id.starts_with("http://")
+}
+
+/// Addresses no document may be fetched from unless the operator allows it: loopback, private,
+/// link-local (which includes the 169.254.169.254 cloud metadata service), and friends.
+pub fn is_forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                // 100.64.0.0/10 carrier-grade NAT
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_forbidden_ip(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // fc00::/7 unique local, fe80::/10 link-local
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A DNS resolver that drops forbidden addresses, so a name cannot be pointed at an internal
+/// address (also not between our check and the connection: the check *is* the resolution).
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow_private || !is_forbidden_ip(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err("the host resolves to no allowed address".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+struct Cached {
+    client: Arc<Client>,
+    until: Instant,
+}
+
+/// Fetches, validates and caches client metadata documents.
+#[derive(Clone)]
+pub struct MetadataDocuments {
+    settings: MetadataDocumentSettings,
+    http: reqwest::Client,
+    cache: Arc<quick_cache::sync::Cache<String, Arc<Cached>>>,
+}
+
+impl std::fmt::Debug for MetadataDocuments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataDocuments").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl MetadataDocuments {
+    pub fn new(settings: MetadataDocumentSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms))
+            .no_proxy()
+            .user_agent(concat!("sallyport/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_hosts }))
+            .build()?;
+        Ok(Self { settings, http, cache: Arc::new(quick_cache::sync::Cache::new(10_000)) })
+    }
+
+    /// Checks the URL's shape: https (http only when allowed), a host, a path, no fragment,
+    /// no credentials, no dot segments.
+    pub fn check_url(&self, client_id: &str) -> Result<Url, CimdError> {
+        let url = Url::parse(client_id).map_err(|_| CimdError::BadUrl("not an absolute URL"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.settings.allow_http => {}
+            _ => return Err(CimdError::BadUrl("must be https")),
+        }
+        if url.fragment().is_some() || client_id.contains('#') {
+            return Err(CimdError::BadUrl("must not have a fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(CimdError::BadUrl("must not contain credentials"));
+        }
+        if url.path() == "/" || url.path().is_empty() {
+            return Err(CimdError::BadUrl("must have a path"));
+        }
+        // the URL must be in normal form: it is compared byte for byte with the document's client_id
+        if url.as_str() != client_id {
+            return Err(CimdError::BadUrl("must be in normalised form"));
+        }
+        match url.host() {
+            None => return Err(CimdError::BadUrl("must have a host")),
+            Some(Host::Ipv4(ip)) if !self.settings.allow_private_hosts && is_forbidden_ip(IpAddr::V4(ip)) => {
+                return Err(CimdError::ForbiddenHost);
+            }
+            Some(Host::Ipv6(ip)) if !self.settings.allow_private_hosts && is_forbidden_ip(IpAddr::V6(ip)) => {
+                return Err(CimdError::ForbiddenHost);
+            }
+            Some(Host::Domain(d)) if !self.settings.allow_private_hosts && d.eq_ignore_ascii_case("localhost") => {
+                return Err(CimdError::ForbiddenHost);
+            }
+            _ => {}
+        }
+        Ok(url)
+    }
+
+    /// The client a document describes: from the cache while fresh, else fetched, validated and
+    /// mirrored into `clients`.
+    pub async fn resolve(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        policy: &MetadataPolicy,
+    ) -> Result<Arc<Client>, OAuthError> {
+        if let Some(hit) = self.cache.get(client_id)
+            && hit.until > Instant::now()
+        {
+            return Ok(hit.client.clone());
+        }
+        let (client, ttl) = self.fetch(client_id, policy).await.map_err(|e| {
+            tracing::info!(client_id, error = %e, "metadata document refused");
+            OAuthError::invalid_client(e.to_string())
+        })?;
+        let row = ClientRow::new(
+            client.client_id.clone(),
+            ClientSource::MetadataDocument,
+            &client.metadata,
+            client.created_at,
+        );
+        let mut conn = pool.get().await?;
+        // an id held by another kind of client (made by an operator) is never overwritten by a document
+        if let Some(existing) = clients::find_row(&mut conn, client_id).await?
+            && existing.source != ClientSource::MetadataDocument.as_str()
+        {
+            return Err(OAuthError::invalid_client("this client_id is registered otherwise"));
+        }
+        clients::upsert_metadata_document(&mut conn, &row).await?;
+        let client = Arc::new(client);
+        self.cache
+            .insert(client_id.to_owned(), Arc::new(Cached { client: client.clone(), until: Instant::now() + ttl }));
+        Ok(client)
+    }
+
+    /// Fetches and validates without caching or storing; returns the client and how long to cache it.
+    pub async fn fetch(&self, client_id: &str, policy: &MetadataPolicy) -> Result<(Client, Duration), CimdError> {
+        if !self.settings.enabled {
+            return Err(CimdError::Disabled);
+        }
+        let url = self.check_url(client_id)?;
+        let mut res = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| CimdError::Fetch(if e.is_timeout() { "timed out".into() } else { without_url(&e) }))?;
+        if res.status() != reqwest::StatusCode::OK {
+            return Err(CimdError::Fetch(format!("status {}", res.status().as_u16())));
+        }
+        let max = self.settings.max_bytes;
+        if res.content_length().is_some_and(|n| n > max as u64) {
+            return Err(CimdError::TooLarge(max));
+        }
+        let ttl = self.ttl(res.headers());
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| CimdError::Fetch(if e.is_timeout() { "timed out".into() } else { without_url(&e) }))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(CimdError::TooLarge(max));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let request: ClientMetadataRequest =
+            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(format!("not a JSON object: {e}")))?;
+        if request.client_id.as_deref() != Some(client_id) {
+            return Err(CimdError::ClientIdMismatch);
+        }
+        // documents describe public clients: no shared secret can be carried in a public document
+        match request.token_endpoint_auth_method.as_deref() {
+            None | Some("none") => {}
+            Some(other) => {
+                return Err(CimdError::Invalid(format!("token_endpoint_auth_method {other} is not supported")));
+            }
+        }
+        if request.client_secret.is_some() {
+            return Err(CimdError::Invalid("a document must not carry a client_secret".into()));
+        }
+        let request = ClientMetadataRequest { token_endpoint_auth_method: Some("none".into()), ..request };
+        let metadata = request.validate(policy).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        debug_assert_eq!(metadata.token_endpoint_auth_method, AuthMethod::None);
+        if metadata.redirect_uris.is_empty() {
+            return Err(CimdError::Invalid("redirect_uris is required".into()));
+        }
+        let client = Client {
+            client_id: client_id.to_owned(),
+            source: ClientSource::MetadataDocument,
+            metadata,
+            secret_hash: None,
+            secret_expires_at: None,
+            may_introspect: false,
+            created_at: chrono::Utc::now(),
+        };
+        Ok((client, ttl))
+    }
+
+    /// `Cache-Control: max-age` bounded by the configured minimum and maximum.
+    fn ttl(&self, headers: &reqwest::header::HeaderMap) -> Duration {
+        let mut secs = self.settings.cache_min_secs;
+        if let Some(value) = headers.get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()) {
+            for directive in value.split(',').map(str::trim) {
+                if let Some(age) = directive.strip_prefix("max-age=").and_then(|v| v.parse::<u64>().ok()) {
+                    secs = age;
+                }
+                if directive.eq_ignore_ascii_case(&CacheDirective::NoStore.to_string())
+                    || directive.eq_ignore_ascii_case(&CacheDirective::NoCache.to_string())
+                {
+                    secs = 0;
+                }
+            }
+        }
+        Duration::from_secs(secs.clamp(self.settings.cache_min_secs, self.settings.cache_max_secs))
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(url) = e.url() {
+        msg = msg.replace(url.as_str(), "<url>");
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(allow_private: bool) -> MetadataDocuments {
+        MetadataDocuments::new(MetadataDocumentSettings {
+            allow_private_hosts: allow_private,
+            ..MetadataDocumentSettings::default()
+        })
+        .expect("client")
+    }
+
+    #[test]
+    fn forbidden_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_forbidden_ip(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
+            assert!(!is_forbidden_ip(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+
+    #[test]
+    fn url_shape() {
+        let d = docs(false);
+        assert!(d.check_url("https://app.example.com/client.json").is_ok());
+        assert_eq!(d.check_url("http://app.example.com/client.json"), Err(CimdError::BadUrl("must be https")));
+        assert_eq!(d.check_url("https://app.example.com/"), Err(CimdError::BadUrl("must have a path")));
+        assert_eq!(d.check_url("https://app.example.com/c#x"), Err(CimdError::BadUrl("must not have a fragment")));
+        assert_eq!(
+            d.check_url("https://u:p@app.example.com/c"),
+            Err(CimdError::BadUrl("must not contain credentials"))
+        );
+        assert_eq!(d.check_url("https://APP.example.com/c"), Err(CimdError::BadUrl("must be in normalised form")));
+        assert_eq!(d.check_url("https://127.0.0.1/c"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://[::1]/c"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://169.254.169.254/latest"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://localhost/c"), Err(CimdError::ForbiddenHost));
+        assert!(docs(true).check_url("https://127.0.0.1/c").is_ok());
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        let d = docs(false);
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(d.ttl(&h), Duration::from_secs(60));
+        h.insert(reqwest::header::CACHE_CONTROL, "public, max-age=600".parse().expect("hv"));
+        assert_eq!(d.ttl(&h), Duration::from_secs(600));
+        h.insert(reqwest::header::CACHE_CONTROL, "max-age=99999999".parse().expect("hv"));
+        assert_eq!(d.ttl(&h), Duration::from_secs(86_400));
+        h.insert(reqwest::header::CACHE_CONTROL, "no-store".parse().expect("hv"));
+        assert_eq!(d.ttl(&h), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,128 @@
+//! The async connection pool and the embedded migrations.
+
+use std::time::Duration;
+
+use diesel::sql_types::BigInt;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+
+pub use diesel_async::AsyncPgConnection as Conn;
+
+pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+/// Every migration in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// How many migrations the binary carries.
+pub const MIGRATIONS_COUNT: usize = 1;
+
+/// Arbitrary but fixed: the advisory-lock key under which replicas take turns migrating.
+const MIGRATION_LOCK_KEY: i64 = 0x5a11_9027_0001;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot build the database pool: {0}")]
+    Build(String),
+    #[error("cannot connect to the database at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable database url>".into(),
+    }
+}
+
+/// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
+pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    let mut manager_config = ManagerConfig::default();
+    // The pool hands out connections thousands of times per second; a ping on every checkout
+    // would double the round trips. A dead connection fails its first query and is dropped.
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&settings.url, manager_config);
+    let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+    let connect = Duration::from_millis(settings.connect_timeout_ms);
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(Some(acquire))
+        .create_timeout(Some(connect))
+        .recycle_timeout(Some(connect))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Build(e.to_string()))
+}
+
+/// Gets one connection and runs `SELECT 1`: readiness, and a clear start-up error.
+pub async fn check(pool: &Pool, url: &str) -> Result<(), DbError> {
+    let connect_err = |message: String| DbError::Connect { url: redact_url(url), message };
+    let mut conn = pool.get().await.map_err(|e| connect_err(e.to_string()))?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|e| connect_err(e.to_string()))?;
+    Ok(())
+}
+
+/// Applies pending migrations under a session advisory lock, so replicas that start together
+/// migrate one at a time (the others wait, then find nothing to do). Returns the versions applied.
+pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| DbError::Connect { url: redact_url(url), message: e.to_string() })?;
+    diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<BigInt, _>(MIGRATION_LOCK_KEY).execute(&mut conn).await?;
+    let (conn, result) = tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let applied = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(|e| DbError::Migration(e.to_string()));
+        (harness.into_inner(), applied)
+    })
+    .await
+    .map_err(|e| DbError::Migration(format!("migration task failed: {e}")))?;
+    let mut conn = conn;
+    diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(MIGRATION_LOCK_KEY).execute(&mut conn).await?;
+    result
+}
+
+/// Reverts every applied migration (the test of `down.sql`, and `sallyport migrate --revert-all`).
+pub async fn revert_all(url: &str) -> Result<usize, DbError> {
+    let conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| DbError::Connect { url: redact_url(url), message: e.to_string() })?;
+    tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        harness.revert_all_migrations(MIGRATIONS).map(|v| v.len()).map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(format!("migration task failed: {e}")))?
+}
+
+/// Versions of migrations not yet applied.
+pub async fn pending(url: &str) -> Result<Vec<String>, DbError> {
+    let conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| DbError::Connect { url: redact_url(url), message: e.to_string() })?;
+    tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        harness
+            .pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.name().version().to_string()).collect())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(format!("migration task failed: {e}")))?
+}

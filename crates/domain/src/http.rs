@@ -1,0 +1,206 @@
+//! What every service's HTTP server shares: health endpoints, request ids and access logs, JSON
+//! errors for 404 and malformed input, the client IP, and `serve` itself.
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+use crate::db::Pool;
+use crate::error::{ErrorCode, OAuthError};
+
+/// A readiness probe beyond the database (e.g. "signing keys loaded").
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How a service's server runs.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    /// Let actix stop on SIGTERM/SIGINT itself (off when one process runs several servers).
+    pub handle_signals: bool,
+    /// The pool `/readyz` checks.
+    pub pool: Option<Pool>,
+    pub ready: Option<ReadyCheck>,
+}
+
+impl ServeOptions {
+    pub fn new(pool: Option<Pool>) -> Self {
+        Self { workers: 0, shutdown_timeout_secs: 30, handle_signals: true, pool, ready: None }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids (kept from the caller when sane, else made up) and one access-log line per request.
+/// The query string is never logged: it may hold an authorization code.
+async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let mut res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    match status {
+        500.. => tracing::error!(request_id = %id, %method, %path, status, micros, "request"),
+        400..=499 => tracing::info!(request_id = %id, %method, %path, status, micros, "request"),
+        _ => tracing::debug!(request_id = %id, %method, %path, status, micros, "request"),
+    }
+    Ok(res)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+}
+
+async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
+    let db_ok = match &state.pool {
+        Some(pool) => tokio::time::timeout(Duration::from_secs(2), async {
+            match pool.get().await {
+                Ok(mut conn) => {
+                    use diesel_async::RunQueryDsl;
+                    diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok()
+                }
+                Err(_) => false,
+            }
+        })
+        .await
+        .unwrap_or(false),
+        None => true,
+    };
+    let extra_ok = state.ready.as_ref().is_none_or(|f| f());
+    if db_ok && extra_ok {
+        HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(format!(r#"{{"status":"not ready","database":{db_ok},"dependencies":{extra_ok}}}"#))
+    }
+}
+
+struct HealthState {
+    pool: Option<Pool>,
+    ready: Option<ReadyCheck>,
+}
+
+/// 404 for every path no route claims: JSON, never an HTML page (clients probe well-known URLs).
+pub async fn not_found() -> Result<HttpResponse, OAuthError> {
+    Err(OAuthError::not_found("no such endpoint"))
+}
+
+/// Maps actix's extractor errors to RFC 6749 `invalid_request` (or 413 for a body over the limit).
+pub fn extractor_error(err: impl std::fmt::Display, payload_too_large: bool) -> actix_web::Error {
+    if payload_too_large {
+        OAuthError::new(ErrorCode::PayloadTooLarge, "the request body is too large").into()
+    } else {
+        OAuthError::invalid_request(format!("malformed request: {err}")).into()
+    }
+}
+
+/// The shared extractor configuration: malformed forms and queries are OAuth errors, not text.
+pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::FormConfig::default().limit(64 * 1024).error_handler(|err, _| {
+        let too_large = matches!(err, actix_web::error::UrlencodedError::Overflow { .. });
+        extractor_error(&err, too_large)
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| extractor_error(err, false)))
+    .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|err, _| {
+        let too_large = matches!(
+            err,
+            actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+        );
+        extractor_error(&err, too_large)
+    }))
+    .app_data(web::PayloadConfig::default().limit(64 * 1024));
+}
+
+/// Starts a service on `listener`: health endpoints, access logs, JSON 404s, then the service's routes.
+pub fn serve<F>(listener: TcpListener, options: ServeOptions, configure: F) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let health = web::Data::new(HealthState { pool: options.pool.clone(), ready: options.ready.clone() });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(access_log))
+            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .app_data(health.clone())
+            .configure(extractor_configs)
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .configure(configure.clone())
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(options.shutdown_timeout_secs)
+    .listen(listener)?;
+    if options.workers > 0 {
+        server = server.workers(options.workers);
+    }
+    if !options.handle_signals {
+        server = server.disable_signals();
+    }
+    Ok(server.run())
+}
+
+/// The client's address: the peer, or with `trust_forwarded` (behind the gateway or an ingress)
+/// the rightmost `X-Forwarded-For` entry, which the nearest trusted proxy wrote.
+pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> IpAddr {
+    if trust_forwarded
+        && let Some(ip) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .last()
+    {
+        return ip;
+    }
+    req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip())
+}
+
+/// Binds a listener, with a message that names the address when it is taken.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn client_ip_trusts_forwarded_only_when_told() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.9:5000".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "1.1.1.1, 2.2.2.2"))
+            .to_http_request();
+        assert_eq!(client_ip(&req, false), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client_ip(&req, true), "2.2.2.2".parse::<IpAddr>().expect("ip"));
+        let junk = TestRequest::default()
+            .peer_addr("10.0.0.9:5000".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "not-an-ip"))
+            .to_http_request();
+        assert_eq!(client_ip(&junk, true), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+    }
+}

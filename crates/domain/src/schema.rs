@@ -1,0 +1,178 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        kind -> Text,
+        client_id -> Nullable<Text>,
+        user_id -> Nullable<Uuid>,
+        ip -> Nullable<Text>,
+        detail -> Jsonb,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Bytea,
+        grant_id -> Uuid,
+        client_id -> Text,
+        user_id -> Uuid,
+        redirect_uri -> Text,
+        redirect_uri_sent -> Bool,
+        code_challenge -> Text,
+        resources -> Array<Nullable<Text>>,
+        scope -> Text,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        source -> Text,
+        client_secret_hash -> Nullable<Bytea>,
+        client_secret_expires_at -> Nullable<Timestamptz>,
+        registration_token_hash -> Nullable<Bytea>,
+        token_endpoint_auth_method -> Text,
+        redirect_uris -> Array<Nullable<Text>>,
+        grant_types -> Array<Nullable<Text>>,
+        response_types -> Array<Nullable<Text>>,
+        application_type -> Text,
+        client_name -> Nullable<Text>,
+        client_uri -> Nullable<Text>,
+        logo_uri -> Nullable<Text>,
+        tos_uri -> Nullable<Text>,
+        policy_uri -> Nullable<Text>,
+        contacts -> Array<Nullable<Text>>,
+        scope -> Text,
+        jwks_uri -> Nullable<Text>,
+        jwks -> Nullable<Jsonb>,
+        software_id -> Nullable<Text>,
+        software_version -> Nullable<Text>,
+        may_introspect -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id, resource) {
+        user_id -> Uuid,
+        client_id -> Text,
+        resource -> Text,
+        scopes -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        token_hash -> Bytea,
+        grant_id -> Uuid,
+        parent_id -> Nullable<Uuid>,
+        client_id -> Text,
+        user_id -> Nullable<Uuid>,
+        scope -> Text,
+        resources -> Array<Nullable<Text>>,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        family_expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    resources (resource) {
+        resource -> Text,
+        name -> Text,
+        scopes -> Array<Nullable<Text>>,
+        documentation_url -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Uuid,
+        client_id -> Text,
+        revoked_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    revoked_grants (grant_id) {
+        grant_id -> Uuid,
+        reason -> Text,
+        revoked_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        session_hash -> Bytea,
+        user_id -> Uuid,
+        auth_time -> Timestamptz,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key_enc -> Bytea,
+        public_jwk -> Jsonb,
+        created_at -> Timestamptz,
+        activates_at -> Timestamptz,
+        retires_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(authorization_codes -> clients (client_id));
+diesel::joinable!(authorization_codes -> users (user_id));
+diesel::joinable!(consents -> clients (client_id));
+diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(refresh_tokens -> clients (client_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    authorization_codes,
+    clients,
+    consents,
+    refresh_tokens,
+    resources,
+    revoked_access_tokens,
+    revoked_grants,
+    sessions,
+    signing_keys,
+    users,
+);

@@ -1,0 +1,48 @@
+//! `audit_events`: who did what to which client or user. Never holds a secret.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::audit_events;
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEvent<'a> {
+    pub occurred_at: DateTime<Utc>,
+    pub kind: &'a str,
+    pub client_id: Option<&'a str>,
+    pub user_id: Option<Uuid>,
+    pub ip: Option<&'a str>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEventRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
+}
+
+pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Vec<AuditEventRow>> {
+    audit_events::table
+        .filter(audit_events::client_id.eq(client_id))
+        .order(audit_events::id.asc())
+        .select(AuditEventRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn recent(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<AuditEventRow>> {
+    audit_events::table.order(audit_events::id.desc()).limit(limit).select(AuditEventRow::as_select()).load(conn).await
+}

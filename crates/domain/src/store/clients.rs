@@ -1,0 +1,188 @@
+//! `clients`: registered, operator-made and metadata-document clients.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::{flat, wrap};
+use crate::client::{ApplicationType, AuthMethod, Client, ClientMetadata, ClientSource, GrantType};
+use crate::error::OAuthError;
+use crate::schema::clients;
+use crate::scope::Scopes;
+use crate::uri::RedirectUri;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = clients, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+pub struct ClientRow {
+    pub client_id: String,
+    pub source: String,
+    pub client_secret_hash: Option<Vec<u8>>,
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
+    pub registration_token_hash: Option<Vec<u8>>,
+    pub token_endpoint_auth_method: String,
+    pub redirect_uris: Vec<Option<String>>,
+    pub grant_types: Vec<Option<String>>,
+    pub response_types: Vec<Option<String>>,
+    pub application_type: String,
+    pub client_name: Option<String>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub contacts: Vec<Option<String>>,
+    pub scope: String,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    pub may_introspect: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ClientRow {
+    /// A row for new metadata. Secrets are set by the caller, as hashes.
+    pub fn new(client_id: String, source: ClientSource, m: &ClientMetadata, now: DateTime<Utc>) -> Self {
+        Self {
+            client_id,
+            source: source.as_str().to_owned(),
+            client_secret_hash: None,
+            client_secret_expires_at: None,
+            registration_token_hash: None,
+            token_endpoint_auth_method: m.token_endpoint_auth_method.as_str().to_owned(),
+            redirect_uris: wrap(m.redirect_uris.iter().map(|r| r.as_str().to_owned())),
+            grant_types: wrap(m.grant_types.iter().map(|g| g.as_str())),
+            response_types: wrap(m.response_types.iter().cloned()),
+            application_type: m.application_type.as_str().to_owned(),
+            client_name: m.client_name.clone(),
+            client_uri: m.client_uri.clone(),
+            logo_uri: m.logo_uri.clone(),
+            tos_uri: m.tos_uri.clone(),
+            policy_uri: m.policy_uri.clone(),
+            contacts: wrap(m.contacts.iter().cloned()),
+            scope: m.scope.to_string(),
+            jwks_uri: m.jwks_uri.clone(),
+            jwks: m.jwks.clone(),
+            software_id: m.software_id.clone(),
+            software_version: m.software_version.clone(),
+            may_introspect: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = OAuthError;
+
+    fn try_from(row: ClientRow) -> Result<Self, Self::Error> {
+        let bad = |what: &str| OAuthError::internal(format!("client {}: stored {what} is invalid", row.client_id));
+        let token_endpoint_auth_method =
+            AuthMethod::parse(&row.token_endpoint_auth_method).ok_or_else(|| bad("auth method"))?;
+        let source = ClientSource::parse(&row.source).ok_or_else(|| bad("source"))?;
+        let grant_types = flat(row.grant_types.clone())
+            .iter()
+            .map(|g| GrantType::parse(g))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("grant type"))?;
+        let redirect_uris = flat(row.redirect_uris.clone())
+            .iter()
+            .map(|r| RedirectUri::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad("redirect uri"))?;
+        let application_type =
+            if row.application_type == "native" { ApplicationType::Native } else { ApplicationType::Web };
+        let scope = Scopes::parse(&row.scope).map_err(|_| bad("scope"))?;
+        Ok(Client {
+            metadata: ClientMetadata {
+                redirect_uris,
+                token_endpoint_auth_method,
+                grant_types,
+                response_types: flat(row.response_types),
+                application_type,
+                client_name: row.client_name,
+                client_uri: row.client_uri,
+                logo_uri: row.logo_uri,
+                tos_uri: row.tos_uri,
+                policy_uri: row.policy_uri,
+                contacts: flat(row.contacts),
+                scope,
+                jwks_uri: row.jwks_uri,
+                jwks: row.jwks,
+                software_id: row.software_id,
+                software_version: row.software_version,
+            },
+            client_id: row.client_id,
+            source,
+            secret_hash: row.client_secret_hash,
+            secret_expires_at: row.client_secret_expires_at,
+            may_introspect: row.may_introspect,
+            created_at: row.created_at,
+        })
+    }
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<()> {
+    diesel::insert_into(clients::table).values(row).execute(conn).await.map(drop)
+}
+
+pub async fn find_row(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Option<ClientRow>> {
+    clients::table.find(client_id).select(ClientRow::as_select()).first(conn).await.optional()
+}
+
+/// The client, parsed; `None` when no such client exists.
+pub async fn find(conn: &mut AsyncPgConnection, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    find_row(conn, client_id).await?.map(Client::try_from).transpose()
+}
+
+/// Replaces a client's metadata (RFC 7592 PUT); secrets and identity columns are left alone
+/// unless the caller changed them in `row`.
+pub async fn update(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<bool> {
+    diesel::update(clients::table.find(&row.client_id)).set(row).execute(conn).await.map(|n| n == 1)
+}
+
+/// Caches a metadata-document client: inserted, or refreshed when its document changed. The caller
+/// makes sure the id does not belong to a client of another source.
+pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<()> {
+    diesel::insert_into(clients::table)
+        .values(row)
+        .on_conflict(clients::client_id)
+        .do_update()
+        .set((
+            clients::redirect_uris.eq(&row.redirect_uris),
+            clients::grant_types.eq(&row.grant_types),
+            clients::response_types.eq(&row.response_types),
+            clients::application_type.eq(&row.application_type),
+            clients::client_name.eq(&row.client_name),
+            clients::client_uri.eq(&row.client_uri),
+            clients::logo_uri.eq(&row.logo_uri),
+            clients::tos_uri.eq(&row.tos_uri),
+            clients::policy_uri.eq(&row.policy_uri),
+            clients::contacts.eq(&row.contacts),
+            clients::scope.eq(&row.scope),
+            clients::jwks_uri.eq(&row.jwks_uri),
+            clients::software_id.eq(&row.software_id),
+            clients::software_version.eq(&row.software_version),
+            clients::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Deletes a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
+pub async fn delete(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<bool> {
+    diesel::delete(clients::table.find(client_id)).execute(conn).await.map(|n| n == 1)
+}
+
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ClientRow>> {
+    clients::table.select(ClientRow::as_select()).order(clients::created_at.asc()).load(conn).await
+}
+
+pub async fn set_may_introspect(conn: &mut AsyncPgConnection, client_id: &str, allowed: bool) -> QueryResult<bool> {
+    diesel::update(clients::table.find(client_id))
+        .set(clients::may_introspect.eq(allowed))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}

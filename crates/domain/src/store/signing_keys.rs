@@ -1,0 +1,1 @@
+//! `signing_keys`.

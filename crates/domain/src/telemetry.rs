@@ -1,0 +1,12 @@
+//! Logging setup for binaries: `tracing` to stderr, as text or JSON, filtered by `RUST_LOG` or config.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+/// Installs the global subscriber once; later calls (tests, `sallyport up`) are no-ops.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

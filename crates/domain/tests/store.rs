@@ -1,0 +1,191 @@
+//! The schema and queries against a real Postgres: migrations revert and reapply, rows round-trip,
+//! a code is redeemed exactly once under concurrency, and deletes cascade as designed.
+
+use chrono::{TimeDelta, Utc};
+use diesel_async::RunQueryDsl;
+use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+use domain::scope::Scopes;
+use domain::secret::{PlainSecret, SecretKind};
+use domain::store::{clients, codes, users};
+use testkit::TestDb;
+use uuid::Uuid;
+
+fn policy() -> MetadataPolicy {
+    MetadataPolicy {
+        max_redirect_uris: 5,
+        default_scopes: Scopes::parse("mcp").expect("scope"),
+        allowed_scopes: Scopes::parse("mcp").expect("scope"),
+    }
+}
+
+async fn a_client(db: &TestDb) -> String {
+    let m = ClientMetadataRequest {
+        redirect_uris: Some(vec!["http://127.0.0.1/cb".into()]),
+        token_endpoint_auth_method: Some("none".into()),
+        ..Default::default()
+    }
+    .validate(&policy())
+    .expect("valid");
+    let id = Uuid::new_v4().to_string();
+    let row = clients::ClientRow::new(id.clone(), ClientSource::Dynamic, &m, Utc::now());
+    clients::insert(&mut *db.conn().await, &row).await.expect("insert client");
+    id
+}
+
+async fn a_user(db: &TestDb) -> Uuid {
+    let row = users::UserRow::new(&format!("u{}", Uuid::new_v4().simple()), "$argon2id$x".into(), Utc::now());
+    users::insert(&mut *db.conn().await, &row).await.expect("insert user");
+    row.id
+}
+
+fn code_row(client_id: &str, user_id: Uuid, hash: Vec<u8>) -> codes::CodeRow {
+    let now = Utc::now();
+    codes::CodeRow {
+        code_hash: hash,
+        grant_id: Uuid::now_v7(),
+        client_id: client_id.into(),
+        user_id,
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        redirect_uri_sent: true,
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        resources: vec![Some("https://mcp.example/mcp".into())],
+        scope: "mcp".into(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + TimeDelta::seconds(60),
+        used_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_revert_completely_and_reapply() {
+    let db = TestDb::new().await;
+    assert!(domain::db::pending(&db.url).await.expect("pending").is_empty());
+    let reverted = domain::db::revert_all(&db.url).await.expect("revert");
+    assert!(reverted >= 1);
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let left: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+         AND table_name <> '__diesel_schema_migrations'",
+    )
+    .get_result(&mut *db.conn().await)
+    .await
+    .expect("count");
+    assert_eq!(left.n, 0, "down.sql leaves nothing behind");
+    let applied = domain::db::migrate(&db.url).await.expect("reapply");
+    assert_eq!(applied.len(), reverted);
+    assert!(domain::db::migrate(&db.url).await.expect("idempotent").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrations_take_turns() {
+    let db = TestDb::new().await;
+    domain::db::revert_all(&db.url).await.expect("revert");
+    let (a, b, c) =
+        tokio::join!(domain::db::migrate(&db.url), domain::db::migrate(&db.url), domain::db::migrate(&db.url));
+    let total = a.expect("a").len() + b.expect("b").len() + c.expect("c").len();
+    assert_eq!(total, domain::db::MIGRATIONS_COUNT, "each migration applied exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_rows_round_trip() {
+    let db = TestDb::new().await;
+    let m = ClientMetadataRequest {
+        redirect_uris: Some(vec!["https://app.example/cb".into(), "http://localhost/cb".into()]),
+        client_name: Some("App".into()),
+        contacts: Some(vec!["ops@example.com".into()]),
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        ..Default::default()
+    }
+    .validate(&policy())
+    .expect("valid");
+    let mut row = clients::ClientRow::new("c-1".into(), ClientSource::Dynamic, &m, Utc::now());
+    row.client_secret_hash = Some(PlainSecret::generate(SecretKind::ClientSecret).hash().to_vec());
+    clients::insert(&mut *db.conn().await, &row).await.expect("insert");
+    let got = clients::find(&mut *db.conn().await, "c-1").await.expect("find").expect("exists");
+    assert_eq!(got.metadata, m);
+    assert!(!got.is_public());
+    assert!(clients::find(&mut *db.conn().await, "nope").await.expect("find").is_none());
+
+    // a confidential method without a secret hash is refused by the schema itself
+    let mut bad = clients::ClientRow::new("c-2".into(), ClientSource::Dynamic, &m, Utc::now());
+    bad.client_secret_hash = None;
+    assert!(clients::insert(&mut *db.conn().await, &bad).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_is_redeemed_exactly_once() {
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let code = PlainSecret::generate(SecretKind::AuthorizationCode);
+    codes::insert(&mut *db.conn().await, &code_row(&client, user, code.hash().to_vec())).await.expect("insert");
+
+    let pool = db.pool();
+    let hash = code.hash().to_vec();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let pool = pool.clone();
+            let hash = hash.clone();
+            tokio::spawn(async move {
+                let mut conn = pool.get().await.expect("conn");
+                codes::redeem(&mut conn, &hash, Utc::now()).await.expect("redeem")
+            })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut replayed = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            codes::Redemption::Fresh(_) => fresh += 1,
+            codes::Redemption::Replayed(_) => replayed += 1,
+            codes::Redemption::Unknown => panic!("the code exists"),
+        }
+    }
+    assert_eq!((fresh, replayed), (1, 49));
+    let unknown = codes::redeem(&mut *db.conn().await, &[0u8; 32], Utc::now()).await.expect("redeem");
+    assert!(matches!(unknown, codes::Redemption::Unknown));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_client_removes_its_codes() {
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let code = PlainSecret::generate(SecretKind::AuthorizationCode);
+    codes::insert(&mut *db.conn().await, &code_row(&client, user, code.hash().to_vec())).await.expect("insert");
+    assert!(clients::delete(&mut *db.conn().await, &client).await.expect("delete"));
+    let after = codes::redeem(&mut *db.conn().await, code.hash().as_bytes(), Utc::now()).await.expect("redeem");
+    assert!(matches!(after, codes::Redemption::Unknown));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_lockout_counts_failures() {
+    let db = TestDb::new().await;
+    let id = a_user(&db).await;
+    let until = Utc::now() + TimeDelta::seconds(300);
+    for _ in 0..2 {
+        users::record_failure(&mut *db.conn().await, id, 3, until).await.expect("fail");
+    }
+    let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
+    assert_eq!((u.failed_logins, u.locked_until), (2, None));
+    users::record_failure(&mut *db.conn().await, id, 3, until).await.expect("fail");
+    let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
+    assert_eq!(u.failed_logins, 3);
+    assert!(u.locked_until.is_some());
+    users::reset_failures(&mut *db.conn().await, id).await.expect("reset");
+    let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
+    assert_eq!((u.failed_logins, u.locked_until), (0, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn databases_are_isolated() {
+    let (a, b) = tokio::join!(TestDb::new(), TestDb::new());
+    a_client(&a).await;
+    assert_eq!(clients::list(&mut *a.conn().await).await.expect("list").len(), 1);
+    assert!(clients::list(&mut *b.conn().await).await.expect("list").is_empty());
+}

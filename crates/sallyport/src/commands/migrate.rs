@@ -1,0 +1,37 @@
+//! `sallyport migrate`: apply (or list, or revert) the embedded migrations.
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only list the migrations that are not applied yet.
+    #[arg(long)]
+    pub pending: bool,
+    /// Revert every migration: drops all of Sallyport's tables and data.
+    #[arg(long, conflicts_with = "pending")]
+    pub revert_all: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let settings = super::settings()?;
+    let url = &settings.database.url;
+    if args.pending {
+        let pending = domain::db::pending(url).await?;
+        if pending.is_empty() {
+            println!("no pending migrations");
+        }
+        for version in pending {
+            println!("pending {version}");
+        }
+    } else if args.revert_all {
+        let n = domain::db::revert_all(url).await?;
+        println!("reverted {n} migration(s)");
+    } else {
+        let applied = domain::db::migrate(url).await?;
+        if applied.is_empty() {
+            println!("the database is up to date");
+        }
+        for version in applied {
+            println!("applied {version}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The subcommands, one module each.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use domain::Settings;
+
+mod migrate;
+mod user;
+
+#[derive(Debug, Parser)]
+#[command(name = "sallyport", version, about = "Sallyport: an OAuth 2.1 authorization server for MCP servers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations (under an advisory lock).
+    Migrate(migrate::Args),
+    /// Manage local users.
+    #[command(subcommand)]
+    User(user::UserCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::User(cmd) => user::run(cmd).await,
+    }
+}
+
+/// Loads and validates the configuration; the message names the key that is wrong.
+pub fn settings() -> anyhow::Result<Settings> {
+    let settings = Settings::load().context("invalid configuration")?;
+    domain::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+/// A pool that is known to answer.
+pub async fn pool(settings: &Settings) -> anyhow::Result<domain::Pool> {
+    let pool = domain::db::pool(&settings.database)?;
+    domain::db::check(&pool, &settings.database.url).await?;
+    Ok(pool)
+}

@@ -1,0 +1,31 @@
+//! What every Sallyport test shares: a real Postgres (from `DATABASE_URL`, a local server, or an
+//! ephemeral cluster), a database per test cloned from a migrated template, and services started
+//! on free 127.0.0.1 ports so tests speak HTTP as clients do.
+
+mod postgres;
+mod server;
+
+pub use postgres::{TestDb, admin_url, db_url};
+pub use server::{TestServer, spawn, spawn_on};
+
+use base64::Engine;
+use domain::Settings;
+
+/// Settings for a test: this database, a fixed key-encryption key, a loopback issuer, and metadata
+/// documents allowed from the local test servers.
+pub fn settings(db: &TestDb) -> Settings {
+    let mut s = Settings { issuer: "http://127.0.0.1:9".into(), ..Settings::default() };
+    s.database.url = db.url.clone();
+    s.database.pool_size = 8;
+    s.keys.encryption_key = Some(base64::engine::general_purpose::STANDARD.encode([42u8; 32]));
+    s.metadata_documents.allow_private_hosts = true;
+    s.metadata_documents.allow_http = true;
+    s.metadata_documents.timeout_ms = 1_000;
+    s.listen.workers = 2;
+    s
+}
+
+/// Installs a test log subscriber once (`RUST_LOG` decides what shows).
+pub fn init_logging() {
+    domain::telemetry::init(&domain::config::LogSettings { format: "text".into(), filter: "warn".into() });
+}

@@ -1,0 +1,288 @@
+//! A Postgres for tests: `DATABASE_URL` if set; else 127.0.0.1:5432 as `postgres` if it answers;
+//! else an ephemeral cluster from `initdb` on a free port, stopped when the test process exits
+//! (`SALLYPORT_TEST_PG=ephemeral` forces that last one).
+//! Each test gets its own database, cloned from a template migrated once per migration set.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sha2::{Digest, Sha256};
+
+/// The server every test database lives on: an admin URL whose database may be swapped.
+struct PgServer {
+    /// e.g. `postgres://postgres@127.0.0.1:5432`, without a database.
+    base: String,
+    /// The ephemeral cluster's directory (its watchdog removes it).
+    _dir: Option<PathBuf>,
+}
+
+static SERVER: OnceLock<PgServer> = OnceLock::new();
+
+fn server() -> &'static PgServer {
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return PgServer { base: url, _dir: None };
+        }
+        let local: SocketAddr = ([127, 0, 0, 1], 5432).into();
+        // SALLYPORT_TEST_PG=ephemeral forces the initdb path (to test it on a machine with a server)
+        let forced = std::env::var("SALLYPORT_TEST_PG").is_ok_and(|v| v == "ephemeral");
+        if !forced && TcpStream::connect_timeout(&local, Duration::from_millis(300)).is_ok() {
+            return PgServer { base: "postgres://postgres@127.0.0.1:5432".into(), _dir: None };
+        }
+        ephemeral().unwrap_or_else(|e| {
+            panic!("no Postgres for tests: set DATABASE_URL, run one on 127.0.0.1:5432, or install initdb ({e})")
+        })
+    })
+}
+
+/// The URL of database `name` on the test server (keeping any query parameters of `DATABASE_URL`).
+pub fn db_url(name: &str) -> String {
+    match url::Url::parse(&server().base) {
+        Ok(mut u) => {
+            u.set_path(&format!("/{name}"));
+            u.to_string()
+        }
+        Err(_) => format!("{}/{name}", server().base),
+    }
+}
+
+/// The admin URL (database `postgres`) of the test server.
+pub fn admin_url() -> String {
+    db_url("postgres")
+}
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    if let Ok(out) = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output()
+        && out.status.success()
+    {
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !p.is_empty() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn ephemeral() -> Result<PgServer, String> {
+    let initdb = find_bin("initdb").ok_or("initdb not found")?;
+    let postgres = initdb.with_file_name("postgres");
+    let dir = tempfile::Builder::new().prefix("sallyport-pg-").tempdir().map_err(|e| e.to_string())?;
+    let data = dir.path().join("data");
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    // initdb refuses to run as root: run the cluster as the postgres user then
+    let as_user = |cmd: &Path| -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(cmd);
+            c
+        } else {
+            Command::new(cmd)
+        }
+    };
+    if is_root() {
+        Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().map_err(|e| e.to_string())?;
+    }
+    let status = as_user(&initdb)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("initdb failed: {status}"));
+    }
+    // A watchdog (running as us, so it may signal both processes) stops the cluster and removes
+    // its directory when this test process exits. `exec` keeps postgres's own signal handling:
+    // a background job of a non-interactive shell would otherwise ignore SIGINT.
+    let run_pg = format!(
+        "exec {pg} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        pg = postgres.display(),
+        data = data.display(),
+        sock = dir.path().display(),
+    );
+    let run_pg = if is_root() { format!("runuser -u postgres -- sh -c '{run_pg}'") } else { run_pg };
+    let script = format!(
+        "{run_pg} >{log} 2>&1 & pg=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
+         kill -TERM $pg 2>/dev/null; i=0; while kill -0 $pg 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done; \
+         kill -KILL $pg 2>/dev/null; rm -rf {dir}",
+        log = dir.path().join("postgres.log").display(),
+        parent = std::process::id(),
+        dir = dir.path().display(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start postgres: {e}"))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default();
+            return Err(format!("the ephemeral cluster did not start: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // accepting TCP is not yet accepting sessions: give recovery a moment
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(PgServer { base: format!("postgres://postgres@127.0.0.1:{port}"), _dir: Some(dir.keep()) })
+}
+
+/// Name of the template for the current migrations: changing a migration makes a new template.
+fn template_name() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let mut files: Vec<PathBuf> = walk(&root);
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.strip_prefix(&root).unwrap_or(&f).to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    let digest = h.finalize();
+    format!("sallyport_tpl_{}", digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+async fn admin() -> AsyncPgConnection {
+    let url = admin_url();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match AsyncPgConnection::establish(&url).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to the test Postgres at {url}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Creates the migrated template once, under an advisory lock shared by every test process.
+async fn ensure_template(conn: &mut AsyncPgConnection) -> String {
+    static DONE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let name = template_name();
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<BigInt, _>(0x5a11_7e57_i64)
+            .execute(conn)
+            .await
+            .expect("lock");
+        let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result(conn)
+            .await
+            .expect("query pg_database");
+        if !found.exists {
+            let building = format!("{name}_build");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .execute(conn)
+                .await
+                .expect("drop");
+            diesel::sql_query(format!("CREATE DATABASE {building}")).execute(conn).await.expect("create template");
+            let url = db_url(&building);
+            domain::db::migrate(&url).await.expect("migrate the template");
+            // rename last, so a template that exists is always complete
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(conn)
+                .await
+                .expect("rename");
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<BigInt, _>(0x5a11_7e57_i64)
+            .execute(conn)
+            .await
+            .expect("unlock");
+        name
+    })
+    .await
+    .clone()
+}
+
+/// A database of one's own, migrated, dropped when this value is dropped.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    pool: domain::Pool,
+}
+
+impl TestDb {
+    /// # Panics
+    /// When no Postgres can be had: the test cannot run.
+    pub async fn new() -> Self {
+        let mut conn = admin().await;
+        let template = ensure_template(&mut conn).await;
+        let name = format!("sallyport_test_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = db_url(&name);
+        let settings = domain::config::DatabaseSettings { url: url.clone(), pool_size: 8, ..Default::default() };
+        let pool = domain::db::pool(&settings).expect("pool");
+        Self { url, name, pool }
+    }
+
+    /// A pool on this database.
+    pub fn pool(&self) -> domain::Pool {
+        self.pool.clone()
+    }
+
+    /// One connection, for arranging and inspecting rows.
+    pub async fn conn(&self) -> domain::db::PooledConn {
+        self.pool.get().await.expect("connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        self.pool.close();
+        // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url()).await {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

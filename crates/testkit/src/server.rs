@@ -1,0 +1,61 @@
+//! Services started on free ports, exactly as production starts them (`domain::http::serve`).
+
+use std::net::TcpListener;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use domain::Pool;
+use domain::http::{ServeOptions, serve};
+
+/// A running service; stopped when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub url: String,
+    pub port: u16,
+    handle: ServerHandle,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // the stop command is sent at once; waiting for it is not possible in drop
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Starts a service with these routes on a free port of 127.0.0.1.
+///
+/// # Panics
+/// When no port can be bound: the test cannot run at all then.
+pub fn spawn<F>(pool: Option<Pool>, configure: F) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    spawn_on(listener, pool, configure)
+}
+
+/// Like [`spawn`], on a listener the caller bound (to know the URL before building the service).
+///
+/// # Panics
+/// When the listener has no local address.
+pub fn spawn_on<F>(listener: TcpListener, pool: Option<Pool>, configure: F) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let port = listener.local_addr().expect("local addr").port();
+    let options = ServeOptions { workers: 2, shutdown_timeout_secs: 1, handle_signals: false, pool, ready: None };
+    let server = serve(listener, options, configure).expect("start server");
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestServer { url: format!("http://127.0.0.1:{port}"), port, handle }
+}

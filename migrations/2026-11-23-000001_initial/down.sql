@@ -1,0 +1,11 @@
+DROP TABLE audit_events;
+DROP TABLE resources;
+DROP TABLE signing_keys;
+DROP TABLE revoked_access_tokens;
+DROP TABLE revoked_grants;
+DROP TABLE refresh_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE consents;
+DROP TABLE sessions;
+DROP TABLE users;
+DROP TABLE clients;
