@@ -17,6 +17,7 @@ pub mod registry;
 pub mod schema;
 pub mod scope;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod uri;

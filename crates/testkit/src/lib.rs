@@ -6,7 +6,7 @@ mod postgres;
 mod server;
 
 pub use postgres::{TestDb, admin_url, db_url};
-pub use server::{TestServer, spawn, spawn_on};
+pub use server::{TestServer, spawn, spawn_app, spawn_app_on, spawn_on};
 
 use base64::Engine;
 use domain::Settings;
@@ -28,4 +28,13 @@ pub fn settings(db: &TestDb) -> Settings {
 /// Installs a test log subscriber once (`RUST_LOG` decides what shows).
 pub fn init_logging() {
     domain::telemetry::init(&domain::config::LogSettings { format: "text".into(), filter: "warn".into() });
+}
+
+/// A service context on this database with the test settings (change them before building).
+pub fn context(db: &TestDb, settings: Settings) -> domain::service::Context {
+    domain::service::Context {
+        settings: std::sync::Arc::new(settings),
+        pool: db.pool(),
+        clock: domain::Clock::system(),
+    }
 }

@@ -6,6 +6,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use domain::Pool;
 use domain::http::{ServeOptions, serve};
+use domain::service::ServiceApp;
 
 /// A running service; stopped when dropped.
 pub struct TestServer {
@@ -55,6 +56,28 @@ where
     let port = listener.local_addr().expect("local addr").port();
     let options = ServeOptions { workers: 2, shutdown_timeout_secs: 1, handle_signals: false, pool, ready: None };
     let server = serve(listener, options, configure).expect("start server");
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestServer { url: format!("http://127.0.0.1:{port}"), port, handle }
+}
+
+/// Starts a built service (its routes and readiness check) on a free port of 127.0.0.1.
+///
+/// # Panics
+/// When no port can be bound.
+pub fn spawn_app(app: &ServiceApp, pool: Option<Pool>) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    spawn_app_on(listener, app, pool)
+}
+
+/// Like [`spawn_app`], on a listener the caller bound.
+///
+/// # Panics
+/// When the listener has no local address or the server cannot start.
+pub fn spawn_app_on(listener: TcpListener, app: &ServiceApp, pool: Option<Pool>) -> TestServer {
+    let port = listener.local_addr().expect("local addr").port();
+    let options = ServeOptions { workers: 2, shutdown_timeout_secs: 1, handle_signals: false, pool, ready: None };
+    let server = app.serve(listener, options).expect("start server");
     let handle = server.handle();
     tokio::spawn(server);
     TestServer { url: format!("http://127.0.0.1:{port}"), port, handle }

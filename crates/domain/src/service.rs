@@ -1,0 +1,98 @@
+//! How a service is assembled and run: a `Context` in, a `ServiceApp` out, and `run` for the thin
+//! binaries. `sallyport up` and the tests build the same `ServiceApp`s.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Pool;
+use crate::http::{ReadyCheck, ServeOptions, bind, serve};
+
+/// What every service is built from.
+#[derive(Clone)]
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub clock: Clock,
+}
+
+/// The routes of one service.
+pub type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// A service ready to serve: its name, routes and readiness check.
+#[derive(Clone)]
+pub struct ServiceApp {
+    pub name: &'static str,
+    pub configure: Configure,
+    pub ready: Option<ReadyCheck>,
+}
+
+impl ServiceApp {
+    pub fn new(name: &'static str, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        Self { name, configure: Arc::new(configure), ready: None }
+    }
+
+    pub fn with_ready(mut self, ready: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.ready = Some(Arc::new(ready));
+        self
+    }
+
+    /// Serves it on `listener` with the shared middleware and health endpoints.
+    pub fn serve(
+        &self,
+        listener: std::net::TcpListener,
+        mut options: ServeOptions,
+    ) -> std::io::Result<actix_web::dev::Server> {
+        options.ready = self.ready.clone();
+        let configure = self.configure.clone();
+        serve(listener, options, move |cfg| configure(cfg))
+    }
+}
+
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The whole life of a service binary: configuration, logging, pool, optional migrations, the app,
+/// and serving until SIGTERM (which drains in-flight requests). Failures print one clear message.
+pub async fn run<B, Fut>(name: &'static str, listen: fn(&Settings) -> SocketAddr, build: B) -> ExitCode
+where
+    B: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<ServiceApp, BuildError>>,
+{
+    match run_inner(name, listen, build).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sallyport-{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_inner<B, Fut>(name: &'static str, listen: fn(&Settings) -> SocketAddr, build: B) -> Result<(), BuildError>
+where
+    B: FnOnce(Context) -> Fut,
+    Fut: Future<Output = Result<ServiceApp, BuildError>>,
+{
+    let settings = Settings::load()?;
+    crate::telemetry::init(&settings.log);
+    if settings.database.migrate_on_start {
+        crate::db::migrate(&settings.database.url).await?;
+    }
+    let pool = crate::db::pool(&settings.database)?;
+    crate::db::check(&pool, &settings.database.url).await?;
+    let addr = listen(&settings);
+    let workers = settings.listen.workers;
+    let shutdown_timeout_secs = settings.listen.shutdown_timeout_secs;
+    let ctx = Context { settings: Arc::new(settings), pool: pool.clone(), clock: Clock::system() };
+    let app = build(ctx).await?;
+    let listener = bind(addr)?;
+    tracing::info!(service = name, %addr, "listening");
+    let options = ServeOptions { workers, shutdown_timeout_secs, handle_signals: true, pool: Some(pool), ready: None };
+    app.serve(listener, options)?.await?;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
