@@ -1,0 +1,6 @@
+//! `sallyport-authorize`: load config, open the pool, build the app, serve.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    domain::service::run("authorize", |s| s.listen.authorize, authorize::app).await
+}

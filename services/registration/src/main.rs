@@ -1,0 +1,6 @@
+//! `sallyport-registration`: load config, open the pool, build the app, serve.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    domain::service::run("registration", |s| s.listen.registration, registration::app).await
+}

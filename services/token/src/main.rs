@@ -1,0 +1,6 @@
+//! `sallyport-token`: load config, open the pool, build the app, serve.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    domain::service::run("token", |s| s.listen.token, token::app).await
+}
