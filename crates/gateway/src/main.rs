@@ -1,0 +1,6 @@
+//! `sallyport-gateway`: load config, open the pool, build the app, serve.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    domain::service::run("gateway", |s| s.listen.gateway, gateway::app).await
+}
