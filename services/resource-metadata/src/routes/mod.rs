@@ -1,0 +1,60 @@
+//! The route table: the well-known documents, under CORS for browser clients.
+
+mod authorization_server;
+mod openid;
+mod protected_resource;
+
+use actix_cors::Cors;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::{HttpResponse, web};
+use domain::OAuthError;
+
+use crate::State;
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
+    let issuer_path = state.ctx.settings.issuer_path();
+    cfg.service(
+        web::scope("/.well-known")
+            .app_data(state)
+            .wrap(cors())
+            .service(documented("/oauth-authorization-server".to_owned() + &issuer_path, authorization_server::get))
+            .service(documented("/oauth-protected-resource", protected_resource::root))
+            .service(documented("/oauth-protected-resource/{path:.*}", protected_resource::by_path))
+            .service(web::resource(["/openid-configuration", "/openid-configuration/{path:.*}"]).to(openid::not_found)),
+    );
+    // the third place clients look for OpenID metadata: after the issuer's path
+    if !issuer_path.is_empty() {
+        cfg.service(
+            web::resource(format!("{issuer_path}/.well-known/openid-configuration")).wrap(cors()).to(openid::not_found),
+        );
+    }
+}
+
+/// A GET/HEAD document resource; other methods get 405 JSON with `Allow`.
+fn documented<F, Args>(path: impl Into<String>, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path.into())
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, OAuthError> {
+    Err(OAuthError::invalid_request("only GET is allowed here").with_status(StatusCode::METHOD_NOT_ALLOWED))
+}
+
+/// Browser clients (the MCP Inspector) read these documents cross-origin and send
+/// `MCP-Protocol-Version`, so preflights must pass; no credentials are involved.
+fn cors() -> Cors {
+    Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_any_header()
+        .expose_headers([header::ETAG])
+        .max_age(86_400)
+}
