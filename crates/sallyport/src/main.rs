@@ -4,12 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-mod commands;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
-    match commands::run(cli).await {
+    let cli = sallyport::commands::Cli::parse();
+    match sallyport::commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // the chain of causes, one per line, instead of a backtrace

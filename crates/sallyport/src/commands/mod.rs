@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::Settings;
 
+mod demo;
 mod migrate;
 mod user;
 
@@ -21,12 +22,15 @@ pub enum Command {
     /// Manage local users.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Run the demo MCP server alone (Streamable HTTP, one `echo` tool).
+    DemoMcp(demo::Args),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::DemoMcp(args) => demo::run(args).await,
     }
 }
 

@@ -1,0 +1,5 @@
+//! The `sallyport` command's library: its subcommands, the demo MCP server and `sallyport up`,
+//! so that tests and benchmarks start the whole system exactly as the command does.
+
+pub mod commands;
+pub mod demo_mcp;
