@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod local_pg;
 pub mod password;
 pub mod pkce;
 pub mod ratelimit;

@@ -3,9 +3,8 @@
 //! (`SALLYPORT_TEST_PG=ephemeral` forces that last one).
 //! Each test gets its own database, cloned from a template migrated once per migration set.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -56,97 +55,15 @@ pub fn admin_url() -> String {
     db_url("postgres")
 }
 
-fn find_bin(name: &str) -> Option<PathBuf> {
-    if let Ok(out) = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output()
-        && out.status.success()
-    {
-        let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !p.is_empty() {
-            return Some(PathBuf::from(p));
-        }
-    }
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin").join(name))
-        .filter(|p| p.exists())
-        .collect();
-    candidates.sort();
-    candidates.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
-}
-
 fn ephemeral() -> Result<PgServer, String> {
-    let initdb = find_bin("initdb").ok_or("initdb not found")?;
-    let postgres = initdb.with_file_name("postgres");
-    let dir = tempfile::Builder::new().prefix("sallyport-pg-").tempdir().map_err(|e| e.to_string())?;
-    let data = dir.path().join("data");
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-    // initdb refuses to run as root: run the cluster as the postgres user then
-    let as_user = |cmd: &Path| -> Command {
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(cmd);
-            c
-        } else {
-            Command::new(cmd)
-        }
-    };
-    if is_root() {
-        Command::new("chown").args(["-R", "postgres"]).arg(dir.path()).status().map_err(|e| e.to_string())?;
-    }
-    let status = as_user(&initdb)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!("initdb failed: {status}"));
-    }
-    // A watchdog (running as us, so it may signal both processes) stops the cluster and removes
-    // its directory when this test process exits. `exec` keeps postgres's own signal handling:
-    // a background job of a non-interactive shell would otherwise ignore SIGINT.
-    let run_pg = format!(
-        "exec {pg} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-        pg = postgres.display(),
-        data = data.display(),
-        sock = dir.path().display(),
-    );
-    let run_pg = if is_root() { format!("runuser -u postgres -- sh -c '{run_pg}'") } else { run_pg };
-    let script = format!(
-        "{run_pg} >{log} 2>&1 & pg=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
-         kill -TERM $pg 2>/dev/null; i=0; while kill -0 $pg 2>/dev/null && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done; \
-         kill -KILL $pg 2>/dev/null; rm -rf {dir}",
-        log = dir.path().join("postgres.log").display(),
-        parent = std::process::id(),
-        dir = dir.path().display(),
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start postgres: {e}"))?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap_or_default();
-            return Err(format!("the ephemeral cluster did not start: {log}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    use domain::local_pg;
+    let dir = tempfile::Builder::new().prefix("sallyport-pg-").tempdir().map_err(|e| e.to_string())?.keep();
+    local_pg::init_cluster(&dir)?;
+    let port = local_pg::free_port().map_err(|e| e.to_string())?;
+    let base = local_pg::start_cluster(&dir, port, false, std::process::id(), local_pg::OnExit::Remove)?;
     // accepting TCP is not yet accepting sessions: give recovery a moment
     std::thread::sleep(Duration::from_millis(300));
-    Ok(PgServer { base: format!("postgres://postgres@127.0.0.1:{port}"), _dir: Some(dir.keep()) })
+    Ok(PgServer { base, _dir: Some(dir) })
 }
 
 /// Name of the template for the current migrations: changing a migration makes a new template.
