@@ -1,8 +1,183 @@
 //! Login, consent and authorization codes (RFC 6749 §4.1, RFC 7636, RFC 8707, RFC 9207).
+//!
+//! The one part of Sallyport a person sees: `GET|POST /oauth2/authorize`, `GET|POST /oauth2/login`,
+//! `POST /oauth2/consent` and `POST /oauth2/logout`. The pending authorization request travels
+//! through the login and consent forms in a hidden field and is validated again at every step, so
+//! nothing the browser sends is trusted.
 
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
+use diesel_async::AsyncPgConnection;
+use domain::cimd::{MetadataDocuments, is_document_url};
+use domain::client::{Client, MetadataPolicy};
+use domain::error::{ErrorCode, OAuthError};
+use domain::ratelimit::IpRateLimiter;
+use domain::registry::ResourceRegistry;
+use domain::scope::Scopes;
 use domain::service::{BuildError, Context, ServiceApp};
+use domain::store::consents::{self, ConsentRow};
+use uuid::Uuid;
 
-/// Builds the service from its context.
-pub async fn app(_ctx: Context) -> Result<ServiceApp, BuildError> {
-    Ok(ServiceApp::new("authorize", |_cfg| {}))
+pub mod login;
+
+mod code;
+mod csrf;
+mod grants;
+mod pages;
+mod params;
+mod redirect;
+mod request;
+mod routes;
+mod session;
+
+pub use login::{AuthenticatedUser, Authenticator, Credentials, LocalPasswords, LoginError};
+
+use crate::pages::{FormTargets, MessagePage};
+use crate::params::AuthzParams;
+use crate::request::{Rejection, Validated};
+
+/// Builds the service with local password login.
+pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+    let authenticator = LocalPasswords::new(ctx.pool.clone(), ctx.clock.clone(), ctx.settings.login.clone());
+    app_with(ctx, authenticator).await
+}
+
+/// Builds the service with another way to prove who the user is.
+pub async fn app_with(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Result<ServiceApp, BuildError> {
+    let state = actix_web::web::Data::new(State::new(ctx, authenticator)?);
+    Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())))
+}
+
+/// What every handler shares.
+pub(crate) struct State {
+    pub ctx: Context,
+    pub registry: ResourceRegistry,
+    pub documents: MetadataDocuments,
+    pub authenticator: Arc<dyn Authenticator>,
+    pub login_limiter: IpRateLimiter,
+    /// The CSP source of the pages' stylesheet.
+    pub style: String,
+    pub issuer_origin: String,
+    pub authorize_url: String,
+    pub login_url: String,
+    pub consent_url: String,
+    pub logout_url: String,
+}
+
+impl State {
+    fn new(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Result<Self, BuildError> {
+        let s = &ctx.settings;
+        Ok(Self {
+            registry: ResourceRegistry::new(&s.resources)?,
+            documents: MetadataDocuments::new(s.metadata_documents.clone())?,
+            authenticator,
+            login_limiter: IpRateLimiter::per_minute(s.login.per_ip_per_minute),
+            style: pages::style_source(),
+            issuer_origin: s.issuer_origin(),
+            authorize_url: s.endpoint("/oauth2/authorize"),
+            login_url: s.endpoint("/oauth2/login"),
+            consent_url: s.endpoint("/oauth2/consent"),
+            logout_url: s.endpoint("/oauth2/logout"),
+            ctx,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.ctx.settings.issuer
+    }
+
+    /// CONTRACTS.md: what a client ID metadata document may ask for.
+    async fn metadata_policy(&self) -> Result<MetadataPolicy, OAuthError> {
+        let supported = self.registry.supported_scopes(&self.ctx.pool).await?;
+        let r = &self.ctx.settings.registration;
+        let configured = Scopes::from_tokens(&r.default_scopes).unwrap_or_default();
+        Ok(MetadataPolicy {
+            max_redirect_uris: r.max_redirect_uris,
+            allowed_scopes: supported.union(&configured),
+            default_scopes: if configured.is_empty() { supported } else { configured },
+        })
+    }
+
+    /// Loads the client (one query, joined with `user`'s remembered consents for the requested
+    /// resources) and validates the request. `Err` only for internal failures.
+    pub async fn load(
+        &self,
+        conn: &mut AsyncPgConnection,
+        params: &AuthzParams,
+        user: Option<Uuid>,
+    ) -> Result<(Result<Validated, Rejection>, Vec<ConsentRow>), OAuthError> {
+        let all = self.registry.all(&self.ctx.pool).await?;
+        let ids = request::requested_resource_ids(params, &all);
+        let (client, consents) = match params.client_id.as_deref() {
+            None => (None, Vec::new()),
+            Some(id) if is_document_url(id) => {
+                let policy = self.metadata_policy().await?;
+                match self.documents.resolve(&self.ctx.pool, id, &policy).await {
+                    Ok(client) => {
+                        let found = match user {
+                            Some(u) => consents::find(conn, u, id, &ids).await?,
+                            None => Vec::new(),
+                        };
+                        (Some(client), found)
+                    }
+                    Err(e) if e.code == ErrorCode::InvalidClient => {
+                        let why = e.description.unwrap_or_default();
+                        return Ok((
+                            Err(Rejection::Page(format!("The application could not be verified: {why}.").into())),
+                            Vec::new(),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(id) => match consents::client_with_consents(conn, id, user, &ids).await? {
+                Some((row, found)) => (Some(Arc::new(Client::try_from(row)?)), found),
+                None => (None, Vec::new()),
+            },
+        };
+        let validated = request::target(params, client).and_then(|t| request::validate(params, t, &all));
+        Ok((validated, consents))
+    }
+
+    /// A page with the security headers.
+    pub fn page(&self, status: StatusCode, body: Result<String, askama::Error>, targets: &FormTargets) -> HttpResponse {
+        pages::html(status, body, &self.style, targets)
+    }
+
+    /// A page with a title and a sentence.
+    pub fn message(&self, status: StatusCode, title: &str, message: &str) -> HttpResponse {
+        use askama::Template;
+        let body = MessagePage { style: pages::STYLE, title, message }.render();
+        self.page(status, body, &FormTargets::new(&self.issuer_origin))
+    }
+
+    /// A refused request: a page when the redirect URI is not trusted, else the error at it.
+    pub fn reject(&self, rejection: Rejection, status: StatusCode) -> HttpResponse {
+        match rejection {
+            Rejection::Page(why) => self.message(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link cannot be used",
+                &format!("{why} Go back to the application and start again."),
+            ),
+            Rejection::Redirect(target, error) => {
+                redirect::to(&redirect::error_url(&target, &error, self.issuer()), status)
+            }
+        }
+    }
+
+    /// An internal failure, as a page (the detail is in the log, never on the page).
+    pub fn failure(&self, error: OAuthError) -> HttpResponse {
+        let status = actix_web::ResponseError::status_code(&error);
+        let title = if status.is_server_error() { "Something went wrong" } else { "This request cannot be used" };
+        let mut res = self.message(status, title, error.description.as_deref().unwrap_or("Please try again."));
+        if let Some(secs) = error.retry_after
+            && let Ok(v) = secs.to_string().parse()
+        {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+        res
+    }
 }

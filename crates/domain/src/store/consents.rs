@@ -1,1 +1,132 @@
-//! `consents`.
+//! `consents`: remembered grants, (user, client, resource) -> the scopes the user allowed. The
+//! authorize service skips the consent page when a request stays within them; `sallyport grant`
+//! lists and revokes them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::clients::ClientRow;
+use crate::schema::{clients, consents, users};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = consents, check_for_backend(diesel::pg::Pg))]
+pub struct ConsentRow {
+    pub user_id: Uuid,
+    pub client_id: String,
+    /// A normalised `ResourceUri`.
+    pub resource: String,
+    pub scopes: Vec<Option<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ConsentRow {
+    /// The allowed scope tokens.
+    pub fn scope_tokens(&self) -> impl Iterator<Item = &str> {
+        self.scopes.iter().flatten().map(String::as_str)
+    }
+}
+
+/// The user's remembered grants to a client for these resources.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    client_id: &str,
+    resources: &[String],
+) -> QueryResult<Vec<ConsentRow>> {
+    consents::table
+        .filter(consents::user_id.eq(user_id))
+        .filter(consents::client_id.eq(client_id))
+        .filter(consents::resource.eq_any(resources))
+        .select(ConsentRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// A client and, when a user is given, that user's remembered grants to it for these resources:
+/// one round trip for the authorization endpoint's hot path. `None` when no such client exists.
+pub async fn client_with_consents(
+    conn: &mut AsyncPgConnection,
+    client_id: &str,
+    user_id: Option<Uuid>,
+    resources: &[String],
+) -> QueryResult<Option<(ClientRow, Vec<ConsentRow>)>> {
+    let Some(user_id) = user_id else {
+        return super::clients::find_row(conn, client_id).await.map(|c| c.map(|c| (c, Vec::new())));
+    };
+    let rows: Vec<(ClientRow, Option<ConsentRow>)> = clients::table
+        .left_join(
+            consents::table.on(consents::client_id
+                .eq(clients::client_id)
+                .and(consents::user_id.eq(user_id))
+                .and(consents::resource.eq_any(resources))),
+        )
+        .filter(clients::client_id.eq(client_id))
+        .select((ClientRow::as_select(), Option::<ConsentRow>::as_select()))
+        .load(conn)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some((client, first)) = rows.next() else { return Ok(None) };
+    let consents = first.into_iter().chain(rows.filter_map(|(_, c)| c)).collect();
+    Ok(Some((client, consents)))
+}
+
+/// Remembers that the user allowed `scopes` to the client at each resource, adding to what was
+/// allowed before (a remembered grant only grows; `revoke` removes it). One atomic statement.
+pub async fn grant(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    client_id: &str,
+    resources: &[String],
+    scopes: &[String],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO consents (user_id, client_id, resource, scopes, created_at, updated_at) \
+         SELECT $1, $2, r, $4, $5, $5 FROM unnest($3::text[]) AS r \
+         ON CONFLICT (user_id, client_id, resource) DO UPDATE SET \
+         scopes = ARRAY(SELECT DISTINCT s FROM unnest(consents.scopes || EXCLUDED.scopes) AS s ORDER BY s), \
+         updated_at = EXCLUDED.updated_at",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(client_id)
+    .bind::<Array<Text>, _>(resources)
+    .bind::<Array<Text>, _>(scopes)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Every remembered grant (of one user, when given), with the user's name, oldest first.
+pub async fn list(conn: &mut AsyncPgConnection, user_id: Option<Uuid>) -> QueryResult<Vec<(ConsentRow, String)>> {
+    let mut query = consents::table.inner_join(users::table).into_boxed();
+    if let Some(id) = user_id {
+        query = query.filter(consents::user_id.eq(id));
+    }
+    query
+        .order((users::username.asc(), consents::client_id.asc(), consents::resource.asc()))
+        .select((ConsentRow::as_select(), users::username))
+        .load(conn)
+        .await
+}
+
+/// Forgets the user's grants to a client (for one resource, or all); returns how many went.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    client_id: &str,
+    resource: Option<&str>,
+) -> QueryResult<usize> {
+    let mut query = diesel::delete(consents::table)
+        .filter(consents::user_id.eq(user_id))
+        .filter(consents::client_id.eq(client_id))
+        .into_boxed();
+    if let Some(r) = resource {
+        query = query.filter(consents::resource.eq(r));
+    }
+    query.execute(conn).await
+}

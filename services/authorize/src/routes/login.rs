@@ -1,0 +1,142 @@
+//! `GET|POST /oauth2/login`: the sign-in form for a pending authorization request, which it carries
+//! in the hidden `request` field. A CSRF token bound to a pre-login cookie stops another site from
+//! signing the user in to an account of its choosing (login CSRF); a per-IP limit and the per-user
+//! lockout stop guessing. Success starts a session and returns to the authorization endpoint.
+
+use actix_web::cookie::Cookie;
+use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use domain::error::OAuthError;
+use serde::Deserialize;
+
+use crate::csrf::{self, Purpose};
+use crate::login::{Credentials, LoginError};
+use crate::pages::{FormTargets, LoginPage, STYLE};
+use crate::params::AuthzParams;
+use crate::request::Validated;
+use crate::{State, redirect, session};
+
+/// The login form's fields (stable: README, "Theming the pages").
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf_token: Option<String>,
+    request: String,
+}
+
+pub async fn get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    let params = AuthzParams::parse(req.query_string().as_bytes());
+    match validated(&state, &params).await {
+        Ok(Ok(v)) => sign_in_page(&state, &req, &v, StatusCode::OK, "", None),
+        Ok(Err(res)) => res,
+        Err(e) => state.failure(e),
+    }
+}
+
+pub async fn post(state: web::Data<State>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+    match sign_in(&state, &req, form.into_inner()).await {
+        Ok(res) => res,
+        Err(e) => state.failure(e),
+    }
+}
+
+/// The request, validated; a refusal is already a response.
+async fn validated(state: &State, params: &AuthzParams) -> Result<Result<Validated, HttpResponse>, OAuthError> {
+    let mut conn = state.ctx.pool.get().await?;
+    let (validated, _) = state.load(&mut conn, params, None).await?;
+    Ok(validated.map_err(|r| state.reject(r, StatusCode::SEE_OTHER)))
+}
+
+async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<HttpResponse, OAuthError> {
+    let params = AuthzParams::parse(form.request.as_bytes());
+    let request = match validated(state, &params).await? {
+        Ok(v) => v,
+        Err(res) => return Ok(res),
+    };
+    let bound = request.params.encode();
+    let cookie = req.cookie(&login_cookie_name(state)).map(|c| c.value().to_owned());
+    if !cookie.is_some_and(|c| csrf::verify(Purpose::Login, &c, &bound, form.csrf_token.as_deref())) {
+        let why = "The sign-in form expired or did not come from this site. Please sign in again.";
+        return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, &form.username, Some(why)));
+    }
+    let ip = domain::http::client_ip(req, state.ctx.settings.trust_forwarded_for);
+    if let Err(wait) = state.login_limiter.check(ip) {
+        let why = format!("Too many sign-in attempts from your network. Try again in {wait} seconds.");
+        let mut res = sign_in_page(state, req, &request, StatusCode::TOO_MANY_REQUESTS, &form.username, Some(&why));
+        if let Ok(v) = wait.to_string().parse() {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+        return Ok(res);
+    }
+    let credentials = Credentials { username: &form.username, password: &form.password };
+    let user = match state.authenticator.authenticate(credentials).await {
+        Ok(user) => user,
+        Err(LoginError::Rejected) => {
+            let why = "Wrong username or password, or too many failed attempts: wait a few minutes and try again.";
+            return Ok(sign_in_page(state, req, &request, StatusCode::BAD_REQUEST, &form.username, Some(why)));
+        }
+        Err(LoginError::Internal(e)) => return Err(e),
+    };
+    let mut conn = state.ctx.pool.get().await?;
+    let (_, cookie) = session::start(&mut conn, req, &state.ctx.settings, &user, state.ctx.clock.now()).await?;
+    tracing::info!(user_id = %user.id, client_id = %request.target.client.client_id, "signed in");
+    let back = format!("{}?{}", state.authorize_url, request.params.after_login().encode());
+    let mut res = redirect::to(&back, StatusCode::SEE_OTHER);
+    res.add_cookie(&cookie).map_err(OAuthError::internal)?;
+    res.add_cookie(&session::removal(&state.ctx.settings, &login_cookie_name(state))).map_err(OAuthError::internal)?;
+    Ok(res)
+}
+
+fn login_cookie_name(state: &State) -> String {
+    format!("{}_login", state.ctx.settings.sessions.cookie_name)
+}
+
+/// The pre-login cookie's secret, or a new one with the cookie to set.
+fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+    let name = login_cookie_name(state);
+    match req.cookie(&name).map(|c| c.value().to_owned()).filter(|v| v.len() == 43) {
+        Some(v) => (v, None),
+        None => {
+            let v = domain::secret::random_token(32);
+            let c = session::cookie(&state.ctx.settings, &name, v.clone(), None);
+            (v, Some(c))
+        }
+    }
+}
+
+/// The sign-in page for `request`.
+fn sign_in_page(
+    state: &State,
+    req: &HttpRequest,
+    request: &Validated,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let (secret, set) = login_secret(state, req);
+    let encoded = request.params.encode();
+    let token = csrf::token(Purpose::Login, &secret, &encoded);
+    let body = LoginPage {
+        style: STYLE,
+        action: &state.login_url,
+        client_name: request.target.client.display_name(),
+        request: &encoded,
+        csrf_token: &token,
+        username,
+        error,
+    }
+    .render();
+    // the submission ends, through our endpoints, at the client's redirect URI
+    let targets = FormTargets::new(&state.issuer_origin).with_redirect(&request.target.redirect);
+    let mut res = state.page(status, body, &targets);
+    if let Some(c) = set
+        && let Err(e) = res.add_cookie(&c)
+    {
+        return state.failure(OAuthError::internal(e));
+    }
+    res
+}
