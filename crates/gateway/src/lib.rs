@@ -1,9 +1,129 @@
 //! The gateway: routes the authorization server's public paths to its services and puts RFC 6750
 //! bearer-token checks in front of protected upstreams, proxying their (streamed) responses.
+//!
+//! The pieces are usable on their own: [`BearerAuth`] (with [`TokenVerifier`] and [`Principal`])
+//! protects any actix resource server, [`Cors`] gives it the browser `Origin` allow-list, and
+//! [`proxy::Proxy`] is the streaming reverse proxy.
 
+pub mod bearer;
+pub mod cors;
+pub mod principal;
+pub mod proxy;
+pub mod router;
+mod routes;
+pub mod verifier;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use domain::Clock;
+use domain::config::Settings;
+use domain::error::OAuthError;
+use domain::ratelimit::IpRateLimiter;
 use domain::service::{BuildError, Context, ServiceApp};
 
-/// Builds the gateway from its context.
-pub async fn app(_ctx: Context) -> Result<ServiceApp, BuildError> {
-    Ok(ServiceApp::new("gateway", |_cfg| {}))
+pub use bearer::{BearerAuth, ResourcePolicy};
+pub use cors::Cors;
+pub use principal::Principal;
+pub use verifier::{TokenVerifier, VerifierConfig};
+
+use proxy::{Caller, Proxy, ProxyConfig};
+use router::{AsMount, Budget, Route};
+
+/// A protected (or public) upstream route, ready to mount.
+struct RouteEntry {
+    route: Route,
+    bearer: Option<BearerAuth>,
+    cors: Cors,
+}
+
+/// Per-IP budgets of the authorization server's costly endpoints.
+struct Budgets {
+    register: IpRateLimiter,
+    token: IpRateLimiter,
+    login: IpRateLimiter,
+}
+
+/// Everything the gateway's handlers share, across workers.
+pub struct Gateway {
+    settings: Arc<Settings>,
+    proxy: Proxy,
+    budgets: Budgets,
+    as_mounts: Vec<AsMount>,
+    public_cors: Cors,
+    routes: Vec<RouteEntry>,
+}
+
+impl Gateway {
+    /// Builds the routing table, the proxy and the verifier; a route the middleware cannot
+    /// compile (bad resource, scope or origin) is an error that names it.
+    pub fn new(settings: Arc<Settings>, clock: Clock) -> Result<Self, BuildError> {
+        let g = &settings.gateway;
+        let proxy = Proxy::new(ProxyConfig {
+            connect_timeout: Duration::from_millis(g.upstream_connect_timeout_ms),
+            header_timeout: Duration::from_millis(g.upstream_timeout_ms),
+        })?;
+        let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_settings(&settings), clock)?);
+        let issuer_origin = settings.issuer_origin();
+        let mut routes = Vec::new();
+        for route in router::routes_longest_first(&g.routes) {
+            let named = |e: String| format!("gateway route {}: {e}", route.settings.prefix);
+            let bearer = match ResourcePolicy::from_route(&route.settings).filter(|_| route.settings.auth) {
+                Some(policy) => Some(BearerAuth::new(Arc::clone(&verifier), policy).map_err(named)?),
+                None => None,
+            };
+            let mut own = vec![issuer_origin.clone()];
+            if let Some(resource) =
+                route.settings.resource.as_deref().and_then(|r| domain::uri::ResourceUri::parse(r).ok())
+            {
+                own.push(resource.origin());
+            }
+            let cors = Cors::for_resource(&route.settings.allowed_origins, &own).map_err(named)?;
+            routes.push(RouteEntry { route, bearer, cors });
+        }
+        Ok(Self {
+            as_mounts: router::as_mounts(&settings.issuer_path(), &settings.services),
+            budgets: Budgets {
+                register: IpRateLimiter::per_minute(g.register_per_ip_per_minute),
+                token: IpRateLimiter::per_minute(g.token_per_ip_per_minute),
+                login: IpRateLimiter::per_minute(g.login_per_ip_per_minute),
+            },
+            public_cors: Cors::public(),
+            proxy,
+            routes,
+            settings,
+        })
+    }
+
+    /// Who called, for the `X-Forwarded-*` headers.
+    fn caller(&self, req: &HttpRequest, strip_identity: bool) -> Caller {
+        Caller {
+            peer: req.peer_addr().map(|a| a.ip()),
+            scheme: if req.app_config().secure() { "https" } else { "http" },
+            trust_forwarded: self.settings.gateway.trust_forwarded_for,
+            strip_identity,
+        }
+    }
+
+    /// Spends one unit of the request's per-IP budget; 429 with `Retry-After` when it is spent.
+    fn spend(&self, budget: Budget, req: &HttpRequest) -> Result<(), OAuthError> {
+        use actix_web::http::Method;
+        let limiter = match budget {
+            Budget::None => return Ok(()),
+            _ if req.method() == Method::OPTIONS => return Ok(()),
+            Budget::Register => &self.budgets.register,
+            Budget::Token => &self.budgets.token,
+            Budget::Login if req.method() == Method::POST => &self.budgets.login,
+            Budget::Login => return Ok(()),
+        };
+        let ip = domain::http::client_ip(req, self.settings.gateway.trust_forwarded_for);
+        limiter.check(ip).map_err(OAuthError::rate_limited)
+    }
+}
+
+/// Builds the gateway from its context. It keeps no state in the database.
+pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+    let gateway = Arc::new(Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone())?);
+    Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)))
 }

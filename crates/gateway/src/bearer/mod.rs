@@ -1,0 +1,294 @@
+//! The RFC 6750 bearer-token middleware, for any actix resource server: wrap a scope or resource in
+//! [`BearerAuth`] and every request, whatever its method or path, must carry a valid access token
+//! for the resource, with the scopes it needs, before it reaches the service inside (so a 401
+//! always comes before a 404 or 405). On success the client's `Authorization` header is removed,
+//! client-sent `X-Sallyport-*` headers are replaced by the verified identity, and the handler can
+//! take a [`crate::Principal`]. Pair it with [`crate::Cors`] for the browser `Origin` allow-list.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use actix_web::{App, web};
+//! # use gateway::{BearerAuth, Cors, Principal, ResourcePolicy, TokenVerifier, VerifierConfig};
+//! # fn build(config: VerifierConfig) -> Result<(), String> {
+//! let verifier = Arc::new(TokenVerifier::new(config, domain::Clock::system())?);
+//! let policy = ResourcePolicy { resource: "https://mcp.example.com/mcp".into(), scopes: vec!["mcp".into()], ..Default::default() };
+//! let auth = BearerAuth::new(verifier, policy)?;
+//! let cors = Cors::for_resource(&["http://localhost:6274".into()], &["https://mcp.example.com".into()])?;
+//! let app = App::new().service(
+//!     web::scope("/mcp").wrap(auth).wrap(cors).default_service(web::to(|p: Principal| async move { p.subject().to_owned() })),
+//! );
+//! # Ok(()) }
+//! ```
+
+pub mod challenge;
+pub mod extract;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::{Ready, ready};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::HttpMessage;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, Uri};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+
+use domain::config::RouteSettings;
+use domain::scope::Scopes;
+use domain::uri::ResourceUri;
+
+use crate::principal::Principal;
+use crate::proxy::headers::IDENTITY_PREFIX;
+use crate::verifier::{Failure, TokenVerifier, VerifiedToken};
+pub use challenge::{ChallengeParams, Rejection};
+
+/// Largest form body searched for an `access_token` (RFC 6750 §2.2).
+const FORM_LIMIT: usize = 64 * 1024;
+
+static SUBJECT: HeaderName = HeaderName::from_static("x-sallyport-subject");
+static CLIENT_ID: HeaderName = HeaderName::from_static("x-sallyport-client-id");
+static SCOPE: HeaderName = HeaderName::from_static("x-sallyport-scope");
+
+/// What a protected resource requires, as plain values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourcePolicy {
+    /// The resource identifier (RFC 8707) tokens must carry in `aud`; normalised before comparing.
+    pub resource: String,
+    /// Scopes every request needs.
+    pub scopes: Vec<String>,
+    /// Extra scopes per method, e.g. `DELETE = ["admin"]`.
+    pub method_scopes: BTreeMap<String, Vec<String>>,
+    /// RFC 6750 §2.2 form-body tokens (off by default).
+    pub allow_form_token: bool,
+    /// RFC 6750 §2.3 query tokens (off by default: MCP forbids tokens in URLs).
+    pub allow_query_token: bool,
+}
+
+impl ResourcePolicy {
+    /// The policy of a gateway route with authentication on.
+    pub fn from_route(route: &RouteSettings) -> Option<Self> {
+        Some(Self {
+            resource: route.resource.clone()?,
+            scopes: route.scopes.clone(),
+            method_scopes: route.method_scopes.clone(),
+            allow_form_token: route.allow_form_token,
+            allow_query_token: route.allow_query_token,
+        })
+    }
+}
+
+/// The RFC 9728 §3.1 metadata URL of a resource: the well-known segment between origin and path.
+pub fn resource_metadata_url(resource: &ResourceUri) -> String {
+    let mut url = format!("{}/.well-known/oauth-protected-resource{}", resource.origin(), resource.path());
+    if let Some((_, query)) = resource.as_str().split_once('?') {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+struct Policy {
+    verifier: Arc<TokenVerifier>,
+    resource: ResourceUri,
+    resource_metadata: String,
+    scopes: Scopes,
+    /// Base scopes plus the method's, by method.
+    method_scopes: HashMap<Method, Scopes>,
+    allow_form_token: bool,
+    allow_query_token: bool,
+}
+
+/// The middleware factory; cheap to clone (one per worker).
+#[derive(Clone)]
+pub struct BearerAuth(Arc<Policy>);
+
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth").field("resource", &self.0.resource).finish_non_exhaustive()
+    }
+}
+
+impl BearerAuth {
+    /// Validates and compiles the policy.
+    pub fn new(verifier: Arc<TokenVerifier>, policy: ResourcePolicy) -> Result<Self, String> {
+        let resource =
+            ResourceUri::parse(&policy.resource).map_err(|e| format!("resource {}: {e}", policy.resource))?;
+        let scopes = Scopes::from_tokens(&policy.scopes).map_err(|e| format!("scopes: {e}"))?;
+        let mut method_scopes = HashMap::new();
+        for (method, extra) in &policy.method_scopes {
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("method_scopes: {method} is not an HTTP method"))?;
+            let extra = Scopes::from_tokens(extra).map_err(|e| format!("method_scopes.{method}: {e}"))?;
+            method_scopes.insert(m, scopes.union(&extra));
+        }
+        Ok(Self(Arc::new(Policy {
+            verifier,
+            resource_metadata: resource_metadata_url(&resource),
+            resource,
+            scopes,
+            method_scopes,
+            allow_form_token: policy.allow_form_token,
+            allow_query_token: policy.allow_query_token,
+        })))
+    }
+
+    /// The RFC 9728 URL the challenges point to.
+    pub fn resource_metadata(&self) -> &str {
+        &self.0.resource_metadata
+    }
+}
+
+impl Policy {
+    fn required(&self, method: &Method) -> &Scopes {
+        self.method_scopes.get(method).unwrap_or(&self.scopes)
+    }
+
+    fn reject(&self, req: ServiceRequest, rejection: &Rejection) -> ServiceResponse {
+        let params =
+            ChallengeParams { resource_metadata: &self.resource_metadata, scopes: self.required(req.method()) };
+        let response = rejection.response(&params);
+        req.into_response(response)
+    }
+
+    async fn authenticate(&self, req: &mut ServiceRequest) -> Result<Arc<VerifiedToken>, Rejection> {
+        let invalid = |e: &'static str| Rejection::InvalidRequest(e.into());
+        let header_token = extract::from_header(req.headers()).map_err(invalid)?.map(str::to_owned);
+        let query = if req.query_string().is_empty() {
+            None
+        } else {
+            extract::take_param(req.query_string()).map_err(invalid)?
+        };
+        if query.is_some() && !self.allow_query_token {
+            return Err(invalid("access tokens in the query string are not accepted by this resource"));
+        }
+        let form_token = if self.allow_form_token { take_form_token(req).await? } else { None };
+        let mut tokens = [header_token, query.as_ref().map(|(t, _)| t.clone()), form_token].into_iter().flatten();
+        let token = tokens.next().ok_or(Rejection::NoToken)?;
+        if tokens.next().is_some() {
+            // RFC 6750 §3.1: more than one method for including an access token
+            return Err(invalid("the request carries the access token in more than one way"));
+        }
+        let verified = self.verifier.verify(&token).await.map_err(|f| match f {
+            Failure::Invalid(description) => Rejection::InvalidToken(description),
+            Failure::Unavailable(_) => Rejection::Unavailable,
+        })?;
+        // RFC 8707: a token for another resource is no token for this one
+        if !verified.is_for(&self.resource) {
+            return Err(Rejection::InvalidToken("the token is not for this resource".into()));
+        }
+        if !self.required(req.method()).is_subset(&verified.scopes) {
+            return Err(Rejection::InsufficientScope);
+        }
+        if let Some((_, rest)) = query {
+            let path_and_query = if rest.is_empty() { req.path().to_owned() } else { format!("{}?{rest}", req.path()) };
+            if let Ok(uri) = path_and_query.parse::<Uri>() {
+                req.head_mut().uri = uri;
+            }
+        }
+        Ok(verified)
+    }
+}
+
+/// RFC 6750 §2.2: a token in a form-encoded body of a method with body semantics. The body is
+/// read (bounded), the parameter removed, and the rest put back for the service.
+async fn take_form_token(req: &mut ServiceRequest) -> Result<Option<String>, Rejection> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form || matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(None);
+    }
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Rejection::InvalidRequest(format!("cannot read the request body: {e}").into()))?;
+        if body.len() + chunk.len() > FORM_LIMIT {
+            return Err(Rejection::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let taken = match std::str::from_utf8(&body) {
+        Ok(text) => extract::take_param(text).map_err(|e| Rejection::InvalidRequest(e.into()))?,
+        Err(_) => None,
+    };
+    let (token, body) = match taken {
+        Some((token, rest)) => (Some(token), Bytes::from(rest)),
+        None => (None, body),
+    };
+    if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
+        req.headers_mut().insert(header::CONTENT_LENGTH, len);
+    }
+    req.set_payload(Payload::from(body));
+    Ok(token)
+}
+
+/// The client's credentials and identity claims never pass; the verified identity does.
+fn forward_identity(req: &mut ServiceRequest, token: &VerifiedToken) {
+    let headers = req.headers_mut();
+    headers.remove(header::AUTHORIZATION);
+    let sent: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with(IDENTITY_PREFIX)).cloned().collect();
+    for name in sent {
+        headers.remove(name);
+    }
+    headers.insert(SUBJECT.clone(), token.subject_header.clone());
+    headers.insert(CLIENT_ID.clone(), token.client_id_header.clone());
+    headers.insert(SCOPE.clone(), token.scope_header.clone());
+}
+
+impl<S, B> Transform<S, ServiceRequest> for BearerAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = BearerAuthMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(BearerAuthMiddleware { service: Rc::new(service), policy: Arc::clone(&self.0) }))
+    }
+}
+
+/// The middleware service (see [`BearerAuth`]).
+pub struct BearerAuthMiddleware<S> {
+    service: Rc<S>,
+    policy: Arc<Policy>,
+}
+
+impl<S, B> Service<ServiceRequest> for BearerAuthMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let policy = Arc::clone(&self.policy);
+        Box::pin(async move {
+            match policy.authenticate(&mut req).await {
+                Ok(token) => {
+                    forward_identity(&mut req, &token);
+                    req.extensions_mut().insert(Principal::new(token));
+                    service.call(req).await.map(ServiceResponse::map_into_left_body)
+                }
+                Err(rejection) => Ok(policy.reject(req, &rejection).map_into_right_body()),
+            }
+        })
+    }
+}

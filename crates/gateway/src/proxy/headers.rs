@@ -1,0 +1,244 @@
+//! Header rules of a reverse proxy (RFC 9110 §7.6.1): hop-by-hop headers stay on their hop, the
+//! upstream learns who called through `X-Forwarded-*`, and actix's `http` 0.2 types become
+//! reqwest's `http` 1 types here, at this one boundary.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{self as ax, HeaderMap as AxHeaderMap, HeaderName as AxName, HeaderValue as AxValue};
+use reqwest::header::{self as rq, HeaderMap as RqHeaderMap, HeaderName as RqName, HeaderValue as RqValue};
+
+/// The prefix of the identity headers the gateway adds; client-sent copies never pass.
+pub const IDENTITY_PREFIX: &str = "x-sallyport-";
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
+/// `Proxy-*` family and the non-standard `Keep-Alive`/`Proxy-Connection`.
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+        || name.starts_with("proxy-")
+}
+
+/// The header names listed in `Connection` (lowercase): they are hop-by-hop too.
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Who called the gateway, for the `X-Forwarded-*` headers.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The peer's address (the client, or the ingress in front of the gateway).
+    pub peer: Option<IpAddr>,
+    /// `https` when the gateway itself terminated TLS.
+    pub scheme: &'static str,
+    /// Keep the incoming `X-Forwarded-*` chain and `Forwarded` (the gateway sits behind a trusted proxy).
+    pub trust_forwarded: bool,
+    /// Remove client-sent `X-Sallyport-*` headers (everywhere except behind the bearer middleware,
+    /// which strips them itself before adding its own).
+    pub strip_identity: bool,
+}
+
+/// The request headers for the upstream: end-to-end headers of the client's request, without
+/// `Host` (the upstream URL decides it), `Expect` (answered by the gateway), client-sent
+/// forwarding headers unless trusted, and with `X-Forwarded-For/Proto/Host` set.
+pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHeaderMap {
+    let named = connection_tokens(incoming.get_all(ax::CONNECTION).map(AxValue::as_bytes));
+    let mut out = RqHeaderMap::with_capacity(incoming.len() + 3);
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if is_hop_by_hop(n)
+            || named.iter().any(|t| t == n)
+            || matches!(n, "host" | "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host")
+            || (n == "forwarded" && !caller.trust_forwarded)
+            || (caller.strip_identity && n.starts_with(IDENTITY_PREFIX))
+        {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
+            out.append(name, value);
+        }
+    }
+    let forwarded_for = forwarded_for(incoming, caller);
+    if let Ok(v) = RqValue::from_str(&forwarded_for) {
+        out.insert(rq::HeaderName::from_static("x-forwarded-for"), v);
+    }
+    let trusted = |name: &str| caller.trust_forwarded.then(|| incoming.get(name).cloned()).flatten();
+    let proto = trusted("x-forwarded-proto").and_then(|v| RqValue::from_bytes(v.as_bytes()).ok());
+    out.insert(
+        rq::HeaderName::from_static("x-forwarded-proto"),
+        proto.unwrap_or_else(|| RqValue::from_static(caller.scheme)),
+    );
+    let host = trusted("x-forwarded-host").or_else(|| incoming.get(ax::HOST).cloned());
+    if let Some(v) = host.and_then(|v| RqValue::from_bytes(v.as_bytes()).ok()) {
+        out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
+    }
+    out
+}
+
+/// `X-Forwarded-For`: the incoming chain when trusted, then the peer's address.
+fn forwarded_for(incoming: &AxHeaderMap, caller: &Caller) -> String {
+    let mut chain: Vec<String> = Vec::new();
+    if caller.trust_forwarded {
+        chain.extend(
+            incoming
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if let Some(peer) = caller.peer {
+        chain.push(peer.to_string());
+    }
+    chain.join(", ")
+}
+
+/// The response headers for the client: end-to-end headers of the upstream's response. Framing
+/// (`Content-Length`) is left to actix, which derives it from the body it streams, except on a
+/// 304, whose `Content-Length` describes the cached representation (RFC 9110 §8.6).
+pub fn client_response_headers(upstream: &RqHeaderMap, keep_content_length: bool) -> AxHeaderMap {
+    let named = connection_tokens(upstream.get_all(rq::CONNECTION).iter().map(RqValue::as_bytes));
+    let mut out = AxHeaderMap::with_capacity(upstream.len());
+    for (name, value) in upstream {
+        let n = name.as_str();
+        if is_hop_by_hop(n) || named.iter().any(|t| t == n) || (n == "content-length" && !keep_content_length) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (AxName::from_bytes(n.as_bytes()), AxValue::from_bytes(value.as_bytes())) {
+            out.append(name, value);
+        }
+    }
+    out
+}
+
+/// The declared body length of a request, if any; `None` for a chunked or absent one.
+pub fn content_length(headers: &AxHeaderMap) -> Option<u64> {
+    headers.get(ax::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Whether a request carries a body (RFC 9112 §6.3: `Transfer-Encoding` or a non-zero `Content-Length`).
+pub fn has_body(headers: &AxHeaderMap) -> bool {
+    headers.contains_key(ax::TRANSFER_ENCODING) || content_length(headers).is_some_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> AxHeaderMap {
+        let mut m = AxHeaderMap::new();
+        for (k, v) in pairs {
+            m.append(AxName::from_bytes(k.as_bytes()).expect("name"), AxValue::from_str(v).expect("value"));
+        }
+        m
+    }
+
+    fn caller(trust: bool) -> Caller {
+        Caller {
+            peer: Some("10.1.1.1".parse().expect("ip")),
+            scheme: "http",
+            trust_forwarded: trust,
+            strip_identity: true,
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let incoming = map(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "keep-alive"),
+            ("host", "gw.example"),
+            ("expect", "100-continue"),
+            ("x-sallyport-subject", "admin"),
+            ("content-type", "application/json"),
+            ("accept", "text/event-stream"),
+            ("accept", "application/json"),
+            ("mcp-session-id", "abc"),
+        ]);
+        let out = upstream_request_headers(&incoming, &caller(false));
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authorization",
+            "proxy-connection",
+            "host",
+            "expect",
+            "x-sallyport-subject",
+        ] {
+            assert!(!names.contains(&gone), "{gone} must not be forwarded");
+        }
+        assert_eq!(out.get_all("accept").iter().count(), 2, "repeated end-to-end headers all pass");
+        assert_eq!(out["mcp-session-id"], "abc");
+        assert_eq!(out["x-forwarded-host"], "gw.example");
+        assert_eq!(out["x-forwarded-proto"], "http");
+        assert_eq!(out["x-forwarded-for"], "10.1.1.1");
+    }
+
+    #[test]
+    fn forwarding_headers_are_trusted_only_when_configured() {
+        let incoming = map(&[
+            ("host", "gw.internal"),
+            ("x-forwarded-for", "1.1.1.1, 2.2.2.2"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "gw.example.com"),
+            ("forwarded", "for=1.1.1.1"),
+        ]);
+        let untrusted = upstream_request_headers(&incoming, &caller(false));
+        assert_eq!(untrusted["x-forwarded-for"], "10.1.1.1");
+        assert_eq!(untrusted["x-forwarded-proto"], "http");
+        assert_eq!(untrusted["x-forwarded-host"], "gw.internal");
+        assert!(untrusted.get("forwarded").is_none());
+        let trusted = upstream_request_headers(&incoming, &caller(true));
+        assert_eq!(trusted["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.1.1.1");
+        assert_eq!(trusted["x-forwarded-proto"], "https");
+        assert_eq!(trusted["x-forwarded-host"], "gw.example.com");
+        assert_eq!(trusted["forwarded"], "for=1.1.1.1");
+    }
+
+    #[test]
+    fn response_headers() {
+        let mut upstream = RqHeaderMap::new();
+        upstream.insert(rq::CONNECTION, RqValue::from_static("close, x-hop"));
+        upstream.insert("x-hop", RqValue::from_static("1"));
+        upstream.insert(rq::TRANSFER_ENCODING, RqValue::from_static("chunked"));
+        upstream.insert(rq::CONTENT_LENGTH, RqValue::from_static("12"));
+        upstream.insert("proxy-authenticate", RqValue::from_static("Basic"));
+        upstream.append(rq::SET_COOKIE, RqValue::from_static("a=1"));
+        upstream.append(rq::SET_COOKIE, RqValue::from_static("b=2"));
+        upstream.insert("mcp-session-id", RqValue::from_static("s1"));
+        let out = client_response_headers(&upstream, false);
+        assert_eq!(out.get_all(ax::SET_COOKIE).count(), 2);
+        assert_eq!(out.get("mcp-session-id").expect("kept"), "s1");
+        for gone in ["connection", "x-hop", "transfer-encoding", "content-length", "proxy-authenticate"] {
+            assert!(out.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(client_response_headers(&upstream, true).get(ax::CONTENT_LENGTH).expect("304 keeps it"), "12");
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(!has_body(&map(&[])));
+        assert!(!has_body(&map(&[("content-length", "0")])));
+        assert!(has_body(&map(&[("content-length", "3")])));
+        assert!(has_body(&map(&[("transfer-encoding", "chunked")])));
+        assert_eq!(content_length(&map(&[("content-length", "42")])), Some(42));
+    }
+}

@@ -1,0 +1,114 @@
+//! The streaming reverse proxy: one pooled reqwest client, a connect timeout and a time-to-headers
+//! timeout, bodies streamed both ways. Upstream failures are JSON: 502 when the upstream cannot be
+//! reached or breaks off, 504 when it is too slow to answer.
+
+pub mod body;
+pub mod headers;
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use domain::error::{ErrorCode, OAuthError};
+
+pub use headers::Caller;
+
+/// Timeouts of the upstream connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyConfig {
+    pub connect_timeout: Duration,
+    /// From sending the request to the upstream's response headers; a streamed body may then
+    /// last as long as it lasts (an SSE stream for hours).
+    pub header_timeout: Duration,
+}
+
+/// The reverse proxy, shared by every worker.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: reqwest::Client,
+    header_timeout: Duration,
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            // a proxy passes redirects on; the client decides whether to follow them
+            .redirect(reqwest::redirect::Policy::none())
+            // upstreams are reached directly, whatever HTTP(S)_PROXY says
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self { client, header_timeout: config.header_timeout })
+    }
+
+    /// Forwards the request to `url` and streams the answer back.
+    pub async fn forward(
+        &self,
+        req: &HttpRequest,
+        payload: web::Payload,
+        url: &str,
+        caller: &Caller,
+    ) -> Result<HttpResponse, OAuthError> {
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
+        let head = method == reqwest::Method::HEAD;
+        let out_headers = headers::upstream_request_headers(req.headers(), caller);
+        let body =
+            body::request_body(payload, headers::has_body(req.headers()), headers::content_length(req.headers()))
+                .await?;
+        let mut builder = self.client.request(method, url).headers(out_headers);
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let request = builder.build().map_err(|e| {
+            tracing::warn!(error = %e, "cannot build the upstream request");
+            OAuthError::invalid_request("the request cannot be forwarded")
+        })?;
+        let response = match tokio::time::timeout(self.header_timeout, self.client.execute(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(upstream_error(e)),
+            Err(_) => {
+                tracing::warn!(upstream = %host_of(url), "upstream did not answer in time");
+                return Err(timeout_error());
+            }
+        };
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let length = response
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let framing = body::framing(status.as_u16(), head, length);
+        let mut res = HttpResponse::new(status);
+        *res.headers_mut() = headers::client_response_headers(response.headers(), status == StatusCode::NOT_MODIFIED);
+        Ok(res.set_body(body::response_body(response, framing)))
+    }
+}
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
+        .unwrap_or_default()
+}
+
+fn timeout_error() -> OAuthError {
+    OAuthError::new(ErrorCode::TemporarilyUnavailable, "the upstream service did not answer in time")
+        .with_status(StatusCode::GATEWAY_TIMEOUT)
+}
+
+/// 504 for timeouts (connecting included), 502 for everything else: refused, reset, garbage.
+/// The URL is left out of the log: its query may carry an authorization code.
+fn upstream_error(e: reqwest::Error) -> OAuthError {
+    let upstream = e.url().map(|u| host_of(u.as_str())).unwrap_or_default();
+    let timeout = e.is_timeout();
+    tracing::warn!(%upstream, error = %e.without_url(), "upstream request failed");
+    if timeout {
+        return timeout_error();
+    }
+    OAuthError::new(ErrorCode::TemporarilyUnavailable, "the upstream service is unavailable")
+        .with_status(StatusCode::BAD_GATEWAY)
+}

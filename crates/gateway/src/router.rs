@@ -1,0 +1,332 @@
+//! The routing table as plain data: which paths belong to the authorization server's services,
+//! which to protected upstreams, and how a gateway path becomes an upstream URL. Prefixes match
+//! at a path-segment boundary (`/mcp` matches `/mcp` and `/mcp/x`, never `/mcpx`); the longest wins.
+
+use domain::config::{RouteSettings, ServiceUrls};
+
+/// One of the authorization server's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsService {
+    Registration,
+    Authorize,
+    Token,
+    Metadata,
+}
+
+impl AsService {
+    /// The configured base URL of this service.
+    pub fn base_url(self, urls: &ServiceUrls) -> &str {
+        match self {
+            Self::Registration => &urls.registration,
+            Self::Authorize => &urls.authorize,
+            Self::Token => &urls.token,
+            Self::Metadata => &urls.metadata,
+        }
+    }
+}
+
+/// Which per-IP budget an endpoint draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    None,
+    /// Every non-preflight request (RFC 7591 registration and RFC 7592 management).
+    Register,
+    /// Every non-preflight request.
+    Token,
+    /// Only `POST` (the credential check); showing the form costs nothing.
+    Login,
+}
+
+/// A public endpoint of the authorization server (CONTRACTS.md, "Public paths").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsEndpoint {
+    pub path: &'static str,
+    pub service: AsService,
+    /// `Access-Control-Allow-Origin: *` without credentials (documents and endpoints browser clients call).
+    pub public_cors: bool,
+    pub budget: Budget,
+    /// Served under the issuer's path (`/oauth2/*`); the well-known documents live at the origin root.
+    pub under_issuer: bool,
+}
+
+const fn ep(
+    path: &'static str,
+    service: AsService,
+    public_cors: bool,
+    budget: Budget,
+    under_issuer: bool,
+) -> AsEndpoint {
+    AsEndpoint { path, service, public_cors, budget, under_issuer }
+}
+
+/// Every public endpoint of the authorization server.
+pub const AS_ENDPOINTS: &[AsEndpoint] = &[
+    ep("/.well-known/oauth-authorization-server", AsService::Metadata, true, Budget::None, false),
+    ep("/.well-known/oauth-protected-resource", AsService::Metadata, true, Budget::None, false),
+    ep("/.well-known/openid-configuration", AsService::Metadata, true, Budget::None, false),
+    ep("/oauth2/register", AsService::Registration, true, Budget::Register, true),
+    ep("/oauth2/authorize", AsService::Authorize, false, Budget::None, true),
+    ep("/oauth2/login", AsService::Authorize, false, Budget::Login, true),
+    ep("/oauth2/consent", AsService::Authorize, false, Budget::None, true),
+    ep("/oauth2/logout", AsService::Authorize, false, Budget::None, true),
+    ep("/oauth2/token", AsService::Token, true, Budget::Token, true),
+    ep("/oauth2/revoke", AsService::Token, true, Budget::None, true),
+    ep("/oauth2/introspect", AsService::Token, false, Budget::None, true),
+    ep("/oauth2/jwks", AsService::Token, true, Budget::None, true),
+];
+
+/// An AS endpoint as mounted on the gateway: `mount` is what the gateway matches, `strip` the part
+/// removed before forwarding (the issuer's path), `base` the service URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsMount {
+    pub endpoint: AsEndpoint,
+    pub mount: String,
+    pub strip: String,
+    pub base: String,
+}
+
+impl AsMount {
+    /// The upstream URL for a request path and raw query that matched this mount.
+    pub fn upstream_url(&self, path: &str, query: &str) -> String {
+        join(&self.base, path.strip_prefix(self.strip.as_str()).unwrap_or(path), query)
+    }
+}
+
+/// Every AS mount for an issuer path (`""` for an issuer at the origin). The `/oauth2/*` endpoints
+/// live under the issuer path; the well-known documents at the root (RFC 8414 §3.1 path insertion
+/// is the metadata service's job) and, for the `{path}/.well-known/openid-configuration` probe some
+/// clients make, also under the issuer path.
+pub fn as_mounts(issuer_path: &str, urls: &ServiceUrls) -> Vec<AsMount> {
+    let issuer_path = issuer_path.trim_end_matches('/');
+    let mut mounts = Vec::new();
+    for endpoint in AS_ENDPOINTS {
+        let base = endpoint.service.base_url(urls).trim_end_matches('/').to_owned();
+        let mut add = |strip: &str| {
+            mounts.push(AsMount {
+                endpoint: *endpoint,
+                mount: format!("{strip}{}", endpoint.path),
+                strip: strip.to_owned(),
+                base: base.clone(),
+            });
+        };
+        if endpoint.under_issuer {
+            add(issuer_path);
+        } else {
+            add("");
+            if !issuer_path.is_empty() {
+                add(issuer_path);
+            }
+        }
+    }
+    mounts
+}
+
+/// A configured upstream route, with its prefix normalised (no trailing slash; `/` becomes `""`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub prefix: String,
+    pub upstream: String,
+    pub settings: RouteSettings,
+}
+
+impl Route {
+    pub fn new(settings: &RouteSettings) -> Self {
+        Self {
+            prefix: settings.prefix.trim_end_matches('/').to_owned(),
+            upstream: settings.upstream.trim_end_matches('/').to_owned(),
+            settings: settings.clone(),
+        }
+    }
+
+    /// The prefix is replaced by the upstream URL's path: with prefix `/mcp` and upstream
+    /// `http://up:9000/mcp`, `/mcp/x?q` goes to `http://up:9000/mcp/x?q`; with upstream
+    /// `http://up:9000` it goes to `http://up:9000/x?q`.
+    pub fn upstream_url(&self, path: &str, query: &str) -> String {
+        join(&self.upstream, path.strip_prefix(self.prefix.as_str()).unwrap_or(path), query)
+    }
+}
+
+/// Routes ordered so that the first match is the longest prefix.
+pub fn routes_longest_first(settings: &[RouteSettings]) -> Vec<Route> {
+    let mut routes: Vec<Route> = settings.iter().map(Route::new).collect();
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    routes
+}
+
+/// Whether `path` is `prefix` or lies below it (a segment boundary follows the prefix).
+pub fn prefix_matches(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix) && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
+}
+
+fn join(base: &str, rest: &str, query: &str) -> String {
+    let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 1);
+    url.push_str(base);
+    url.push_str(rest);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Refuses paths an upstream could resolve outside the prefix they matched: dot segments, also
+/// percent-encoded (`%2e%2e`) or hidden behind an encoded slash or a backslash (`..%2f`, `..\`).
+/// Without this, `/public/../mcp` would match an unauthenticated route and reach `/mcp` upstream.
+pub fn is_safe_path(path: &str) -> bool {
+    if !path.starts_with('/') {
+        return false;
+    }
+    let decoded = percent_decode(path);
+    !decoded.split(|b| *b == b'/' || *b == b'\\').any(|segment| segment == b"." || segment == b"..")
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls() -> ServiceUrls {
+        ServiceUrls {
+            registration: "http://reg:1".into(),
+            authorize: "http://authz:2/".into(),
+            token: "http://tok:3".into(),
+            metadata: "http://meta:4".into(),
+        }
+    }
+
+    fn find<'a>(mounts: &'a [AsMount], path: &str) -> Option<&'a AsMount> {
+        mounts.iter().find(|m| prefix_matches(path, &m.mount))
+    }
+
+    #[test]
+    fn segment_boundaries() {
+        assert!(prefix_matches("/mcp", "/mcp"));
+        assert!(prefix_matches("/mcp/", "/mcp"));
+        assert!(prefix_matches("/mcp/a/b", "/mcp"));
+        assert!(!prefix_matches("/mcpx", "/mcp"));
+        assert!(!prefix_matches("/mc", "/mcp"));
+        assert!(prefix_matches("/anything", ""), "the root prefix matches every path");
+        assert!(prefix_matches("/", ""));
+    }
+
+    #[test]
+    fn as_paths_at_the_root_issuer() {
+        let mounts = as_mounts("", &urls());
+        let token = find(&mounts, "/oauth2/token").expect("token");
+        assert_eq!(token.endpoint.service, AsService::Token);
+        assert_eq!(token.upstream_url("/oauth2/token", ""), "http://tok:3/oauth2/token");
+        let reg = find(&mounts, "/oauth2/register/abc").expect("rfc 7592");
+        assert_eq!(reg.upstream_url("/oauth2/register/abc", "x=1"), "http://reg:1/oauth2/register/abc?x=1");
+        let login = find(&mounts, "/oauth2/login").expect("login");
+        assert_eq!(login.upstream_url("/oauth2/login", ""), "http://authz:2/oauth2/login");
+        let prm = find(&mounts, "/.well-known/oauth-protected-resource/mcp").expect("prm");
+        assert_eq!(
+            prm.upstream_url("/.well-known/oauth-protected-resource/mcp", ""),
+            "http://meta:4/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(find(&mounts, "/oauth2/tokens").is_none());
+        assert!(find(&mounts, "/oauth2").is_none());
+        assert!(find(&mounts, "/.well-known/security.txt").is_none());
+    }
+
+    #[test]
+    fn as_paths_under_an_issuer_path() {
+        let mounts = as_mounts("/tenant", &urls());
+        assert!(find(&mounts, "/oauth2/token").is_none(), "the AS lives under the issuer path");
+        let token = find(&mounts, "/tenant/oauth2/token").expect("token");
+        assert_eq!(token.upstream_url("/tenant/oauth2/token", "a=b"), "http://tok:3/oauth2/token?a=b");
+        // RFC 8414 §3.1: the path-inserted document is at the root and forwarded as it is
+        let asm = find(&mounts, "/.well-known/oauth-authorization-server/tenant").expect("as metadata");
+        assert_eq!(
+            asm.upstream_url("/.well-known/oauth-authorization-server/tenant", ""),
+            "http://meta:4/.well-known/oauth-authorization-server/tenant"
+        );
+        let oidc = find(&mounts, "/tenant/.well-known/openid-configuration").expect("oidc probe");
+        assert_eq!(
+            oidc.upstream_url("/tenant/.well-known/openid-configuration", ""),
+            "http://meta:4/.well-known/openid-configuration"
+        );
+    }
+
+    fn route(prefix: &str, upstream: &str) -> RouteSettings {
+        RouteSettings {
+            prefix: prefix.into(),
+            upstream: upstream.into(),
+            resource: Some("http://gw/x".into()),
+            scopes: vec![],
+            method_scopes: Default::default(),
+            auth: true,
+            allowed_origins: vec![],
+            allow_form_token: false,
+            allow_query_token: false,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_first_and_prefix_replacement() {
+        let routes = routes_longest_first(&[
+            route("/", "http://root"),
+            route("/mcp/", "http://up:9000/mcp"),
+            route("/mcp/admin", "http://admin"),
+        ]);
+        let pick = |path: &str| routes.iter().find(|r| prefix_matches(path, &r.prefix)).map(|r| r.upstream.as_str());
+        assert_eq!(pick("/mcp/admin/x"), Some("http://admin"));
+        assert_eq!(pick("/mcp/administrator"), Some("http://up:9000/mcp"));
+        assert_eq!(pick("/mcp"), Some("http://up:9000/mcp"));
+        assert_eq!(pick("/other"), Some("http://root"));
+        let mcp = routes.iter().find(|r| r.prefix == "/mcp").expect("mcp");
+        assert_eq!(mcp.upstream_url("/mcp", ""), "http://up:9000/mcp");
+        assert_eq!(mcp.upstream_url("/mcp/a%20b", "q=1"), "http://up:9000/mcp/a%20b?q=1");
+        let bare = Route::new(&route("/api", "http://up:9000/"));
+        assert_eq!(bare.upstream_url("/api/v1", ""), "http://up:9000/v1");
+        assert_eq!(bare.upstream_url("/api", ""), "http://up:9000");
+    }
+
+    #[test]
+    fn dot_segments_are_unsafe() {
+        for ok in ["/", "/mcp", "/mcp/", "/mcp/a.b", "/mcp/..a", "/mcp/%2e%2ex", "/a%2Fb", "/mcp/.well-known"] {
+            assert!(is_safe_path(ok), "{ok}");
+        }
+        for bad in [
+            "/mcp/..",
+            "/mcp/../x",
+            "/mcp/./x",
+            "/mcp/%2e%2e/x",
+            "/mcp/%2E./x",
+            "/mcp/.%2e",
+            "/mcp/..%2fx",
+            "/mcp/..%5Cx",
+            "/mcp/..\\x",
+            "relative",
+            "",
+        ] {
+            assert!(!is_safe_path(bad), "{bad}");
+        }
+    }
+}

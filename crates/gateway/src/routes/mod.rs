@@ -1,0 +1,49 @@
+//! The route table. The authorization server's paths come first, then the configured routes,
+//! longest prefix first; each is a scope matched by a segment-boundary guard on the raw path, so
+//! a protected prefix catches every method and sub-path (401 before any 404 or 405).
+
+mod auth_server;
+mod upstream;
+
+use std::sync::Arc;
+
+use actix_web::guard::{Guard, GuardContext};
+use actix_web::web;
+
+use crate::Gateway;
+use crate::router::prefix_matches;
+
+/// Matches paths at or below a prefix.
+struct PathPrefix(String);
+
+impl Guard for PathPrefix {
+    fn check(&self, ctx: &GuardContext<'_>) -> bool {
+        prefix_matches(ctx.head().uri.path(), &self.0)
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, gateway: &Arc<Gateway>) {
+    cfg.app_data(web::Data::from(Arc::clone(gateway)));
+    for mount in &gateway.as_mounts {
+        let scope = web::scope("")
+            .guard(PathPrefix(mount.mount.clone()))
+            .app_data(web::Data::new(mount.clone()))
+            .default_service(web::to(auth_server::forward));
+        if mount.endpoint.public_cors {
+            cfg.service(scope.wrap(gateway.public_cors.clone()));
+        } else {
+            cfg.service(scope);
+        }
+    }
+    for entry in &gateway.routes {
+        let scope = web::scope("")
+            .guard(PathPrefix(entry.route.prefix.clone()))
+            .app_data(web::Data::new(entry.route.clone()))
+            .default_service(web::to(upstream::forward));
+        // the last wrap runs first: CORS and the origin check, then the bearer check
+        match &entry.bearer {
+            Some(bearer) => cfg.service(scope.wrap(bearer.clone()).wrap(entry.cors.clone())),
+            None => cfg.service(scope.wrap(entry.cors.clone())),
+        };
+    }
+}

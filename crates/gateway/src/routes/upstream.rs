@@ -1,0 +1,27 @@
+//! A configured upstream route. When it is protected, the bearer middleware has already checked
+//! the token, removed the client's credentials and set the identity headers.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use domain::error::OAuthError;
+
+use crate::Gateway;
+use crate::router::{Route, is_safe_path};
+
+/// Any method below the route's prefix: forwarded to the upstream, the prefix replaced by the
+/// upstream URL's path.
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    route: web::Data<Route>,
+    gateway: web::Data<Gateway>,
+) -> Result<HttpResponse, OAuthError> {
+    // a dot segment could take the upstream outside the prefix this request was checked for
+    if !is_safe_path(req.path()) {
+        return Err(OAuthError::invalid_request("the path contains dot segments"));
+    }
+    let url = route.upstream_url(req.path(), req.query_string());
+    // behind the bearer middleware the identity headers are ours; on a public route, strip copies
+    let strip_identity = !route.settings.auth;
+    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req, strip_identity)).await
+}
