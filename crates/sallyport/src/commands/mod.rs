@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use domain::Settings;
 
 mod demo;
+mod grant;
 mod migrate;
 mod user;
 
@@ -22,6 +23,9 @@ pub enum Command {
     /// Manage local users.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// List and revoke the consents users remembered.
+    #[command(subcommand)]
+    Grant(grant::GrantCommand),
     /// Run the demo MCP server alone (Streamable HTTP, one `echo` tool).
     DemoMcp(demo::Args),
 }
@@ -30,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::Grant(cmd) => grant::run(cmd).await,
         Command::DemoMcp(args) => demo::run(args).await,
     }
 }

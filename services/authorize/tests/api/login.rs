@@ -1,0 +1,99 @@
+//! Login: wrong and unknown users look the same, lockout per user, throttle per IP, login CSRF.
+
+use super::support::*;
+
+async fn login_html(env: &Env, b: &reqwest::Client) -> String {
+    let res = b.get(env.authorize_url("")).send().await.expect("authorize");
+    let page = b.get(location(&res)).send().await.expect("login page");
+    assert_eq!(page.status(), 200);
+    page.text().await.expect("html")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_and_unknown_users_get_the_same_answer() {
+    let env = Env::new().await;
+    let b = browser();
+    let html = login_html(&env, &b).await;
+    let wrong = post_login(&env, &b, &html, USER, "not the password").await;
+    assert_eq!(wrong.status(), 400);
+    assert!(set_cookies(&wrong).iter().all(|c| !c.starts_with("sallyport_session=")));
+    let wrong_text = wrong.text().await.expect("html");
+    let unknown = post_login(&env, &b, &html, "mallory", "not the password").await;
+    assert_eq!(unknown.status(), 400);
+    let unknown_text = unknown.text().await.expect("html");
+    let message = |t: &str| t.split("id=\"error\"").nth(1).and_then(|s| s.split("</p>").next()).map(str::to_owned);
+    assert!(message(&wrong_text).is_some());
+    assert_eq!(message(&wrong_text), message(&unknown_text), "no user enumeration");
+    assert!(unknown_text.contains("value=\"mallory\""), "the username is kept in the form");
+    assert_eq!(env.count("sessions").await, 0);
+    let ok = post_login(&env, &b, &html, USER, PASSWORD).await;
+    assert_eq!(ok.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_are_locked_after_repeated_failures() {
+    let env = Env::with(|s| {
+        s.login.max_failures = 2;
+        s.login.lockout_secs = 300;
+    })
+    .await;
+    let b = browser();
+    let html = login_html(&env, &b).await;
+    for _ in 0..2 {
+        assert_eq!(post_login(&env, &b, &html, USER, "wrong password!").await.status(), 400);
+    }
+    let locked = post_login(&env, &b, &html, USER, PASSWORD).await;
+    assert_eq!(locked.status(), 400, "locked: even the right password is refused");
+    env.clock.advance(301);
+    let ok = post_login(&env, &b, &html, USER, PASSWORD).await;
+    assert_eq!(ok.status(), 303, "the lock expired");
+    let mut conn = env.db.conn().await;
+    let alice = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    assert_eq!(alice.failed_logins, 0, "a success resets the count");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_are_throttled_per_ip() {
+    let env = Env::with(|s| s.login.per_ip_per_minute = 3).await;
+    let b = browser();
+    let html = login_html(&env, &b).await;
+    for _ in 0..3 {
+        assert_eq!(post_login(&env, &b, &html, "nobody", "wrong password!").await.status(), 400);
+    }
+    let res = post_login(&env, &b, &html, USER, PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers().get("retry-after").expect("retry-after").to_str().expect("a").parse().expect("n");
+    assert!((1..=60).contains(&wait));
+    assert_eq!(env.count("sessions").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_needs_the_forms_csrf_token() {
+    let env = Env::new().await;
+    let b = browser();
+    let html = login_html(&env, &b).await;
+    let form = [
+        ("request", field(&html, "request").expect("request")),
+        ("username", USER.to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let res = b.post(format!("{}/oauth2/login", env.server.url)).form(&form).send().await.expect("post");
+    assert_eq!(res.status(), 403, "no token");
+    // a token without the browser's pre-login cookie: another site posting its own form
+    let res = browser()
+        .post(format!("{}/oauth2/login", env.server.url))
+        .form(&[
+            ("request", field(&html, "request").expect("request")),
+            ("csrf_token", field(&html, "csrf_token").expect("token")),
+            ("username", USER.to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 403, "login CSRF");
+    assert_eq!(env.count("sessions").await, 0);
+    // a login page without a valid authorization request is a page, not a form
+    let res = b.get(format!("{}/oauth2/login", env.server.url)).send().await.expect("bare login");
+    assert_eq!(res.status(), 400);
+}
