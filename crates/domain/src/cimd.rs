@@ -4,13 +4,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::http::header::CacheDirective;
+use chrono::{DateTime, Utc};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 use crate::client::{AuthMethod, Client, ClientMetadataRequest, ClientSource, MetadataPolicy};
+use crate::clock::{Clock, after};
 use crate::config::MetadataDocumentSettings;
 use crate::db::Pool;
 use crate::error::OAuthError;
@@ -95,7 +96,7 @@ impl Resolve for GuardedResolver {
 
 struct Cached {
     client: Arc<Client>,
-    until: Instant,
+    until: DateTime<Utc>,
 }
 
 /// Fetches, validates and caches client metadata documents.
@@ -104,6 +105,7 @@ pub struct MetadataDocuments {
     settings: MetadataDocumentSettings,
     http: reqwest::Client,
     cache: Arc<quick_cache::sync::Cache<String, Arc<Cached>>>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for MetadataDocuments {
@@ -122,7 +124,13 @@ impl MetadataDocuments {
             .user_agent(concat!("sallyport/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_hosts }))
             .build()?;
-        Ok(Self { settings, http, cache: Arc::new(quick_cache::sync::Cache::new(10_000)) })
+        Ok(Self { settings, http, cache: Arc::new(quick_cache::sync::Cache::new(10_000)), clock: Clock::system() })
+    }
+
+    /// Uses `clock` for cache expiry and timestamps (the service's clock, which tests advance).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Checks the URL's shape: https (http only when allowed), a host, a path, no fragment,
@@ -172,7 +180,7 @@ impl MetadataDocuments {
         policy: &MetadataPolicy,
     ) -> Result<Arc<Client>, OAuthError> {
         if let Some(hit) = self.cache.get(client_id)
-            && hit.until > Instant::now()
+            && hit.until > self.clock.now()
         {
             return Ok(hit.client.clone());
         }
@@ -188,15 +196,12 @@ impl MetadataDocuments {
         );
         let mut conn = pool.get().await?;
         // an id held by another kind of client (made by an operator) is never overwritten by a document
-        if let Some(existing) = clients::find_row(&mut conn, client_id).await?
-            && existing.source != ClientSource::MetadataDocument.as_str()
-        {
+        if !clients::upsert_metadata_document(&mut conn, &row).await? {
             return Err(OAuthError::invalid_client("this client_id is registered otherwise"));
         }
-        clients::upsert_metadata_document(&mut conn, &row).await?;
         let client = Arc::new(client);
-        self.cache
-            .insert(client_id.to_owned(), Arc::new(Cached { client: client.clone(), until: Instant::now() + ttl }));
+        let until = after(self.clock.now(), ttl.as_secs());
+        self.cache.insert(client_id.to_owned(), Arc::new(Cached { client: client.clone(), until }));
         Ok(client)
     }
 
@@ -260,7 +265,7 @@ impl MetadataDocuments {
             secret_hash: None,
             secret_expires_at: None,
             may_introspect: false,
-            created_at: chrono::Utc::now(),
+            created_at: self.clock.now(),
         };
         Ok((client, ttl))
     }
@@ -268,16 +273,22 @@ impl MetadataDocuments {
     /// `Cache-Control: max-age` bounded by the configured minimum and maximum.
     fn ttl(&self, headers: &reqwest::header::HeaderMap) -> Duration {
         let mut secs = self.settings.cache_min_secs;
+        let mut forbidden = false;
         if let Some(value) = headers.get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()) {
             for directive in value.split(',').map(str::trim) {
-                if let Some(age) = directive.strip_prefix("max-age=").and_then(|v| v.parse::<u64>().ok()) {
+                let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+                if name.eq_ignore_ascii_case("max-age")
+                    && let Ok(age) = arg.trim_matches('"').parse::<u64>()
+                {
                     secs = age;
                 }
-                if directive.eq_ignore_ascii_case(&CacheDirective::NoStore.to_string())
-                    || directive.eq_ignore_ascii_case(&CacheDirective::NoCache.to_string())
-                {
-                    secs = 0;
+                if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                    forbidden = true;
                 }
+            }
+            // a document that must not be cached is kept for the minimum only, whatever else it says
+            if forbidden {
+                secs = 0;
             }
         }
         Duration::from_secs(secs.clamp(self.settings.cache_min_secs, self.settings.cache_max_secs))
@@ -345,6 +356,16 @@ mod tests {
         assert!(docs(true).check_url("https://127.0.0.1/c").is_ok());
     }
 
+    #[tokio::test]
+    async fn the_resolver_drops_forbidden_addresses() {
+        // the check is the resolution: a name pointing at loopback is refused, whatever the name
+        let name = || "localhost".parse::<Name>().expect("name");
+        let strict = GuardedResolver { allow_private: false }.resolve(name()).await;
+        assert!(strict.is_err());
+        let open = GuardedResolver { allow_private: true }.resolve(name()).await.expect("allowed");
+        assert!(open.into_iter().all(|a| a.ip().is_loopback()));
+    }
+
     #[test]
     fn ttl_is_bounded() {
         let d = docs(false);
@@ -356,5 +377,9 @@ mod tests {
         assert_eq!(d.ttl(&h), Duration::from_secs(86_400));
         h.insert(reqwest::header::CACHE_CONTROL, "no-store".parse().expect("hv"));
         assert_eq!(d.ttl(&h), Duration::from_secs(60));
+        h.insert(reqwest::header::CACHE_CONTROL, "no-cache, Max-Age=600".parse().expect("hv"));
+        assert_eq!(d.ttl(&h), Duration::from_secs(60), "no-cache wins over max-age");
+        h.insert(reqwest::header::CACHE_CONTROL, "public, MAX-AGE=\"3600\"".parse().expect("hv"));
+        assert_eq!(d.ttl(&h), Duration::from_secs(3600));
     }
 }

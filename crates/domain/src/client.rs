@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::RegistrationSettings;
 use crate::error::{ErrorCode, OAuthError};
 use crate::scope::Scopes;
 use crate::uri::{RedirectUri, validate_info_url};
@@ -158,6 +159,30 @@ pub struct ClientMetadata {
     pub software_version: Option<String>,
 }
 
+impl ClientMetadata {
+    /// What an audit event records about a client's metadata: enough to tell what changed, no secret.
+    pub fn audit_detail(&self) -> serde_json::Value {
+        let mut detail = serde_json::json!({
+            "redirect_uris": self.redirect_uris.iter().map(RedirectUri::as_str).collect::<Vec<_>>(),
+            "token_endpoint_auth_method": self.token_endpoint_auth_method.as_str(),
+            "grant_types": self.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "application_type": self.application_type.as_str(),
+            "scope": self.scope.to_string(),
+        });
+        for (key, value) in [
+            ("client_name", &self.client_name),
+            ("client_uri", &self.client_uri),
+            ("software_id", &self.software_id),
+            ("software_version", &self.software_version),
+        ] {
+            if let (Some(v), Some(obj)) = (value, detail.as_object_mut()) {
+                obj.insert(key.to_owned(), serde_json::Value::String(v.clone()));
+            }
+        }
+        detail
+    }
+}
+
 /// What the deployment allows a client to register.
 #[derive(Debug, Clone)]
 pub struct MetadataPolicy {
@@ -166,6 +191,21 @@ pub struct MetadataPolicy {
     pub default_scopes: Scopes,
     /// Every scope the deployment supports; a request is narrowed to these.
     pub allowed_scopes: Scopes,
+}
+
+impl MetadataPolicy {
+    /// The deployment's policy (CONTRACTS.md): the defaults are `registration.default_scopes` when
+    /// set, else every supported scope; a client may register supported scopes and the defaults.
+    pub fn for_deployment(registration: &RegistrationSettings, supported: &Scopes) -> Self {
+        // validated at start (Settings::validate), so an invalid token cannot reach here
+        let configured = Scopes::from_tokens(&registration.default_scopes).unwrap_or_default();
+        let default_scopes = if configured.is_empty() { supported.clone() } else { configured.clone() };
+        Self {
+            max_redirect_uris: registration.max_redirect_uris,
+            allowed_scopes: supported.union(&configured),
+            default_scopes,
+        }
+    }
 }
 
 const MAX_TEXT: usize = 512;
@@ -202,7 +242,8 @@ impl ClientMetadataRequest {
     /// `client_secret_basic`, grant types `[authorization_code]`, response types `[code]` when the
     /// code grant is used, application type `web`.
     pub fn validate(self, policy: &MetadataPolicy) -> Result<ClientMetadata, OAuthError> {
-        let token_endpoint_auth_method = match self.token_endpoint_auth_method.as_deref() {
+        // an empty member counts as absent, like every other member (RFC 7591 §2 default applies)
+        let token_endpoint_auth_method = match self.token_endpoint_auth_method.as_deref().filter(|m| !m.is_empty()) {
             None => AuthMethod::ClientSecretBasic,
             Some(m) => AuthMethod::parse(m).ok_or_else(|| {
                 metadata_error(format!(
@@ -272,7 +313,7 @@ impl ClientMetadataRequest {
         }
 
         let application_type = match self.application_type.as_deref() {
-            None | Some("web") => ApplicationType::Web,
+            None | Some("" | "web") => ApplicationType::Web,
             Some("native") => ApplicationType::Native,
             Some(other) => return Err(metadata_error(format!("application_type '{other}' is not web or native"))),
         };
@@ -568,6 +609,42 @@ mod tests {
         assert_eq!(bad.code, ErrorCode::InvalidClientMetadata);
         let arr = parse_metadata_json(b"[]").expect_err("refused");
         assert_eq!(arr.code, ErrorCode::InvalidClientMetadata);
+    }
+
+    #[test]
+    fn empty_enumerated_members_count_as_absent() {
+        let m = validate(json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "",
+                                "application_type": ""}))
+        .expect("valid");
+        assert_eq!(m.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+        assert_eq!(m.application_type, ApplicationType::Web);
+    }
+
+    #[test]
+    fn deployment_policy() {
+        let supported = Scopes::parse("mcp files:read").expect("scope");
+        let mut settings = RegistrationSettings::default();
+        let p = MetadataPolicy::for_deployment(&settings, &supported);
+        assert_eq!(p.default_scopes, supported, "no configured defaults: every supported scope");
+        assert_eq!(p.allowed_scopes, supported);
+        assert_eq!(p.max_redirect_uris, settings.max_redirect_uris);
+        settings.default_scopes = vec!["mcp".into(), "profile".into()];
+        let p = MetadataPolicy::for_deployment(&settings, &supported);
+        assert_eq!(p.default_scopes.to_string(), "mcp profile");
+        assert_eq!(p.allowed_scopes.to_string(), "files:read mcp profile", "supported plus the defaults");
+        let none = MetadataPolicy::for_deployment(&RegistrationSettings::default(), &Scopes::default());
+        assert!(none.default_scopes.is_empty() && none.allowed_scopes.is_empty());
+    }
+
+    #[test]
+    fn audit_detail_has_no_secret_members() {
+        let m = validate(json!({"redirect_uris": ["https://a.example/cb"], "client_name": "n", "client_secret": "s"}))
+            .expect("valid");
+        let d = m.audit_detail();
+        assert_eq!(d["client_name"], "n");
+        assert_eq!(d["redirect_uris"], json!(["https://a.example/cb"]));
+        assert!(d.get("client_secret").is_none() && !d.to_string().contains("\"s\""));
+        assert!(d.get("client_uri").is_none(), "absent members are left out");
     }
 
     #[test]

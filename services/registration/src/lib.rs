@@ -1,8 +1,54 @@
-//! RFC 7591 dynamic client registration, RFC 7592 client management.
+//! RFC 7591 dynamic client registration and RFC 7592 client management.
+//!
+//! `POST /oauth2/register` registers a client; `GET | PUT | DELETE /oauth2/register/{client_id}`
+//! read, replace and delete it with the registration access token issued at registration.
+//! Client ID metadata documents are resolved by `domain::cimd`, which authorize and token call.
 
+mod auth;
+mod body;
+mod information;
+mod routes;
+
+use actix_web::web;
+use domain::OAuthError;
+use domain::client::MetadataPolicy;
+use domain::ratelimit::IpRateLimiter;
+use domain::registry::ResourceRegistry;
+use domain::secret::SecretHash;
 use domain::service::{BuildError, Context, ServiceApp};
 
+/// What the handlers share.
+pub struct State {
+    pub ctx: Context,
+    registry: ResourceRegistry,
+    /// Registrations per client IP (RFC 7591 §3 leaves abuse protection to the server).
+    limiter: IpRateLimiter,
+    /// SHA-256 of the configured initial access token: compared with a presented one's hash in
+    /// constant time, so neither its content nor its length leaks through timing.
+    initial_access_token: Option<SecretHash>,
+}
+
+impl State {
+    pub fn new(ctx: Context) -> Result<Self, BuildError> {
+        let registry = ResourceRegistry::new(&ctx.settings.resources)?;
+        let registration = &ctx.settings.registration;
+        Ok(Self {
+            limiter: IpRateLimiter::per_minute(registration.per_ip_per_minute),
+            initial_access_token: registration.initial_access_token.as_deref().map(SecretHash::of),
+            registry,
+            ctx,
+        })
+    }
+
+    /// What a client may register right now (CONTRACTS.md): the registry's scopes change at run time.
+    pub async fn policy(&self) -> Result<MetadataPolicy, OAuthError> {
+        let supported = self.registry.supported_scopes(&self.ctx.pool).await?;
+        Ok(MetadataPolicy::for_deployment(&self.ctx.settings.registration, &supported))
+    }
+}
+
 /// Builds the service from its context.
-pub async fn app(_ctx: Context) -> Result<ServiceApp, BuildError> {
-    Ok(ServiceApp::new("registration", |_cfg| {}))
+pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+    let state = web::Data::new(State::new(ctx)?);
+    Ok(ServiceApp::new("registration", move |cfg| routes::configure(cfg, state.clone())))
 }

@@ -7,6 +7,20 @@ use uuid::Uuid;
 
 use crate::schema::audit_events;
 
+/// The `kind` of each audit event about clients.
+pub mod kind {
+    /// RFC 7591 registration.
+    pub const CLIENT_REGISTERED: &str = "client.registered";
+    /// Created by an operator (`sallyport client add`).
+    pub const CLIENT_CREATED: &str = "client.created";
+    /// RFC 7592 update, or an operator's change.
+    pub const CLIENT_UPDATED: &str = "client.updated";
+    /// The registration access token was rotated (RFC 7592 read with rotation on).
+    pub const REGISTRATION_TOKEN_ROTATED: &str = "client.registration_token_rotated";
+    /// RFC 7592 delete, or `sallyport client remove`.
+    pub const CLIENT_DELETED: &str = "client.deleted";
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = audit_events)]
 pub struct NewAuditEvent<'a> {

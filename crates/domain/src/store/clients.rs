@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::audit::{self, NewAuditEvent};
 use super::{flat, wrap};
 use crate::client::{ApplicationType, AuthMethod, Client, ClientMetadata, ClientSource, GrantType};
 use crate::error::OAuthError;
@@ -141,9 +142,37 @@ pub async fn update(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResul
     diesel::update(clients::table.find(&row.client_id)).set(row).execute(conn).await.map(|n| n == 1)
 }
 
-/// Caches a metadata-document client: inserted, or refreshed when its document changed. The caller
-/// makes sure the id does not belong to a client of another source.
-pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<()> {
+/// RFC 7592 update: replaces the row only while `token_hash` is still the client's registration
+/// token, so a concurrent rotation or deletion makes it a no-op (`false`).
+pub async fn replace(conn: &mut AsyncPgConnection, row: &ClientRow, token_hash: &[u8]) -> QueryResult<bool> {
+    diesel::update(clients::table.find(&row.client_id).filter(clients::registration_token_hash.eq(token_hash)))
+        .set(row)
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}
+
+/// Swaps the registration access token hash, only from `old` (compare-and-set: of two concurrent
+/// rotations with the same token, one wins and the other gets `false`).
+pub async fn rotate_registration_token(
+    conn: &mut AsyncPgConnection,
+    client_id: &str,
+    old: &[u8],
+    new: &[u8],
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::update(clients::table.find(client_id).filter(clients::registration_token_hash.eq(old)))
+        .set((clients::registration_token_hash.eq(new), clients::updated_at.eq(now)))
+        .execute(conn)
+        .await
+        .map(|n| n == 1)
+}
+
+/// Caches a metadata-document client: inserted, or refreshed when its document changed. A row of
+/// another source with the same id is never touched: then nothing is written and `false` returned.
+pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<bool> {
+    // the ON CONFLICT ... DO UPDATE ... WHERE filter is reached through the trait, not QueryDsl
+    use diesel::query_dsl::methods::FilterDsl;
     diesel::insert_into(clients::table)
         .values(row)
         .on_conflict(clients::client_id)
@@ -161,18 +190,82 @@ pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &Client
             clients::contacts.eq(&row.contacts),
             clients::scope.eq(&row.scope),
             clients::jwks_uri.eq(&row.jwks_uri),
+            clients::jwks.eq(&row.jwks),
             clients::software_id.eq(&row.software_id),
             clients::software_version.eq(&row.software_version),
             clients::updated_at.eq(row.updated_at),
         ))
+        .filter(clients::source.eq(ClientSource::MetadataDocument.as_str()))
         .execute(conn)
         .await
-        .map(drop)
+        .map(|n| n == 1)
 }
 
 /// Deletes a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
 pub async fn delete(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<bool> {
     diesel::delete(clients::table.find(client_id)).execute(conn).await.map(|n| n == 1)
+}
+
+/// Records every grant family of the client (the grant ids of its refresh tokens and authorization
+/// codes) in `revoked_grants` until `expires_at`, so its outstanding JWT access tokens die at
+/// introspection. Returns how many families were recorded. A family already revoked keeps the
+/// later of the two expiries.
+pub async fn revoke_grants_of(
+    conn: &mut AsyncPgConnection,
+    client_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Text, Timestamptz};
+    diesel::sql_query(
+        "INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
+         SELECT grant_id, $2, $3, $4 FROM refresh_tokens WHERE client_id = $1 \
+         UNION SELECT grant_id, $2, $3, $4 FROM authorization_codes WHERE client_id = $1 \
+         ON CONFLICT (grant_id) DO UPDATE SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)",
+    )
+    .bind::<Text, _>(client_id)
+    .bind::<Text, _>(reason)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(expires_at)
+    .execute(conn)
+    .await
+}
+
+/// Deletes a client in one transaction: locks its row (so no code or token can be written for it
+/// meanwhile), revokes its grant families until `revoked_until` ([`revoke_grants_of`]), records
+/// `event` (with `revoked_grants` added to its detail), and deletes the row, which cascades to its
+/// codes, refresh tokens and consents. `None` when no such client exists.
+pub async fn delete_revoking(
+    conn: &mut AsyncPgConnection,
+    client_id: &str,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+    mut event: NewAuditEvent<'_>,
+) -> QueryResult<Option<usize>> {
+    use diesel_async::AsyncConnection;
+    let outcome = conn
+        .transaction(async |conn| {
+            // FOR UPDATE conflicts with the KEY SHARE lock every referencing insert takes
+            let found: Option<String> =
+                clients::table.find(client_id).select(clients::client_id).for_update().first(conn).await.optional()?;
+            if found.is_none() {
+                return Err(diesel::result::Error::NotFound);
+            }
+            let revoked = revoke_grants_of(conn, client_id, "client_deleted", now, revoked_until).await?;
+            if let Some(detail) = event.detail.as_object_mut() {
+                detail.insert("revoked_grants".into(), revoked.into());
+            }
+            audit::record(conn, &event).await?;
+            diesel::delete(clients::table.find(client_id)).execute(conn).await?;
+            Ok(revoked)
+        })
+        .await;
+    match outcome {
+        Ok(n) => Ok(Some(n)),
+        Err(diesel::result::Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ClientRow>> {

@@ -1,0 +1,41 @@
+//! `DELETE /oauth2/register/{client_id}`: RFC 7592 §2.3 client delete.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::OAuthError;
+use domain::clock::after;
+use domain::http::client_ip;
+use domain::store::audit::{NewAuditEvent, kind};
+use domain::store::clients;
+
+use crate::State;
+use crate::auth::{ManagedClient, invalid_token};
+
+/// Deletes the client and revokes what it holds: its grant families are recorded as revoked for
+/// one access-token lifetime (so outstanding JWTs fail introspection), and its codes, refresh
+/// tokens and consents go with the row. 204 on success (RFC 7592 §2.3).
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<State>,
+    managed: ManagedClient,
+) -> Result<HttpResponse, OAuthError> {
+    let now = state.ctx.clock.now();
+    let revoked_until = after(now, state.ctx.settings.tokens.access_token_ttl_secs);
+    let ip = client_ip(&req, state.ctx.settings.trust_forwarded_for).to_string();
+    let client_id = managed.client.client_id.as_str();
+    let event = NewAuditEvent {
+        occurred_at: now,
+        kind: kind::CLIENT_DELETED,
+        client_id: Some(client_id),
+        user_id: None,
+        ip: Some(&ip),
+        detail: serde_json::json!({"source": managed.client.source.as_str()}),
+    };
+    let mut conn = state.ctx.pool.get().await?;
+    let Some(revoked) = clients::delete_revoking(&mut conn, client_id, now, revoked_until, event).await? else {
+        // deleted by a concurrent request since we authenticated
+        return Err(invalid_token("the registration access token is not valid for this client"));
+    };
+    tracing::info!(client_id, revoked_grants = revoked, "client deleted");
+    Ok(HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store"))).finish())
+}

@@ -1,0 +1,68 @@
+//! `GET /oauth2/register/{client_id}`: RFC 7592 §2.1 client read.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel_async::AsyncConnection;
+use domain::OAuthError;
+use domain::http::client_ip;
+use domain::secret::{PlainSecret, SecretKind};
+use domain::store::audit::{self, NewAuditEvent, kind};
+use domain::store::clients;
+
+use crate::State;
+use crate::auth::{ManagedClient, invalid_token};
+use crate::information::{information, respond};
+
+/// The client's current metadata. With `registration.rotate_registration_token` the response
+/// carries a new registration access token and the presented one stops working (RFC 7592 §3).
+pub async fn read(
+    req: HttpRequest,
+    state: web::Data<State>,
+    managed: ManagedClient,
+) -> Result<HttpResponse, OAuthError> {
+    let token = if state.ctx.settings.registration.rotate_registration_token {
+        Some(rotate(&req, &state, &managed).await?)
+    } else {
+        None
+    };
+    Ok(respond(StatusCode::OK, &information(&state.ctx.settings, &managed.client, None, token)))
+}
+
+/// Replaces the registration access token, only if the presented one is still current.
+async fn rotate(req: &HttpRequest, state: &State, managed: &ManagedClient) -> Result<PlainSecret, OAuthError> {
+    let token = PlainSecret::generate(SecretKind::RegistrationAccessToken);
+    let now = state.ctx.clock.now();
+    let ip = client_ip(req, state.ctx.settings.trust_forwarded_for).to_string();
+    let client_id = managed.client.client_id.as_str();
+    let event = NewAuditEvent {
+        occurred_at: now,
+        kind: kind::REGISTRATION_TOKEN_ROTATED,
+        client_id: Some(client_id),
+        user_id: None,
+        ip: Some(&ip),
+        detail: serde_json::json!({"reason": "read"}),
+    };
+    let new_hash = token.hash();
+    let mut conn = state.ctx.pool.get().await?;
+    let rotated = conn
+        .transaction(async |conn| {
+            let rotated = clients::rotate_registration_token(
+                conn,
+                client_id,
+                managed.token_hash.as_bytes(),
+                new_hash.as_bytes(),
+                now,
+            )
+            .await?;
+            if rotated {
+                audit::record(conn, &event).await?;
+            }
+            Ok::<_, diesel::result::Error>(rotated)
+        })
+        .await?;
+    if !rotated {
+        // another request rotated it, or the client was deleted, since we authenticated
+        return Err(invalid_token("the registration access token is not valid for this client"));
+    }
+    Ok(token)
+}

@@ -1,0 +1,72 @@
+//! `POST /oauth2/register`: RFC 7591 dynamic client registration.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel_async::AsyncConnection;
+use domain::OAuthError;
+use domain::client::{Client, ClientSource, parse_metadata_json};
+use domain::http::client_ip;
+use domain::secret::{PlainSecret, SecretKind};
+use domain::store::audit::{self, NewAuditEvent, kind};
+use domain::store::clients::{self, ClientRow};
+
+use crate::State;
+use crate::auth::check_initial_access;
+use crate::body::read_json;
+use crate::information::{information, respond};
+
+/// Registers a client: rate limit, initial access token, a JSON body validated against the
+/// deployment's policy, then one short transaction (the client and its audit event). The secret
+/// (confidential clients only) and the registration access token are returned once and stored as
+/// SHA-256 hashes.
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<State>,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let settings = &state.ctx.settings;
+    let ip = client_ip(&req, settings.trust_forwarded_for);
+    state.limiter.check(ip).map_err(OAuthError::rate_limited)?;
+    check_initial_access(&state, req.headers())?;
+    let body = read_json(req.headers(), payload).await?;
+    // RFC 7591 §3.1: unknown members are ignored; a client_id sent here is not the client's to choose
+    let metadata = parse_metadata_json(&body)?.validate(&state.policy().await?)?;
+
+    let now = state.ctx.clock.now();
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let secret =
+        metadata.token_endpoint_auth_method.is_confidential().then(|| PlainSecret::generate(SecretKind::ClientSecret));
+    let token = PlainSecret::generate(SecretKind::RegistrationAccessToken);
+    let mut row = ClientRow::new(client_id.clone(), ClientSource::Dynamic, &metadata, now);
+    row.client_secret_hash = secret.as_ref().map(|s| s.hash().to_vec());
+    row.registration_token_hash = Some(token.hash().to_vec());
+
+    let ip = ip.to_string();
+    let event = NewAuditEvent {
+        occurred_at: now,
+        kind: kind::CLIENT_REGISTERED,
+        client_id: Some(&client_id),
+        user_id: None,
+        ip: Some(&ip),
+        detail: metadata.audit_detail(),
+    };
+    let mut conn = state.ctx.pool.get().await?;
+    conn.transaction(async |conn| {
+        clients::insert(conn, &row).await?;
+        audit::record(conn, &event).await
+    })
+    .await?;
+    drop(conn);
+    tracing::info!(client_id, auth_method = metadata.token_endpoint_auth_method.as_str(), "client registered");
+
+    let client = Client {
+        client_id,
+        source: ClientSource::Dynamic,
+        secret_hash: row.client_secret_hash,
+        secret_expires_at: None,
+        may_introspect: false,
+        created_at: now,
+        metadata,
+    };
+    Ok(respond(StatusCode::CREATED, &information(settings, &client, secret, Some(token))))
+}

@@ -1,0 +1,120 @@
+//! `PUT /oauth2/register/{client_id}`: RFC 7592 §2.2 client update.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use diesel_async::AsyncConnection;
+use domain::client::{Client, ClientMetadataRequest, parse_metadata_json};
+use domain::http::client_ip;
+use domain::secret::{PlainSecret, SecretHash, SecretKind};
+use domain::store::audit::{self, NewAuditEvent, kind};
+use domain::store::clients::{self, ClientRow};
+use domain::{ErrorCode, OAuthError};
+
+use crate::State;
+use crate::auth::{ManagedClient, invalid_token};
+use crate::body::read_json;
+use crate::information::{information, respond};
+
+fn metadata_error(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+/// RFC 7592 §2.2: the body must name the client it updates, and may repeat the current secret
+/// but never choose one. The server-assigned members (`registration_access_token`,
+/// `registration_client_uri`, `client_id_issued_at`, `client_secret_expires_at`) are ignored
+/// like any unknown member.
+pub fn check_identity(request: &ClientMetadataRequest, row: &ClientRow) -> Result<(), OAuthError> {
+    match request.client_id.as_deref() {
+        Some(id) if id == row.client_id => {}
+        Some(_) => return Err(metadata_error("client_id does not match the client being updated")),
+        None => return Err(metadata_error("an update must include the client's client_id (RFC 7592 §2.2)")),
+    }
+    if let Some(secret) = request.client_secret.as_deref()
+        && !row.client_secret_hash.as_deref().is_some_and(|h| SecretHash::of(secret).matches(h))
+    {
+        return Err(metadata_error("client_secret must equal the current secret; a client cannot choose its secret"));
+    }
+    Ok(())
+}
+
+/// Replaces the client's metadata, validated exactly like a registration. Omitted members are
+/// removed or reset to their defaults. Switching to a confidential method issues a secret;
+/// switching to `none` drops it; the registration access token rotates only when configured to.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<State>,
+    managed: ManagedClient,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let settings = &state.ctx.settings;
+    let body = read_json(req.headers(), payload).await?;
+    let request = parse_metadata_json(&body)?;
+    check_identity(&request, &managed.row)?;
+    let metadata = request.validate(&state.policy().await?)?;
+
+    let current = &managed.row;
+    let (secret_hash, new_secret) =
+        match (metadata.token_endpoint_auth_method.is_confidential(), &current.client_secret_hash) {
+            (false, _) => (None, None),
+            (true, Some(hash)) => (Some(hash.clone()), None),
+            (true, None) => {
+                let secret = PlainSecret::generate(SecretKind::ClientSecret);
+                (Some(secret.hash().to_vec()), Some(secret))
+            }
+        };
+    let new_token = settings
+        .registration
+        .rotate_registration_token
+        .then(|| PlainSecret::generate(SecretKind::RegistrationAccessToken));
+
+    let now = state.ctx.clock.now();
+    let mut row = ClientRow::new(current.client_id.clone(), managed.client.source, &metadata, current.created_at);
+    row.client_secret_expires_at = secret_hash.as_ref().and(current.client_secret_expires_at);
+    row.client_secret_hash = secret_hash;
+    row.registration_token_hash =
+        new_token.as_ref().map(|t| t.hash().to_vec()).or_else(|| current.registration_token_hash.clone());
+    row.may_introspect = current.may_introspect;
+    row.updated_at = now;
+
+    let mut detail = metadata.audit_detail();
+    if let Some(obj) = detail.as_object_mut() {
+        obj.insert("secret_issued".into(), new_secret.is_some().into());
+        obj.insert("registration_token_rotated".into(), new_token.is_some().into());
+    }
+    let ip = client_ip(&req, settings.trust_forwarded_for).to_string();
+    let event = NewAuditEvent {
+        occurred_at: now,
+        kind: kind::CLIENT_UPDATED,
+        client_id: Some(&row.client_id),
+        user_id: None,
+        ip: Some(&ip),
+        detail,
+    };
+    let mut conn = state.ctx.pool.get().await?;
+    let replaced = conn
+        .transaction(async |conn| {
+            let replaced = clients::replace(conn, &row, managed.token_hash.as_bytes()).await?;
+            if replaced {
+                audit::record(conn, &event).await?;
+            }
+            Ok::<_, diesel::result::Error>(replaced)
+        })
+        .await?;
+    drop(conn);
+    if !replaced {
+        // rotated or deleted by a concurrent request since we authenticated
+        return Err(invalid_token("the registration access token is not valid for this client"));
+    }
+    tracing::info!(client_id = %row.client_id, "client updated");
+
+    let client = Client {
+        client_id: row.client_id.clone(),
+        source: managed.client.source,
+        secret_hash: row.client_secret_hash.clone(),
+        secret_expires_at: row.client_secret_expires_at,
+        may_introspect: row.may_introspect,
+        created_at: row.created_at,
+        metadata,
+    };
+    Ok(respond(StatusCode::OK, &information(settings, &client, new_secret, new_token)))
+}
