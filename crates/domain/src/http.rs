@@ -139,6 +139,21 @@ pub fn serve<F>(listener: TcpListener, options: ServeOptions, configure: F) -> s
 where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
+    serve_with(listener, options, true, configure)
+}
+
+/// Like [`serve`]. With `allow_half_closed` false, a request's handler is dropped as soon as its
+/// client closes the connection (actix otherwise runs it to the end first): the gateway needs
+/// that to cancel the upstream request of a client that left before the answer.
+pub fn serve_with<F>(
+    listener: TcpListener,
+    options: ServeOptions,
+    allow_half_closed: bool,
+    configure: F,
+) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
     let health = web::Data::new(HealthState { pool: options.pool.clone(), ready: options.ready.clone() });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -151,6 +166,7 @@ where
             .configure(configure.clone())
             .default_service(web::to(not_found))
     })
+    .h1_allow_half_closed(allow_half_closed)
     .shutdown_timeout(options.shutdown_timeout_secs)
     .listen(listener)?;
     if options.workers > 0 {

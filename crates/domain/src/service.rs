@@ -11,7 +11,7 @@ use actix_web::web;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Pool;
-use crate::http::{ReadyCheck, ServeOptions, bind, serve};
+use crate::http::{ReadyCheck, ServeOptions, bind, serve_with};
 
 /// What every service is built from.
 #[derive(Clone)]
@@ -30,11 +30,19 @@ pub struct ServiceApp {
     pub name: &'static str,
     pub configure: Configure,
     pub ready: Option<ReadyCheck>,
+    /// Drop a request's handler as soon as its client disconnects (no HTTP/1 half-close): a proxy
+    /// must cancel the upstream request of a client that is gone.
+    pub cancel_on_disconnect: bool,
 }
 
 impl ServiceApp {
     pub fn new(name: &'static str, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
-        Self { name, configure: Arc::new(configure), ready: None }
+        Self { name, configure: Arc::new(configure), ready: None, cancel_on_disconnect: false }
+    }
+
+    pub fn with_cancel_on_disconnect(mut self) -> Self {
+        self.cancel_on_disconnect = true;
+        self
     }
 
     pub fn with_ready(mut self, ready: impl Fn() -> bool + Send + Sync + 'static) -> Self {
@@ -50,7 +58,7 @@ impl ServiceApp {
     ) -> std::io::Result<actix_web::dev::Server> {
         options.ready = self.ready.clone();
         let configure = self.configure.clone();
-        serve(listener, options, move |cfg| configure(cfg))
+        serve_with(listener, options, !self.cancel_on_disconnect, move |cfg| configure(cfg))
     }
 }
 
