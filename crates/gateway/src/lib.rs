@@ -122,8 +122,9 @@ impl Gateway {
     }
 }
 
-/// Builds the gateway from its context. It keeps no state in the database.
+/// Builds the gateway from its context. It keeps no state in the database. A client that
+/// disconnects drops its request at once, which cancels the upstream request.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
     let gateway = Arc::new(Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone())?);
-    Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)))
+    Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)).with_cancel_on_disconnect())
 }

@@ -92,12 +92,13 @@ impl Jwks {
         let now = self.clock.unix();
         if let Some(key) = ring.keys.get(kid) {
             // a stale set is refreshed by whoever notices first; the others go on with the old one
+            // (a key the fresh set no longer has was withdrawn; a failed refresh keeps the old set)
             if now - ring.fetched_at >= ring.max_age
                 && let Ok(_guard) = self.fetching.try_lock()
                 && self.may_fetch(now)
-                && let Ok(Some(fresh)) = self.refresh(now).await.map(|r| r.keys.get(kid).cloned())
+                && let Ok(fresh) = self.refresh(now).await
             {
-                return Ok(fresh);
+                return fresh.keys.get(kid).cloned().ok_or(KeyError::Unknown);
             }
             return Ok(Arc::clone(key));
         }

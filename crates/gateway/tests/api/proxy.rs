@@ -1,0 +1,230 @@
+//! The streaming reverse proxy: SSE event by event, bodies of any size, cancellation, hop-by-hop
+//! and forwarding headers, redirects passed on, 502 and 504 as JSON.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use domain::config::RouteSettings;
+
+use super::support::{SilentUpstream, Stack};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sse_events_reach_the_client_one_by_one() {
+    let s = Stack::start().await;
+    let res = s
+        .http
+        .get(s.url("/mcp/sse"))
+        .bearer_auth(s.token())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert!(res.headers().get("content-length").is_none(), "a stream has no length");
+    let mut stream = res.bytes_stream();
+    let first = stream.next().await.expect("a first chunk").expect("bytes");
+    let sent_when_first_arrived = s.up.events_sent.load(Ordering::SeqCst);
+    assert!(String::from_utf8_lossy(&first).starts_with("id: 0\n"), "{first:?}");
+    assert!(
+        sent_when_first_arrived < 5,
+        "the first event arrived before the last one was sent ({sent_when_first_arrived} sent)"
+    );
+    let mut all = first.to_vec();
+    while let Some(chunk) = stream.next().await {
+        all.extend_from_slice(&chunk.expect("bytes"));
+    }
+    let text = String::from_utf8(all).expect("utf-8");
+    assert_eq!(text.matches("data: ").count(), 5, "{text}");
+    assert!(text.ends_with("id: 4\ndata: {\"n\":4}\n\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_cancels_the_upstream_stream() {
+    let s = Stack::start().await;
+    let res = s.get_with("/mcp/forever", &s.token()).await;
+    let mut stream = res.bytes_stream();
+    stream.next().await.expect("an event").expect("bytes");
+    assert!(!s.up.stream_dropped.load(Ordering::SeqCst));
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.up.stream_dropped.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the upstream stream is still running after the client left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_before_the_answer_cancels_the_upstream_request() {
+    let silent = SilentUpstream::start().await;
+    let upstream = silent.url.clone();
+    let s = Stack::start_with(move |settings, _| {
+        settings.gateway.upstream_timeout_ms = 20_000;
+        let public = settings.gateway.routes.iter().find(|r| r.prefix == "/public").expect("public").clone();
+        settings.gateway.routes.push(RouteSettings { prefix: "/silent".into(), upstream, ..public });
+    })
+    .await;
+    let waiting = tokio::spawn(s.http.get(s.url("/silent")).send());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !silent.started.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the upstream never got the request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!silent.closed.load(Ordering::SeqCst));
+    waiting.abort();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !silent.closed.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the upstream request still runs after the client left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_stream_both_ways() {
+    let s = Stack::start().await;
+    // 3 MiB in 64 KiB chunks with no declared length: chunked all the way to the upstream
+    let chunk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let expected_sum: u64 = chunk.iter().map(|b| u64::from(*b)).sum::<u64>() * 48;
+    let chunks = futures_util::stream::iter((0..48).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let res = s
+        .http
+        .post(s.url("/mcp/count"))
+        .bearer_auth(s.token())
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.expect("json");
+    assert_eq!(seen["bytes"], 48 * 65_536);
+    assert_eq!(seen["sum"], expected_sum);
+
+    // a declared length above the buffering limit streams too
+    let big = vec![7u8; 200_000];
+    let res = s.http.post(s.url("/mcp/count")).bearer_auth(s.token()).body(big).send().await.expect("upload");
+    let seen: Value = res.json().await.expect("json");
+    assert_eq!((seen["bytes"].as_u64(), seen["sum"].as_u64()), (Some(200_000), Some(1_400_000)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hop_by_hop_headers_stay_on_their_hop() {
+    let s = Stack::start().await;
+    let res = s
+        .http
+        .post(s.url("/mcp/echo"))
+        .bearer_auth(s.token())
+        .header("connection", "keep-alive, x-secret-hop")
+        .header("x-secret-hop", "1")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("x-end-to-end", "kept")
+        .header("mcp-session-id", "session-1")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.expect("json");
+    let headers = &seen["headers"];
+    for gone in ["x-secret-hop", "te", "proxy-authorization", "keep-alive", "upgrade", "transfer-encoding"] {
+        assert!(headers.get(gone).is_none(), "{gone} reached the upstream: {headers}");
+    }
+    assert_eq!(headers["x-end-to-end"][0], "kept");
+    assert_eq!(headers["mcp-session-id"][0], "session-1");
+    assert_eq!(seen["body"], "{}");
+
+    let res = s.get_with("/mcp/hop", &s.token()).await;
+    for gone in ["keep-alive", "proxy-authenticate", "trailer"] {
+        assert!(res.headers().get(gone).is_none(), "{gone} reached the client");
+    }
+    assert_eq!(res.headers()["x-end-to-end"], "kept");
+    assert_eq!(res.headers()["content-length"], "3", "a known length is kept");
+    assert_eq!(res.text().await.expect("body"), "hop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_name_the_client() {
+    let s = Stack::start().await;
+    let res = s
+        .http
+        .get(s.url("/public/x"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=203.0.113.9")
+        .send()
+        .await
+        .expect("request");
+    let seen: Value = res.json().await.expect("json");
+    let h = &seen["headers"];
+    assert_eq!(h["x-forwarded-for"][0], "127.0.0.1", "an untrusted chain is dropped");
+    assert_eq!(h["x-forwarded-proto"][0], "http");
+    assert_eq!(h["x-forwarded-host"][0], s.gateway.url.trim_start_matches("http://"));
+    assert!(h.get("forwarded").is_none());
+
+    let trusting = Stack::start_with(|settings, _| settings.gateway.trust_forwarded_for = true).await;
+    let res = trusting
+        .http
+        .get(trusting.url("/public/x"))
+        .header("x-forwarded-for", "203.0.113.9, 198.51.100.2")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "gw.example.com")
+        .send()
+        .await
+        .expect("request");
+    let seen: Value = res.json().await.expect("json");
+    let h = &seen["headers"];
+    assert_eq!(h["x-forwarded-for"][0], "203.0.113.9, 198.51.100.2, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"][0], "https");
+    assert_eq!(h["x-forwarded-host"][0], "gw.example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_and_statuses_pass_through() {
+    let s = Stack::start().await;
+    let res = s.get_with("/mcp/redirect", &s.token()).await;
+    assert_eq!(res.status(), StatusCode::FOUND, "the proxy does not follow redirects");
+    assert_eq!(res.headers()["location"], "/elsewhere");
+    let res = s.http.head(s.url("/public/x")).send().await.expect("head");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_upstream_is_a_json_502() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let s = Stack::start_with(move |settings, _| {
+        for route in &mut settings.gateway.routes {
+            if route.prefix == "/public" {
+                route.upstream = format!("http://127.0.0.1:{port}/public");
+            }
+        }
+    })
+    .await;
+    let res = s.http.get(s.url("/public/x")).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(!body.to_string().contains(&port.to_string()), "no internals in the body: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_upstream_is_a_json_504() {
+    let s = Stack::start_with(|settings, _| settings.gateway.upstream_timeout_ms = 300).await;
+    let started = Instant::now();
+    let res = s.get_with("/mcp/slow", &s.token()).await;
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(3), "answered at the timeout, not when the upstream did");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // a stream that started in time may run longer than the timeout
+    let res = s.get_with("/mcp/sse", &s.token()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.expect("whole stream").matches("data: ").count(), 5);
+}
