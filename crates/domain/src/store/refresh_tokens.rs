@@ -1,1 +1,168 @@
-//! `refresh_tokens`.
+//! `refresh_tokens`: one row per issued refresh token; a grant family shares `grant_id`.
+//!
+//! Rotation marks the presented token used and inserts its successor in ONE statement, so that of
+//! any number of concurrent uses exactly one succeeds, and a grant costs one durable commit.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::refresh_tokens;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct RefreshTokenRow {
+    pub id: Uuid,
+    /// SHA-256 of the `sprt_` token.
+    pub token_hash: Vec<u8>,
+    pub grant_id: Uuid,
+    /// The token this one was rotated from.
+    pub parent_id: Option<Uuid>,
+    pub client_id: String,
+    pub user_id: Option<Uuid>,
+    /// The scope of the grant (`Scopes::to_string`); a rotated token keeps it (RFC 6749 §6).
+    pub scope: String,
+    /// Normalised `ResourceUri` strings of the grant.
+    pub resources: Vec<Option<String>>,
+    pub auth_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// Idle limit of this token, never past `family_expires_at`.
+    pub expires_at: DateTime<Utc>,
+    /// Absolute limit of the whole family.
+    pub family_expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table).values(row).execute(conn).await.map(drop)
+}
+
+pub async fn find_by_hash(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<Option<RefreshTokenRow>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(RefreshTokenRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Every token of a grant family, oldest first.
+pub async fn family(conn: &mut AsyncPgConnection, grant_id: Uuid) -> QueryResult<Vec<RefreshTokenRow>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::grant_id.eq(grant_id))
+        .order(refresh_tokens::created_at.asc())
+        .select(RefreshTokenRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// A refresh request: the presented token, the narrowing it asks for, and its successor.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub presented_hash: Vec<u8>,
+    pub client_id: String,
+    /// Scope tokens the access token asks for; each must be in the grant's scope (empty: no narrowing).
+    pub scopes: Vec<String>,
+    /// Resources the access token asks for; each must be in the grant's resources (empty: no narrowing).
+    pub resources: Vec<String>,
+    pub now: DateTime<Utc>,
+    pub new_id: Uuid,
+    pub new_hash: Vec<u8>,
+    /// `now` + the idle lifetime; the successor expires then or with its family, whichever is first.
+    pub idle_expires_at: DateTime<Utc>,
+}
+
+/// What a successful rotation took over from the presented token.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Rotated {
+    pub grant_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub scope: String,
+    pub resources: Vec<Option<String>>,
+    pub auth_time: DateTime<Utc>,
+    /// When the successor expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Rotates in one statement: the presented token is marked used only if it is unused, unrevoked,
+/// unexpired, the caller's, of a family not revoked and of a user not disabled, and the requested
+/// narrowing fits; then its successor is inserted with the same grant. `None` when any condition
+/// failed (including a concurrent use that won): the caller looks at [`find_by_hash`] to say why.
+pub async fn rotate(conn: &mut AsyncPgConnection, rotation: &Rotation) -> QueryResult<Option<Rotated>> {
+    RotateQuery(rotation.clone()).get_result(conn).await.optional()
+}
+
+/// The rotation statement. A query type of its own (rather than `sql_query`) so that diesel keeps
+/// it as a prepared statement per connection: one round trip per rotation instead of two.
+#[derive(Debug, Clone)]
+struct RotateQuery(Rotation);
+
+impl QueryId for RotateQuery {
+    type QueryId = RotateQuery;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RotateQuery {
+    type SqlType = (
+        diesel::sql_types::Uuid,
+        Nullable<diesel::sql_types::Uuid>,
+        Text,
+        Array<Nullable<Text>>,
+        Timestamptz,
+        Timestamptz,
+    );
+}
+
+impl QueryFragment<Pg> for RotateQuery {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let r = &self.0;
+        out.push_sql("WITH old AS (UPDATE refresh_tokens AS t SET used_at = ");
+        out.push_bind_param::<Timestamptz, _>(&r.now)?;
+        out.push_sql(" WHERE t.token_hash = ");
+        out.push_bind_param::<Bytea, _>(&r.presented_hash)?;
+        out.push_sql(" AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ");
+        out.push_bind_param::<Timestamptz, _>(&r.now)?;
+        out.push_sql(" AND t.family_expires_at > ");
+        out.push_bind_param::<Timestamptz, _>(&r.now)?;
+        out.push_sql(" AND t.client_id = ");
+        out.push_bind_param::<Text, _>(&r.client_id)?;
+        // RFC 6749 §6 and RFC 8707 §2.2: the access token may narrow scope and audience, never widen
+        out.push_sql(" AND ");
+        out.push_bind_param::<Array<Text>, _>(&r.scopes)?;
+        out.push_sql(" <@ string_to_array(t.scope, ' ') AND ");
+        out.push_bind_param::<Array<Text>, _>(&r.resources)?;
+        out.push_sql(
+            " <@ t.resources \
+             AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = t.grant_id) \
+             AND (t.user_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND NOT u.disabled)) \
+             RETURNING t.id, t.grant_id, t.user_id, t.scope, t.resources, t.auth_time, t.family_expires_at), \
+             fresh AS (INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, client_id, user_id, scope, \
+             resources, auth_time, created_at, expires_at, family_expires_at) SELECT ",
+        );
+        out.push_bind_param::<diesel::sql_types::Uuid, _>(&r.new_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bytea, _>(&r.new_hash)?;
+        out.push_sql(", old.grant_id, old.id, ");
+        out.push_bind_param::<Text, _>(&r.client_id)?;
+        out.push_sql(", old.user_id, old.scope, old.resources, old.auth_time, ");
+        out.push_bind_param::<Timestamptz, _>(&r.now)?;
+        out.push_sql(", least(");
+        out.push_bind_param::<Timestamptz, _>(&r.idle_expires_at)?;
+        out.push_sql(
+            ", old.family_expires_at), old.family_expires_at FROM old RETURNING expires_at) \
+             SELECT old.grant_id, old.user_id, old.scope, old.resources, old.auth_time, fresh.expires_at \
+             FROM old, fresh",
+        );
+        Ok(())
+    }
+}
+
+/// Removes tokens whose family expired before `before` (housekeeping; reuse can no longer matter).
+pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_expires_at.lt(before))).execute(conn).await
+}

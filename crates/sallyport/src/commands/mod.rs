@@ -4,8 +4,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::Settings;
 
+mod client;
 mod demo;
 mod grant;
+mod keys;
 mod migrate;
 mod user;
 
@@ -23,6 +25,12 @@ pub enum Command {
     /// Manage local users.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage clients made by an operator (resource servers, confidential back ends).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage JWT signing keys (rotation with overlap).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// List and revoke the consents users remembered.
     #[command(subcommand)]
     Grant(grant::GrantCommand),
@@ -34,8 +42,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::Client(cmd) => client::run(cmd).await,
         Command::Grant(cmd) => grant::run(cmd).await,
         Command::DemoMcp(args) => demo::run(args).await,
+        Command::Keys(cmd) => keys::run(cmd).await,
     }
 }
 

@@ -1,0 +1,55 @@
+//! What a replica does on its own: reload signing keys every few seconds (and create the first
+//! one if the table is empty), and now and then remove revocation records and refresh tokens that
+//! can no longer matter. Every replica does both; the statements are idempotent.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use domain::Pool;
+use domain::clock::Clock;
+use domain::store::{refresh_tokens, revocations};
+
+use crate::keyring::Keyring;
+
+/// How often signing keys are reloaded: a rotated key is seen by every replica within this.
+pub const KEY_RELOAD: Duration = Duration::from_secs(3);
+
+/// How often expired rows are pruned.
+const PRUNE_EVERY: u32 = 600 / 3;
+
+/// Runs until the keyring is dropped (the service stopped).
+pub fn spawn(keys: Weak<Keyring>, pool: Pool, clock: Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut ticks: u32 = 0;
+        loop {
+            tick.tick().await;
+            let Some(keyring) = keys.upgrade() else { break };
+            if let Err(e) = keyring.sync(&pool, clock.now()).await {
+                tracing::error!(error = %e, "cannot reload signing keys");
+            }
+            drop(keyring);
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(PRUNE_EVERY) {
+                prune(&pool, &clock).await;
+            }
+        }
+    });
+}
+
+async fn prune(pool: &Pool, clock: &Clock) {
+    let now = clock.now();
+    let result = async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let tokens = refresh_tokens::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
+        let records = revocations::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((tokens, records))
+    }
+    .await;
+    match result {
+        Ok((tokens, records)) => tracing::debug!(tokens, records, "pruned expired refresh tokens and revocations"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune expired rows"),
+    }
+}

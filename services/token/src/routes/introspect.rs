@@ -1,0 +1,111 @@
+//! `POST /oauth2/introspect` (RFC 7662): for resource servers, i.e. authenticated clients marked
+//! `may_introspect`. Anything revoked, expired, unknown, or whose client is gone is
+//! `{"active": false}`; nothing about a token is said to any other caller.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::OAuthError;
+use domain::error::ErrorCode;
+use domain::jwt::Audience;
+use domain::store::{revocations, users};
+use serde::Serialize;
+
+use crate::State;
+use crate::client_auth::authenticate;
+use crate::form::Form;
+use crate::inspect::{self, Found};
+use crate::issue::json_no_store;
+
+/// RFC 7662 §2.2; members of an inactive token are all absent.
+#[derive(Debug, Default, Serialize)]
+struct Introspection {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<Audience>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+}
+
+pub async fn introspect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = Form::read(&req, payload).await?;
+    let client = authenticate(&state, req.headers(), &form).await?;
+    if client.is_public() || !client.may_introspect {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not introspect tokens")
+            .with_status(StatusCode::FORBIDDEN));
+    }
+    let token = form.require("token")?;
+    let now = state.clock.now();
+    let inactive = Introspection::default();
+    let answer = match inspect::find(&state, token, form.get("token_type_hint"), now).await? {
+        Found::Nothing => inactive,
+        Found::Access(claims) => {
+            let mut conn = state.pool.get().await?;
+            let live = revocations::access_token_state(&mut conn, &claims.client_id, claims.gid, claims.jti).await?;
+            if !live.is_live() {
+                inactive
+            } else {
+                Introspection {
+                    active: true,
+                    scope: Some(claims.scope).filter(|s| !s.is_empty()),
+                    client_id: Some(claims.client_id),
+                    sub: Some(claims.sub),
+                    aud: Some(claims.aud),
+                    iss: Some(claims.iss),
+                    exp: Some(claims.exp),
+                    iat: Some(claims.iat),
+                    jti: Some(claims.jti.to_string()),
+                    token_type: Some("Bearer"),
+                }
+            }
+        }
+        Found::Refresh(row) => {
+            let mut live = row.used_at.is_none()
+                && row.revoked_at.is_none()
+                && row.expires_at > now
+                && row.family_expires_at > now;
+            if live {
+                let mut conn = state.pool.get().await?;
+                live = revocations::find_grant(&mut conn, row.grant_id).await?.is_none();
+                if live && let Some(user_id) = row.user_id {
+                    live = users::find(&mut conn, user_id).await?.is_some_and(|u| !u.disabled);
+                }
+            }
+            if !live {
+                inactive
+            } else {
+                let resources: Vec<String> = row.resources.iter().flatten().cloned().collect();
+                Introspection {
+                    active: true,
+                    scope: Some(row.scope.clone()).filter(|s| !s.is_empty()),
+                    sub: Some(row.user_id.map_or_else(|| row.client_id.clone(), |u| u.to_string())),
+                    client_id: Some(row.client_id.clone()),
+                    aud: Some(Audience::from_resources(&resources)),
+                    iss: Some(state.settings.issuer.clone()),
+                    exp: Some(row.expires_at.timestamp()),
+                    iat: Some(row.created_at.timestamp()),
+                    jti: Some(row.id.to_string()),
+                    token_type: Some("refresh_token"),
+                }
+            }
+        }
+    };
+    json_no_store(&answer)
+}

@@ -1,0 +1,152 @@
+//! The token endpoint's protocol rules as plain functions: scope and audience narrowing, the
+//! redirect-URI check, client-credentials scope. Tested without a server.
+
+use domain::OAuthError;
+use domain::scope::Scopes;
+use domain::uri::ResourceUri;
+
+/// Never stored in a grant's scope, always accepted in a request (CONTRACTS.md).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// The `scope` parameter, without `offline_access`; `None` when absent or nothing else is left.
+pub fn requested_scope(raw: Option<&str>) -> Result<Option<Scopes>, OAuthError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let scopes = Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+    let scopes: Scopes = scopes.iter().filter(|s| *s != OFFLINE_ACCESS).map(str::to_owned).collect();
+    Ok(Some(scopes).filter(|s| !s.is_empty()))
+}
+
+/// The `resource` parameters (RFC 8707 §2), normalised and without duplicates.
+pub fn requested_resources<'a>(raw: impl Iterator<Item = &'a str>) -> Result<Vec<ResourceUri>, OAuthError> {
+    let mut out: Vec<ResourceUri> = Vec::new();
+    for r in raw {
+        let uri = ResourceUri::parse(r).map_err(|e| OAuthError::invalid_target(format!("resource {r}: {e}")))?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 8707 §2.2: the audience is the requested resources, each of which the grant must hold,
+/// or every resource of the grant when none is requested.
+pub fn narrow_audience(requested: &[ResourceUri], granted: &[String]) -> Result<Vec<String>, OAuthError> {
+    if requested.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    match requested.iter().find(|r| !granted.iter().any(|g| g == r.as_str())) {
+        Some(r) => Err(OAuthError::invalid_target(format!("the grant does not include the resource {}", r.as_str()))),
+        None => Ok(requested.iter().map(|r| r.as_str().to_owned()).collect()),
+    }
+}
+
+/// RFC 6749 §6: a refresh request may narrow the scope, never widen it.
+pub fn narrow_scope(requested: Option<Scopes>, granted: &Scopes) -> Result<Scopes, OAuthError> {
+    match requested {
+        None => Ok(granted.clone()),
+        Some(r) if r.is_subset(granted) => Ok(r),
+        Some(r) => {
+            Err(OAuthError::invalid_scope(format!("the scope exceeds what was granted: {}", r.difference(granted))))
+        }
+    }
+}
+
+/// RFC 6749 §4.1.3: when the authorization request carried `redirect_uri`, the token request must
+/// repeat it identically; when it did not, a `redirect_uri` sent now must still be the one used.
+pub fn check_redirect_uri(stored: &str, was_sent: bool, presented: Option<&str>) -> Result<(), OAuthError> {
+    match (was_sent, presented) {
+        (true, None) => Err(OAuthError::invalid_grant("redirect_uri is required: the authorization request had it")),
+        (_, Some(p)) if p != stored => {
+            Err(OAuthError::invalid_grant("redirect_uri differs from the one of the authorization request"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The scope of a client_credentials token: what the client registered and the resources offer;
+/// a request may ask for less (RFC 6749 §4.4.2), never more (`invalid_scope`).
+pub fn client_credentials_scope(
+    requested: Option<Scopes>,
+    registered: &Scopes,
+    offered: &Scopes,
+) -> Result<Scopes, OAuthError> {
+    let allowed = registered.intersection(offered);
+    match requested {
+        None => Ok(allowed),
+        Some(r) if r.is_subset(&allowed) => Ok(r),
+        Some(r) => {
+            Err(OAuthError::invalid_scope(format!("scope not allowed for this client: {}", r.difference(&allowed))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ErrorCode;
+
+    fn s(raw: &str) -> Scopes {
+        Scopes::parse(raw).expect("scope")
+    }
+
+    fn r(raw: &str) -> ResourceUri {
+        ResourceUri::parse(raw).expect("resource")
+    }
+
+    #[test]
+    fn scope_parameter() {
+        assert_eq!(requested_scope(None).expect("none"), None);
+        assert_eq!(requested_scope(Some("offline_access")).expect("only offline"), None);
+        assert_eq!(requested_scope(Some("mcp  offline_access read")).expect("ok"), Some(s("mcp read")));
+        assert_eq!(requested_scope(Some("bad\"scope")).expect_err("invalid").code, ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn resources_are_normalised_and_deduplicated() {
+        let got = requested_resources(["https://MCP.example/mcp/", "https://mcp.example/mcp"].into_iter()).expect("ok");
+        assert_eq!(got, vec![r("https://mcp.example/mcp")]);
+        for bad in ["not a uri", "https://a.example/x#frag", "ftp://a.example/"] {
+            assert_eq!(requested_resources([bad].into_iter()).expect_err(bad).code, ErrorCode::InvalidTarget);
+        }
+    }
+
+    #[test]
+    fn audience_narrows_never_widens() {
+        let granted = vec!["https://a.example/mcp".to_owned(), "https://b.example/mcp".to_owned()];
+        assert_eq!(narrow_audience(&[], &granted).expect("all"), granted);
+        assert_eq!(narrow_audience(&[r("https://b.example/mcp")], &granted).expect("one"), ["https://b.example/mcp"]);
+        let err = narrow_audience(&[r("https://c.example/mcp")], &granted).expect_err("other");
+        assert_eq!(err.code, ErrorCode::InvalidTarget);
+    }
+
+    #[test]
+    fn scope_narrows_never_widens() {
+        assert_eq!(narrow_scope(None, &s("a b")).expect("same"), s("a b"));
+        assert_eq!(narrow_scope(Some(s("a")), &s("a b")).expect("narrower"), s("a"));
+        assert_eq!(narrow_scope(Some(s("a c")), &s("a b")).expect_err("wider").code, ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn redirect_uri_rule() {
+        let cb = "http://127.0.0.1:4000/cb";
+        assert!(check_redirect_uri(cb, true, Some(cb)).is_ok());
+        assert!(check_redirect_uri(cb, false, None).is_ok());
+        assert!(check_redirect_uri(cb, false, Some(cb)).is_ok());
+        for (sent, presented) in [(true, None), (true, Some("http://127.0.0.1:4001/cb")), (false, Some("https://x/cb"))]
+        {
+            assert_eq!(check_redirect_uri(cb, sent, presented).expect_err("mismatch").code, ErrorCode::InvalidGrant);
+        }
+    }
+
+    #[test]
+    fn client_credentials_scope_rule() {
+        let registered = s("mcp admin");
+        let offered = s("mcp read");
+        assert_eq!(client_credentials_scope(None, &registered, &offered).expect("default"), s("mcp"));
+        assert_eq!(client_credentials_scope(Some(s("mcp")), &registered, &offered).expect("ok"), s("mcp"));
+        for wider in ["admin", "read", "mcp other"] {
+            let err = client_credentials_scope(Some(s(wider)), &registered, &offered).expect_err(wider);
+            assert_eq!(err.code, ErrorCode::InvalidScope);
+        }
+    }
+}
