@@ -51,6 +51,13 @@ pub async fn app_with(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Re
     Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())))
 }
 
+/// What [`State::prepare`] found without holding a connection.
+pub(crate) struct Prepared {
+    all: Arc<Vec<domain::registry::Resource>>,
+    /// The client of a metadata-document `client_id`, or why it was refused.
+    document: Option<Result<Arc<Client>, String>>,
+}
+
 /// What every handler shares.
 pub(crate) struct State {
     pub ctx: Context,
@@ -58,6 +65,8 @@ pub(crate) struct State {
     pub documents: MetadataDocuments,
     pub authenticator: Arc<dyn Authenticator>,
     pub login_limiter: IpRateLimiter,
+    /// Unix seconds of the last sweep of expired sessions (done on sign-in, now and then).
+    pub last_sweep: std::sync::atomic::AtomicI64,
     /// The CSP source of the pages' stylesheet.
     pub style: String,
     pub issuer_origin: String,
@@ -75,6 +84,7 @@ impl State {
             documents: MetadataDocuments::new(s.metadata_documents.clone())?,
             authenticator,
             login_limiter: IpRateLimiter::per_minute(s.login.per_ip_per_minute),
+            last_sweep: std::sync::atomic::AtomicI64::new(0),
             style: pages::style_source(),
             issuer_origin: s.issuer_origin(),
             authorize_url: s.endpoint("/oauth2/authorize"),
@@ -101,44 +111,54 @@ impl State {
         })
     }
 
+    /// The part of loading a request that may need pool connections of its own (the resource
+    /// registry's refresh, a client ID metadata document): done before the request takes its
+    /// connection, so a request never waits for a second one while holding the first.
+    pub async fn prepare(&self, params: &AuthzParams) -> Result<Prepared, OAuthError> {
+        let all = self.registry.all(&self.ctx.pool).await?;
+        let document = match params.client_id.as_deref() {
+            Some(id) if is_document_url(id) => {
+                let policy = self.metadata_policy().await?;
+                Some(match self.documents.resolve(&self.ctx.pool, id, &policy).await {
+                    Ok(client) => Ok(client),
+                    Err(e) if e.code == ErrorCode::InvalidClient => {
+                        let why = e.description.unwrap_or_default();
+                        Err(format!("The application could not be verified: {why}."))
+                    }
+                    Err(e) => return Err(e),
+                })
+            }
+            _ => None,
+        };
+        Ok(Prepared { all, document })
+    }
+
     /// Loads the client (one query, joined with `user`'s remembered consents for the requested
     /// resources) and validates the request. `Err` only for internal failures.
     pub async fn load(
         &self,
         conn: &mut AsyncPgConnection,
         params: &AuthzParams,
+        prepared: Prepared,
         user: Option<Uuid>,
     ) -> Result<(Result<Validated, Rejection>, Vec<ConsentRow>), OAuthError> {
-        let all = self.registry.all(&self.ctx.pool).await?;
-        let ids = request::requested_resource_ids(params, &all);
-        let (client, consents) = match params.client_id.as_deref() {
-            None => (None, Vec::new()),
-            Some(id) if is_document_url(id) => {
-                let policy = self.metadata_policy().await?;
-                match self.documents.resolve(&self.ctx.pool, id, &policy).await {
-                    Ok(client) => {
-                        let found = match user {
-                            Some(u) => consents::find(conn, u, id, &ids).await?,
-                            None => Vec::new(),
-                        };
-                        (Some(client), found)
-                    }
-                    Err(e) if e.code == ErrorCode::InvalidClient => {
-                        let why = e.description.unwrap_or_default();
-                        return Ok((
-                            Err(Rejection::Page(format!("The application could not be verified: {why}.").into())),
-                            Vec::new(),
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                }
+        let ids = request::requested_resource_ids(params, &prepared.all);
+        let (client, consents) = match (params.client_id.as_deref(), prepared.document) {
+            (None, _) => (None, Vec::new()),
+            (Some(_), Some(Err(why))) => return Ok((Err(Rejection::Page(why.into())), Vec::new())),
+            (Some(id), Some(Ok(client))) => {
+                let found = match user {
+                    Some(u) => consents::find(conn, u, id, &ids).await?,
+                    None => Vec::new(),
+                };
+                (Some(client), found)
             }
-            Some(id) => match consents::client_with_consents(conn, id, user, &ids).await? {
+            (Some(id), None) => match consents::client_with_consents(conn, id, user, &ids).await? {
                 Some((row, found)) => (Some(Arc::new(Client::try_from(row)?)), found),
                 None => (None, Vec::new()),
             },
         };
-        let validated = request::target(params, client).and_then(|t| request::validate(params, t, &all));
+        let validated = request::target(params, client).and_then(|t| request::validate(params, t, &prepared.all));
         Ok((validated, consents))
     }
 

@@ -3,6 +3,8 @@
 //! signing the user in to an account of its choosing (login CSRF); a per-IP limit and the per-user
 //! lockout stop guessing. Success starts a session and returns to the authorization endpoint.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
@@ -46,8 +48,9 @@ pub async fn post(state: web::Data<State>, req: HttpRequest, form: web::Form<Log
 
 /// The request, validated; a refusal is already a response.
 async fn validated(state: &State, params: &AuthzParams) -> Result<Result<Validated, HttpResponse>, OAuthError> {
+    let prepared = state.prepare(params).await?;
     let mut conn = state.ctx.pool.get().await?;
-    let (validated, _) = state.load(&mut conn, params, None).await?;
+    let (validated, _) = state.load(&mut conn, params, prepared, None).await?;
     Ok(validated.map_err(|r| state.reject(r, StatusCode::SEE_OTHER)))
 }
 
@@ -82,13 +85,32 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
         Err(LoginError::Internal(e)) => return Err(e),
     };
     let mut conn = state.ctx.pool.get().await?;
-    let (_, cookie) = session::start(&mut conn, req, &state.ctx.settings, &user, state.ctx.clock.now()).await?;
+    let now = state.ctx.clock.now();
+    let (_, cookie) = session::start(&mut conn, req, &state.ctx.settings, &user, now).await?;
+    sweep(state, &mut conn, now).await;
     tracing::info!(user_id = %user.id, client_id = %request.target.client.client_id, "signed in");
     let back = format!("{}?{}", state.authorize_url, request.params.after_login().encode());
     let mut res = redirect::to(&back, StatusCode::SEE_OTHER);
     res.add_cookie(&cookie).map_err(OAuthError::internal)?;
     res.add_cookie(&session::removal(&state.ctx.settings, &login_cookie_name(state))).map_err(OAuthError::internal)?;
     Ok(res)
+}
+
+/// Deletes sessions past their absolute expiry, at most once per `SWEEP_SECS` per process (idle
+/// ones go when next seen). Housekeeping: a failure is logged, never shown.
+async fn sweep(state: &State, conn: &mut diesel_async::AsyncPgConnection, now: chrono::DateTime<chrono::Utc>) {
+    const SWEEP_SECS: i64 = 600;
+    let last = state.last_sweep.load(Ordering::Relaxed);
+    if now.timestamp() - last < SWEEP_SECS
+        || state.last_sweep.compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    match domain::store::sessions::prune(conn, now).await {
+        Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "expired sessions could not be removed"),
+    }
 }
 
 fn login_cookie_name(state: &State) -> String {

@@ -203,3 +203,20 @@ async fn logout_ends_the_session() {
     let res = b.get(&url).send().await.expect("authorize");
     assert!(location(&res).contains("/oauth2/login?"), "signed out");
 }
+
+/// A request holds one pool connection at a time: with a pool of one, the whole flow still works
+/// (a request that held one while waiting for another would deadlock when the pool runs dry).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_pool_connection_is_enough() {
+    let env = Env::with(|s| {
+        s.database.pool_size = 1;
+        s.database.acquire_timeout_ms = 2_000;
+    })
+    .await;
+    let b = browser();
+    let html = consent_page(&env, &b, &env.authorize_url("")).await;
+    let res = decide(&env, &b, &html, "allow").await;
+    assert!(location(&res).contains("code=spac_"));
+    let res = b.get(env.authorize_url("")).send().await.expect("authorize");
+    assert!(location(&res).contains("code=spac_"), "{}", location(&res));
+}

@@ -52,7 +52,9 @@ impl Env {
             documentation: None,
         }];
         tweak(&mut s);
-        let ctx = testkit::context(&db, s);
+        let mut ctx = testkit::context(&db, s);
+        // the service's own pool, as configured (tests may shrink it)
+        ctx.pool = domain::db::pool(&ctx.settings.database).expect("pool");
         let clock = ctx.clock.clone();
         let settings = ctx.settings.clone();
         let app = authorize::app(ctx).await.expect("build the app");
