@@ -36,6 +36,8 @@ pub enum Command {
     Grant(grant::GrantCommand),
     /// Run the demo MCP server alone (Streamable HTTP, one `echo` tool).
     DemoMcp(demo::Args),
+    /// Run the whole system on this machine: services, gateway and a demo MCP server.
+    Up(crate::up::Args),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(cmd).await,
         Command::Grant(cmd) => grant::run(cmd).await,
         Command::DemoMcp(args) => demo::run(args).await,
+        Command::Up(args) => crate::up::run(args).await,
         Command::Keys(cmd) => keys::run(cmd).await,
     }
 }

@@ -1,0 +1,99 @@
+//! `sallyport up`: the whole system on one machine, one command.
+
+mod database;
+pub mod system;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::Engine;
+use domain::Settings;
+use domain::config::RevocationCheck;
+
+pub use system::{Options, System};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the gateway listens; the issuer is then `http://<listen>` and the demo MCP server `http://<listen>/mcp`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where `up` keeps its key-encryption key and, without another database, its own Postgres cluster.
+    #[arg(long, default_value = ".sallyport")]
+    pub data_dir: PathBuf,
+    /// HTTP workers per service.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+/// The key that seals signing keys: from configuration, else kept in the data directory (0600).
+fn encryption_key(settings: &Settings, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Some(k) = &settings.keys.encryption_key {
+        return Ok(k.clone());
+    }
+    let path = data_dir.join("encryption-key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        return Ok(k.trim().to_owned());
+    }
+    let mut key = [0u8; 32];
+    domain::secret::fill_random(&mut key);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    write_private(&path, &encoded).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(encoded)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut base = Settings::load().context("invalid configuration")?;
+    domain::telemetry::init(&base.log);
+    let gateway = domain::http::bind(args.listen)?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    base.keys.encryption_key = Some(encryption_key(&base, &args.data_dir)?);
+    let (database_url, found) = database::obtain(&args.data_dir).await?;
+    let system = System::start(Options {
+        gateway,
+        database_url: database_url.clone(),
+        base,
+        demo_password: std::env::var("SALLYPORT_DEMO_PASSWORD").ok().filter(|p| !p.is_empty()),
+        workers: args.workers,
+        revocation_check: RevocationCheck::Off,
+        clock: domain::Clock::system(),
+    })
+    .await?;
+    println!("Sallyport is up.");
+    println!();
+    println!("  MCP server (point your MCP client here):  {}", system.mcp_url);
+    println!("  issuer:                                   {}", system.issuer);
+    println!("  authorization-server metadata:            {}/.well-known/oauth-authorization-server", system.issuer);
+    println!("  protected-resource metadata:              {}/.well-known/oauth-protected-resource/mcp", system.issuer);
+    println!("  demo login:                               {} / {}", system.demo_user, system.demo_password);
+    println!("  database:                                 {} ({found})", domain::db::redact_url(&database_url));
+    println!();
+    println!("Ctrl-C stops everything.");
+    shutdown_signal().await;
+    println!("stopping…");
+    system.stop().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,223 @@
+//! The whole system in one process: the four services, the gateway and the demo MCP server, each on
+//! its own loopback listener, built by the very same app factories the service binaries use.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use anyhow::Context as _;
+use domain::config::{ResourceSettings, RevocationCheck, RouteSettings};
+use domain::http::ServeOptions;
+use domain::service::{Context, ServiceApp};
+use domain::store::users;
+use domain::{Clock, Settings};
+use tokio_util::sync::CancellationToken;
+
+/// How to start the system.
+pub struct Options {
+    /// The gateway's listener; the issuer is `http://<its address>`.
+    pub gateway: TcpListener,
+    pub database_url: String,
+    /// Settings to start from (file and environment); `up` overrides what it runs itself.
+    pub base: Settings,
+    /// The demo user's password; `None` generates one.
+    pub demo_password: Option<String>,
+    /// actix workers per service.
+    pub workers: usize,
+    /// Ask the token service, through introspection, whether each token was revoked.
+    pub revocation_check: RevocationCheck,
+    pub clock: Clock,
+}
+
+/// A running system.
+pub struct System {
+    pub issuer: String,
+    pub mcp_url: String,
+    pub demo_user: String,
+    pub demo_password: String,
+    pub settings: Arc<Settings>,
+    pub pool: domain::Pool,
+    /// Direct URLs of the services and the demo upstream (tests and benchmarks).
+    pub registration_url: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub metadata_url: String,
+    pub upstream_url: String,
+    handles: Vec<ServerHandle>,
+    stop: CancellationToken,
+}
+
+fn loopback_listener() -> anyhow::Result<TcpListener> {
+    TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")
+}
+
+fn url_of(l: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}", l.local_addr()?))
+}
+
+/// The credentials the gateway introspects with (a confidential client allowed to introspect).
+async fn introspection_client(
+    conn: &mut domain::db::Conn,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(String, String)> {
+    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use domain::secret::{PlainSecret, SecretKind};
+    let id = "sallyport-gateway".to_owned();
+    let secret = PlainSecret::generate(SecretKind::ClientSecret);
+    let policy =
+        MetadataPolicy { max_redirect_uris: 1, default_scopes: Default::default(), allowed_scopes: Default::default() };
+    let metadata = ClientMetadataRequest {
+        grant_types: Some(vec!["client_credentials".into()]),
+        token_endpoint_auth_method: Some("client_secret_basic".into()),
+        client_name: Some("Sallyport gateway".into()),
+        ..Default::default()
+    }
+    .validate(&policy)
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut row = domain::store::clients::ClientRow::new(id.clone(), ClientSource::Admin, &metadata, now);
+    row.client_secret_hash = Some(secret.hash().to_vec());
+    row.may_introspect = true;
+    domain::store::clients::delete(conn, &id).await?;
+    domain::store::clients::insert(conn, &row).await?;
+    Ok((id, secret.into_inner()))
+}
+
+impl System {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let gateway_addr = options.gateway.local_addr()?;
+        let issuer = format!("http://{gateway_addr}");
+        let mcp_url = format!("{issuer}/mcp");
+
+        domain::db::migrate(&options.database_url).await.context("cannot migrate the database")?;
+
+        let registration = loopback_listener()?;
+        let authorize = loopback_listener()?;
+        let token = loopback_listener()?;
+        let metadata = loopback_listener()?;
+        let upstream = loopback_listener()?;
+
+        let mut settings = options.base;
+        settings.issuer = issuer.clone();
+        settings.allow_http_issuer = !gateway_addr.ip().is_loopback();
+        settings.database.url = options.database_url.clone();
+        // the services are reachable only on loopback, behind the gateway that sets X-Forwarded-For
+        settings.trust_forwarded_for = true;
+        settings.services.registration = url_of(&registration)?;
+        settings.services.authorize = url_of(&authorize)?;
+        settings.services.token = url_of(&token)?;
+        settings.services.metadata = url_of(&metadata)?;
+        settings.listen.gateway = gateway_addr;
+        if settings.keys.encryption_key.is_none() {
+            anyhow::bail!("keys.encryption_key is required");
+        }
+        let demo = ResourceSettings {
+            resource: mcp_url.clone(),
+            name: "Demo MCP server".into(),
+            scopes: vec!["mcp".into()],
+            documentation: None,
+        };
+        settings.resources.retain(|r| r.resource != demo.resource);
+        settings.resources.insert(0, demo);
+        let upstream_url = url_of(&upstream)?;
+        settings.gateway.routes.retain(|r| r.prefix != "/mcp");
+        settings.gateway.routes.push(RouteSettings {
+            prefix: "/mcp".into(),
+            upstream: format!("{upstream_url}/mcp"),
+            resource: Some(mcp_url.clone()),
+            scopes: vec!["mcp".into()],
+            method_scopes: Default::default(),
+            auth: true,
+            // the MCP Inspector in a browser
+            allowed_origins: vec!["http://localhost:6274".into(), "http://127.0.0.1:6274".into()],
+            allow_form_token: false,
+            allow_query_token: false,
+        });
+
+        let pool = domain::db::pool(&settings.database)?;
+        domain::db::check(&pool, &settings.database.url).await?;
+        let mut conn = pool.get().await?;
+        let now = options.clock.now();
+        settings.gateway.revocation_check = options.revocation_check;
+        if options.revocation_check != RevocationCheck::Off {
+            let (id, secret) = introspection_client(&mut conn, now).await?;
+            settings.gateway.introspection_client_id = Some(id);
+            settings.gateway.introspection_client_secret = Some(secret);
+        }
+        settings.validate()?;
+
+        let demo_user = "demo".to_owned();
+        let demo_password = options.demo_password.unwrap_or_else(|| domain::secret::random_token(12));
+        let hash = domain::password::hash(&demo_password)?;
+        if users::find_by_username(&mut conn, &demo_user).await?.is_some() {
+            users::set_password(&mut conn, &demo_user, &hash, now).await?;
+            users::set_disabled(&mut conn, &demo_user, false, now).await?;
+        } else {
+            users::insert(&mut conn, &users::UserRow::new(&demo_user, hash, now)).await?;
+        }
+        drop(conn);
+
+        let settings = Arc::new(settings);
+        let ctx = Context { settings: settings.clone(), pool: pool.clone(), clock: options.clock.clone() };
+        let apps: Vec<(ServiceApp, TcpListener)> = vec![
+            (registration::app(ctx.clone()).await.map_err(anyhow_box)?, registration),
+            (authorize::app(ctx.clone()).await.map_err(anyhow_box)?, authorize),
+            (token::app(ctx.clone()).await.map_err(anyhow_box)?, token),
+            (resource_metadata::app(ctx.clone()).await.map_err(anyhow_box)?, metadata),
+            (gateway::app(ctx.clone()).await.map_err(anyhow_box)?, options.gateway),
+        ];
+
+        let mut handles = Vec::new();
+        let mut urls = Vec::new();
+        for (app, listener) in apps {
+            urls.push(url_of(&listener)?);
+            let serve = ServeOptions {
+                workers: options.workers,
+                shutdown_timeout_secs: settings.listen.shutdown_timeout_secs,
+                handle_signals: false,
+                pool: Some(pool.clone()),
+                ready: None,
+            };
+            let server = app.serve(listener, serve).with_context(|| format!("cannot start {}", app.name))?;
+            handles.push(server.handle());
+            tokio::spawn(server);
+        }
+
+        let stop = CancellationToken::new();
+        upstream.set_nonblocking(true)?;
+        let upstream_listener = tokio::net::TcpListener::from_std(upstream)?;
+        let allowed_hosts = vec!["localhost".into(), "127.0.0.1".into(), gateway_addr.ip().to_string()];
+        tokio::spawn(crate::demo_mcp::serve(upstream_listener, allowed_hosts, stop.clone()));
+
+        Ok(Self {
+            issuer,
+            mcp_url,
+            demo_user,
+            demo_password,
+            settings,
+            pool,
+            registration_url: urls[0].clone(),
+            authorize_url: urls[1].clone(),
+            token_url: urls[2].clone(),
+            metadata_url: urls[3].clone(),
+            upstream_url,
+            handles,
+            stop,
+        })
+    }
+
+    /// Stops every server, letting in-flight requests finish.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for h in &self.handles {
+            h.stop(true).await;
+        }
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.settings.listen.gateway
+    }
+}
+
+fn anyhow_box(e: domain::service::BuildError) -> anyhow::Error {
+    anyhow::anyhow!(e)
+}

@@ -1,0 +1,217 @@
+//! The full MCP flow through the gateway, as a real MCP client performs it: 401 and its challenge,
+//! protected-resource and authorization-server discovery, dynamic registration, login and consent,
+//! the code exchange with PKCE, `initialize` and `tools/call echo` over Streamable HTTP (SSE),
+//! refresh, and revocation followed by 401 with strict revocation checks. Discovery, registration,
+//! PKCE and token handling are done by the official Rust MCP SDK (`rmcp`'s OAuth client).
+
+use std::net::TcpListener;
+
+use bench::forms;
+use domain::config::RevocationCheck;
+use reqwest::StatusCode;
+use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState, WWWAuthenticateParams};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use sallyport::up::{Options, System};
+use serde_json::{Value, json};
+use testkit::TestDb;
+
+const PASSWORD: &str = "demo-password-for-e2e";
+const CALLBACK: &str = "http://127.0.0.1:47123/callback";
+
+async fn start(db: &TestDb) -> System {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    System::start(Options {
+        gateway: listener,
+        database_url: db.url.clone(),
+        base: testkit::settings(db),
+        demo_password: Some(PASSWORD.into()),
+        workers: 2,
+        revocation_check: RevocationCheck::Strict,
+        clock: domain::Clock::system(),
+    })
+    .await
+    .expect("the system starts")
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn absolute(base: &str, target: &str) -> String {
+    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).expect("a URL")
+}
+
+/// Plays the person at the browser: follows the authorization URL, signs in, allows, and returns
+/// the redirect to the client's callback.
+async fn browser_consents(authorization_url: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut url = authorization_url.to_owned();
+    for _ in 0..8 {
+        let res = browser.get(&url).send().await.expect("GET");
+        if res.status().is_redirection() {
+            let next = absolute(&url, &location(&res));
+            if next.starts_with(CALLBACK) {
+                return next;
+            }
+            url = next;
+            continue;
+        }
+        assert_eq!(res.status(), StatusCode::OK, "{url}");
+        let html = res.text().await.expect("html");
+        let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
+        let fields = if form.has_input("password") {
+            form.submission(&[("username", "demo"), ("password", PASSWORD)], None)
+        } else {
+            assert!(form.has_button("decision", "allow"), "the consent page: {html}");
+            form.submission(&[], Some(("decision", "allow")))
+        };
+        let res = browser.post(absolute(&url, &form.action)).form(&fields).send().await.expect("POST");
+        assert!(res.status().is_redirection(), "{} from {}", res.status(), form.action);
+        let next = absolute(&url, &location(&res));
+        if next.starts_with(CALLBACK) {
+            return next;
+        }
+        url = next;
+    }
+    panic!("no redirect to the client after 8 steps");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
+    let db = TestDb::new().await;
+    let system = start(&db).await;
+    let http = reqwest::Client::new();
+
+    // 1. no token: 401 with exactly one Bearer challenge naming the PRM and the scope
+    let res = http.post(&system.mcp_url).json(&json!({})).send().await.expect("POST /mcp");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
+    assert_eq!(challenges.len(), 1);
+    let challenge = challenges[0].to_str().expect("ascii").to_owned();
+    let params = WWWAuthenticateParams::parse(&challenge, &url::Url::parse(&system.mcp_url).expect("url"));
+    let prm_url = params.resource_metadata_url.clone().expect("resource_metadata in the challenge");
+    assert_eq!(prm_url.as_str(), format!("{}/.well-known/oauth-protected-resource/mcp", system.issuer));
+    assert_eq!(params.scope.as_deref(), Some("mcp"));
+
+    // 2. protected-resource and authorization-server metadata agree byte for byte
+    let prm: Value = http.get(prm_url).send().await.expect("PRM").json().await.expect("json");
+    assert_eq!(prm["resource"], system.mcp_url.as_str());
+    let issuer = prm["authorization_servers"][0].as_str().expect("issuer").to_owned();
+    let asm: Value = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("AS metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(asm["issuer"], issuer.as_str());
+    assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
+
+    // 3. the SDK discovers, registers (RFC 7591) and builds the PKCE authorization URL
+    let mut oauth = OAuthState::new(system.mcp_url.as_str(), None).await.expect("oauth state");
+    oauth
+        .start_authorization(
+            AuthorizationRequest::new(CALLBACK).with_client_name("sallyport e2e").with_challenge(challenge.clone()),
+        )
+        .await
+        .expect("discovery and registration");
+    let authorization_url = oauth.get_authorization_url().await.expect("authorization url");
+    let query: Value = serde_json::to_value(
+        url::Url::parse(&authorization_url)
+            .expect("url")
+            .query_pairs()
+            .into_owned()
+            .collect::<std::collections::HashMap<_, _>>(),
+    )
+    .expect("json");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["resource"], system.mcp_url.as_str(), "RFC 8707: the token is bound to the MCP server");
+
+    // 4. login and consent, then the SDK redeems the code (it checks `iss`, RFC 9207)
+    let callback = browser_consents(&authorization_url).await;
+    assert!(
+        callback
+            .contains(&format!("iss={}", url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>()))
+    );
+    oauth.handle_callback_url(&callback).await.expect("code exchange");
+    let manager = oauth.into_authorization_manager().expect("authorized");
+    let (client_id, _) = manager.get_credentials().await.expect("credentials");
+    let first_token = manager.get_access_token().await.expect("access token");
+
+    // 5. refresh rotates: a new access token comes back
+    manager.refresh_token().await.expect("refresh");
+    let access_token = manager.get_access_token().await.expect("access token");
+    assert_ne!(access_token, first_token);
+
+    // 6. initialize and tools/call through the gateway with the SDK's own transport
+    let transport = StreamableHttpClientTransport::with_client(
+        AuthClient::new(reqwest::Client::default(), manager),
+        StreamableHttpClientTransportConfig::with_uri(system.mcp_url.as_str()),
+    );
+    let client = ().serve(transport).await.expect("initialize through the gateway");
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("sallyport-demo"));
+    let tools = client.list_tools(None).await.expect("tools/list");
+    assert!(tools.tools.iter().any(|t| t.name == "echo"));
+    let args = json!({"message": "hello through the gateway"}).as_object().cloned().expect("object");
+    let result = client.call_tool(CallToolRequestParams::new("echo").with_arguments(args)).await.expect("tools/call");
+    let text = serde_json::to_string(&result.content).expect("json");
+    assert!(text.contains("hello through the gateway"), "{text}");
+    assert!(text.contains(&format!("client {client_id}")), "the upstream learned who called: {text}");
+    assert!(text.contains("scope mcp"), "{text}");
+    let _ = client.cancel().await;
+
+    // 7. the response streams as SSE through the proxy
+    let res = http
+        .post(&system.mcp_url)
+        .bearer_auth(&access_token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let body = res.text().await.expect("events");
+    assert!(body.contains("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\""), "{body}");
+
+    // 8. RFC 7009 revocation, then strict revocation checks at the gateway refuse the token
+    let res = http
+        .post(format!("{issuer}/oauth2/revoke"))
+        .form(&[("token", access_token.as_str()), ("client_id", client_id.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http.post(&system.mcp_url).bearer_auth(&access_token).json(&json!({})).send().await.expect("POST /mcp");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenge = res.headers()[WWW_AUTHENTICATE].to_str().expect("ascii").to_owned();
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_prefix_answers_401_for_every_method_and_for_a_bad_token() {
+    let db = TestDb::new().await;
+    let system = start(&db).await;
+    let http = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        let res = http.request(method.clone(), format!("{}/nothing-here", system.mcp_url)).send().await.expect("req");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method}: 401 before any 404/405");
+    }
+    let res = http.get(format!("{}/mcp", system.issuer)).bearer_auth("not-a-jwt").send().await.expect("req");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers()[WWW_AUTHENTICATE].to_str().expect("ascii").contains("invalid_token"));
+    system.stop().await;
+}
