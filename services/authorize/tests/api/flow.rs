@@ -220,3 +220,50 @@ async fn one_pool_connection_is_enough() {
     let res = b.get(env.authorize_url("")).send().await.expect("authorize");
     assert!(location(&res).contains("code=spac_"), "{}", location(&res));
 }
+
+/// A client ID metadata document: resolved, warned about as self-registered, granted like others.
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_document_client() {
+    use actix_web::{HttpResponse, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let doc_url = format!("http://127.0.0.1:{}/client.json", listener.local_addr().expect("addr").port());
+    let doc = serde_json::json!({
+        "client_id": doc_url,
+        "client_name": "Document Client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+    })
+    .to_string();
+    let _docs = testkit::spawn_on(listener, None, move |cfg: &mut web::ServiceConfig| {
+        let doc = doc.clone();
+        cfg.route(
+            "/client.json",
+            web::get().to(move || {
+                let doc = doc.clone();
+                async move { HttpResponse::Ok().content_type("application/json").body(doc) }
+            }),
+        );
+    });
+    let env = Env::new().await;
+    let b = browser();
+    let url = env.authorize_url("").replace(&enc(&env.client_id), &enc(&doc_url));
+    let html = consent_page(&env, &b, &url).await;
+    assert!(html.contains("Document Client") && html.contains("warning-self-registered"), "{html}");
+    assert!(html.contains("published at <code>127.0.0.1</code>"), "{html}");
+    let res = decide(&env, &b, &html, "allow").await;
+    let to = location(&res);
+    assert!(to.contains("code=spac_"), "{to}");
+    let code = query(&to)["code"].clone();
+    let mut conn = env.db.conn().await;
+    let Redemption::Fresh(row) =
+        codes::redeem(&mut conn, SecretHash::of(&code).as_bytes(), env.clock.now()).await.expect("redeem")
+    else {
+        panic!("fresh code");
+    };
+    assert_eq!(row.client_id, doc_url);
+    // remembered for the document client too
+    let res = b.get(&url).send().await.expect("again");
+    assert!(location(&res).contains("code=spac_"), "{}", location(&res));
+}
