@@ -91,3 +91,111 @@ fn unreachable_database_is_a_clear_message() {
     assert!(!err.contains("secret"), "the password is redacted: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+fn line_value<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_manage_clients() {
+    use domain::secret::SecretHash;
+    use domain::store::{audit, clients};
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sallyport"))
+            .args(args)
+            .env("SALLYPORT__DATABASE__URL", &db.url)
+            .env("SALLYPORT__REGISTRATION__DEFAULT_SCOPES", "mcp")
+            .env_remove("SALLYPORT_CONFIG")
+            .output()
+            .expect("run sallyport")
+    };
+
+    // a resource server: confidential, client_credentials, allowed to introspect; the secret shown once
+    let out = run(&["client", "add", "--name", "Resource server", "--may-introspect"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    let rs = line_value(&printed, "client_id:").expect("client id printed").to_owned();
+    let secret = line_value(&printed, "client_secret:").expect("secret printed").to_owned();
+    assert!(secret.starts_with("spcs_"), "{printed}");
+    let mut conn = db.conn().await;
+    let row = clients::find_row(&mut conn, &rs).await.expect("query").expect("stored");
+    assert_eq!(row.source, "admin");
+    assert!(row.may_introspect);
+    assert!(SecretHash::of(&secret).matches(row.client_secret_hash.as_deref().expect("hash")), "only the hash");
+    assert_eq!(row.grant_types, vec![Some("client_credentials".to_owned())]);
+    assert_eq!(row.scope, "mcp");
+
+    // a public client with a chosen id: no secret at all
+    let out = run(&[
+        "client",
+        "add",
+        "--name",
+        "App",
+        "--public",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
+        "--client-id",
+        "my-app",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("client_secret"), "{}", text(&out));
+    let app = clients::find(&mut conn, "my-app").await.expect("query").expect("stored");
+    assert!(app.is_public() && app.secret_hash.is_none());
+
+    for (args, expected) in [
+        (
+            vec![
+                "client",
+                "add",
+                "--name",
+                "Again",
+                "--public",
+                "--redirect-uri",
+                "http://127.0.0.1/cb",
+                "--client-id",
+                "my-app",
+            ],
+            "exists",
+        ),
+        (vec!["client", "add", "--name", "No redirect", "--public"], "redirect-uri"),
+        (vec!["client", "add", "--name", "Unsafe", "--redirect-uri", "javascript:alert(1)"], "invalid_redirect_uri"),
+        (vec!["client", "add", "--name", "Scope", "--scope", "admin"], "not supported"),
+        (vec!["client", "add", "--name", "Url", "--client-id", "https://a.example/c"], "client id"),
+        (vec!["client", "allow-introspect", "my-app"], "public"),
+        (vec!["client", "show", "nobody"], "no client nobody"),
+        (vec!["client", "remove", "nobody"], "no client nobody"),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
+    }
+
+    let list = text(&run(&["client", "list"]));
+    assert!(list.contains(&rs) && list.contains("may-introspect") && list.contains("my-app"), "{list}");
+
+    let out = run(&["client", "show", "my-app"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(shown["client_id"], "my-app");
+    assert_eq!(shown["token_endpoint_auth_method"], "none");
+    assert_eq!(shown["source"], "admin");
+    assert_eq!(shown["redirect_uris"], serde_json::json!(["http://127.0.0.1/cb"]));
+
+    let out = run(&["client", "allow-introspect", &rs, "--revoke"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!clients::find_row(&mut conn, &rs).await.expect("query").expect("row").may_introspect);
+
+    let out = run(&["client", "remove", "my-app"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(clients::find(&mut conn, "my-app").await.expect("query").is_none());
+
+    let kinds: Vec<String> =
+        audit::for_client(&mut conn, &rs).await.expect("audit").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["client.created", "client.updated"]);
+    let deleted = audit::for_client(&mut conn, "my-app").await.expect("audit");
+    assert_eq!(deleted.last().map(|e| e.kind.as_str()), Some("client.deleted"));
+    for event in audit::recent(&mut conn, 100).await.expect("audit") {
+        assert!(!event.detail.to_string().contains(&secret), "no secret in the audit log");
+    }
+}
