@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use domain::cimd::{MetadataDocuments, is_document_url};
 use domain::client::{Client, MetadataPolicy};
 use domain::config::Settings;
+use domain::error::ErrorCode;
 use domain::registry::ResourceRegistry;
 use domain::scope::Scopes;
 use domain::{OAuthError, Pool};
 
-use crate::client_auth::invalid_client;
+use crate::client_auth::{CHALLENGE, invalid_client};
 
 /// How long a client row is reused.
 pub const CLIENT_TTL: Duration = Duration::from_secs(5);
@@ -53,11 +54,10 @@ impl ClientDirectory {
     ) -> Result<Arc<Client>, OAuthError> {
         if is_document_url(client_id) {
             let policy = policy(settings, &registry.supported_scopes(pool).await?);
-            return self
-                .documents
-                .resolve(pool, client_id, &policy)
-                .await
-                .map_err(|e| e.with_challenge(crate::client_auth::CHALLENGE));
+            return self.documents.resolve(pool, client_id, &policy).await.map_err(|e| match e.code {
+                ErrorCode::InvalidClient => e.with_challenge(CHALLENGE),
+                _ => e,
+            });
         }
         if let Some(hit) = self.cache.get(client_id)
             && hit.until > Instant::now()

@@ -59,7 +59,7 @@ pub fn access_token(state: &State, grant: AccessGrant, now: DateTime<Utc>) -> Re
         auth_time: grant.auth_time.map(|t| t.timestamp()),
         gid: grant.grant_id,
     };
-    let access_token = domain::jwt::sign(&claims, signer).map_err(OAuthError::internal)?;
+    let access_token = signer.sign(&claims).map_err(OAuthError::internal)?;
     Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, refresh_token: None, scope: claims.scope })
 }
 

@@ -13,6 +13,8 @@ use domain::store::signing_keys::{self, SigningKeyRow};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 
+use crate::signer::JwsSigner;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("database: {0}")]
@@ -45,7 +47,7 @@ pub struct LoadedKey {
     pub jwk: Jwk,
     pub decoding: DecodingKey,
     /// The private key; not kept for keys that will never sign again.
-    pub signer: Option<SigningKey>,
+    pub signer: Option<JwsSigner>,
 }
 
 impl LoadedKey {
@@ -161,7 +163,7 @@ impl Keyring {
         let bad = |message: String| KeyringError::PublicKey { kid: row.kid.clone(), message };
         let jwk: Jwk = serde_json::from_value(row.public_jwk.clone()).map_err(|e| bad(e.to_string()))?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()))?;
-        let (signer, error) = match will_sign.then(|| row.unseal(&self.kek)) {
+        let (signer, error) = match will_sign.then(|| self.unseal(&row)) {
             None => (None, None),
             Some(Ok(key)) => (Some(key), None),
             Some(Err(e)) => (None, Some(e)),
@@ -177,5 +179,15 @@ impl Keyring {
             signer,
         });
         Ok((key, error))
+    }
+
+    /// The row's private key as a signer, after checking that it belongs to the row's kid.
+    fn unseal(&self, row: &SigningKeyRow) -> Result<JwsSigner, KeyError> {
+        let alg = SigningAlg::parse(&row.alg)?;
+        let pkcs8 = domain::keys::unseal(&self.kek, &row.kid, &row.private_key_enc)?;
+        if SigningKey::from_pkcs8(alg, &pkcs8)?.kid != row.kid {
+            return Err(KeyError::Invalid(format!("key {} does not match its kid", row.kid)));
+        }
+        JwsSigner::new(alg, &row.kid, &pkcs8)
     }
 }

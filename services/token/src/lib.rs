@@ -14,6 +14,7 @@ mod issue;
 mod keyring;
 mod routes;
 mod rules;
+mod signer;
 
 use std::sync::Arc;
 
