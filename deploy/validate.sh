@@ -93,6 +93,7 @@ done
 if [ -n "$sallyport" ]; then
     echo "-- configuration, loaded by $sallyport"
     db="sallyport_deploy_check_$$"
+    export PGOPTIONS="-c client_min_messages=warning"
     psql -q -d "$admin_url" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     trap 'psql -q -d "$admin_url" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
     "$bin/python" deploy/check_config.py --sallyport "$sallyport" \
