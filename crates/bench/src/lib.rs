@@ -1,1 +1,16 @@
+//! `sallyport-bench`: one honest way to measure Sallyport's hot paths. A load generator (fixed
+//! workers, fixed duration after a warm-up, HDR latency histograms) runs named scenarios against a
+//! running stack or one it starts itself, and reports requests/s, p50/p90/p99/max, errors and the
+//! services' resident memory as Markdown and JSON. See BENCHMARKS.md.
 
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod endpoints;
+pub mod forms;
+pub mod memory;
+pub mod report;
+pub mod runner;
+pub mod scenarios;
+pub mod stack;
+pub mod upstream;

@@ -1,0 +1,573 @@
+//! The report: per scenario requests/s, p50, p90, p99, max and errors (median over runs), the
+//! gateway's auth overhead, the services' resident memory, next to the targets the issues set; as
+//! a Markdown table for people and as JSON for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::memory::ServiceMemory;
+use crate::runner::Measurement;
+
+/// What one run of one scenario measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunStats {
+    pub ok: u64,
+    pub errors: u64,
+    pub warmup_errors: u64,
+    pub requests_per_sec: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_kinds: BTreeMap<String, u64>,
+}
+
+impl From<&Measurement> for RunStats {
+    fn from(m: &Measurement) -> Self {
+        let q = |p: f64| if m.latency_us.is_empty() { 0 } else { m.latency_us.value_at_quantile(p) };
+        Self {
+            ok: m.ok,
+            errors: m.errors,
+            warmup_errors: m.warmup_errors,
+            requests_per_sec: m.rate(),
+            p50_us: q(0.50),
+            p90_us: q(0.90),
+            p99_us: q(0.99),
+            max_us: if m.latency_us.is_empty() { 0 } else { m.latency_us.max() },
+            error_kinds: m.error_kinds.clone(),
+        }
+    }
+}
+
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn median_u64(v: Vec<u64>) -> u64 {
+    median_f64(v.into_iter().map(|x| x as f64).collect()).round() as u64
+}
+
+/// Each figure's median over the runs; errors are summed, not medianed: every error counts.
+pub fn median(runs: &[RunStats]) -> RunStats {
+    let pick = |f: fn(&RunStats) -> u64| median_u64(runs.iter().map(f).collect());
+    let mut error_kinds = BTreeMap::new();
+    for r in runs {
+        for (k, n) in &r.error_kinds {
+            *error_kinds.entry(k.clone()).or_default() += n;
+        }
+    }
+    RunStats {
+        ok: pick(|r| r.ok),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        warmup_errors: runs.iter().map(|r| r.warmup_errors).sum(),
+        requests_per_sec: median_f64(runs.iter().map(|r| r.requests_per_sec).collect()),
+        p50_us: pick(|r| r.p50_us),
+        p90_us: pick(|r| r.p90_us),
+        p99_us: pick(|r| r.p99_us),
+        max_us: pick(|r| r.max_us),
+        error_kinds,
+    }
+}
+
+/// A performance target from the issues.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Target {
+    pub min_requests_per_sec: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Target {
+    pub fn met_by(&self, s: &RunStats) -> bool {
+        s.requests_per_sec >= self.min_requests_per_sec
+            && self.max_p99_ms.is_none_or(|ms| s.p99_us as f64 <= ms * 1000.0)
+    }
+}
+
+/// The targets of issues 3–7 and 9 (2 cores, local Postgres with durable commits), by row name.
+pub fn target_for(row: &str) -> Option<Target> {
+    let t = |rps: f64, p99: Option<f64>| Some(Target { min_requests_per_sec: rps, max_p99_ms: p99 });
+    match row {
+        "metadata/as" | "metadata/prm" => t(20_000.0, None),
+        "register" => t(1_000.0, None),
+        "authorize" => t(2_000.0, None),
+        "code" => t(1_000.0, None),
+        // issue 5: p99 <= 25 ms at 32 concurrent clients for the token grants
+        "refresh" => t(2_500.0, Some(25.0)),
+        "client-credentials" => t(6_000.0, Some(25.0)),
+        _ => None,
+    }
+}
+
+/// The gateway's auth targets (issue 7): >= 90 % of the auth-off throughput, <= 100 µs added median.
+pub const GATEWAY_MIN_RATIO: f64 = 0.90;
+pub const GATEWAY_MAX_ADDED_P50_US: i64 = 100;
+/// Issue 9: each service <= 30 MB resident at idle (read as MiB).
+pub const IDLE_RSS_TARGET_KIB: u64 = 30 * 1024;
+
+/// One scenario's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `metadata/as`, `register`, `gateway/protected`, ...
+    pub name: String,
+    /// What one iteration does, e.g. `GET /oauth2/authorize -> 302`.
+    pub request: String,
+    /// Where it was sent (origin of the service or gateway).
+    pub target_url: String,
+    pub median: RunStats,
+    pub runs: Vec<RunStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_met: Option<bool>,
+}
+
+impl Row {
+    pub fn new(name: &str, request: &str, target_url: &str, runs: Vec<RunStats>) -> Self {
+        let median = median(&runs);
+        let target = target_for(name);
+        let target_met = target.map(|t| t.met_by(&median));
+        Self {
+            name: name.into(),
+            request: request.into(),
+            target_url: target_url.into(),
+            median,
+            runs,
+            target,
+            target_met,
+        }
+    }
+
+    /// Failed calls in every phase of every run.
+    pub fn failures(&self) -> u64 {
+        self.median.errors + self.median.warmup_errors
+    }
+}
+
+/// The auth overhead of the gateway: the protected route against the same route with auth off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayOverhead {
+    pub protected_rps: f64,
+    pub open_rps: f64,
+    pub direct_rps: Option<f64>,
+    /// protected / auth-off throughput.
+    pub throughput_ratio: f64,
+    /// protected p50 - auth-off p50, µs.
+    pub added_p50_us: i64,
+    pub target_met: bool,
+}
+
+impl GatewayOverhead {
+    pub fn from_rows(rows: &[Row]) -> Option<Self> {
+        let find = |n: &str| rows.iter().find(|r| r.name == n).map(|r| &r.median);
+        let (protected, open) = (find("gateway/protected")?, find("gateway/open")?);
+        if open.requests_per_sec <= 0.0 {
+            return None;
+        }
+        let throughput_ratio = protected.requests_per_sec / open.requests_per_sec;
+        let added_p50_us = protected.p50_us as i64 - open.p50_us as i64;
+        Some(Self {
+            protected_rps: protected.requests_per_sec,
+            open_rps: open.requests_per_sec,
+            direct_rps: find("gateway/direct").map(|d| d.requests_per_sec),
+            throughput_ratio,
+            added_p50_us,
+            target_met: throughput_ratio >= GATEWAY_MIN_RATIO && added_p50_us <= GATEWAY_MAX_ADDED_P50_US,
+        })
+    }
+}
+
+/// The machine the figures came from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: Option<String>,
+    pub kernel: Option<String>,
+    /// 1, 5 and 15-minute load averages at the start and at the end.
+    pub load_before: Option<[f64; 3]>,
+    pub load_after: Option<[f64; 3]>,
+}
+
+impl Machine {
+    pub fn read() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        });
+        Self {
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_model,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+            load_before: load_average(),
+            load_after: None,
+        }
+    }
+}
+
+pub fn load_average() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = s.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+/// The Postgres server's version and durability settings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PostgresInfo {
+    pub version: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// A scenario that could not be measured, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub scenario: String,
+    pub message: String,
+}
+
+/// Everything one invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub started_at: String,
+    /// `start` (the bench started the stack) or `url` (a running stack).
+    pub mode: String,
+    pub issuer: String,
+    /// How requests reached the services.
+    pub routing: String,
+    pub workers: usize,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    pub runs: usize,
+    pub machine: Machine,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresInfo>,
+    pub rows: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayOverhead>,
+    pub memory: Vec<ServiceMemory>,
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    /// Whether anything failed: an error response in any run, or a scenario that could not run.
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty() || self.rows.iter().any(|r| r.failures() > 0)
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise: {e}\"}}"))
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "## sallyport-bench, {}\n", self.started_at);
+        let runs = if self.runs > 1 { format!(", median of {} runs", self.runs) } else { String::new() };
+        let _ = writeln!(
+            md,
+            "{} workers, {} warm-up, {} measured{runs}; {}; issuer `{}`.\n",
+            self.workers,
+            secs(self.warmup_secs),
+            secs(self.duration_secs),
+            self.routing,
+            self.issuer
+        );
+        let _ = writeln!(md, "{}\n", self.machine_line());
+        let _ = writeln!(md, "| scenario | request | requests/s | p50 | p90 | p99 | max | errors | target | met |");
+        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|---|---|");
+        for r in &self.rows {
+            let m = &r.median;
+            let target = r.target.map(|t| target_text(&t)).unwrap_or_else(|| "—".into());
+            let met = match r.target_met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            };
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {target} | {met} |",
+                r.name,
+                r.request,
+                thousands(m.requests_per_sec.round() as u64),
+                latency(m.p50_us),
+                latency(m.p90_us),
+                latency(m.p99_us),
+                latency(m.max_us),
+                thousands(m.errors + m.warmup_errors),
+            );
+        }
+        if let Some(g) = &self.gateway {
+            let _ = writeln!(
+                md,
+                "\nGateway auth overhead: the protected route does {:.1} % of the auth-off throughput \
+                 (target >= {:.0} %) and adds {} µs to the median (target <= {} µs): {}.",
+                g.throughput_ratio * 100.0,
+                GATEWAY_MIN_RATIO * 100.0,
+                g.added_p50_us,
+                GATEWAY_MAX_ADDED_P50_US,
+                if g.target_met { "met" } else { "**not met**" }
+            );
+            if let Some(direct) = g.direct_rps.filter(|d| *d > 0.0) {
+                let _ = writeln!(
+                    md,
+                    "Proxying itself (auth off) does {:.1} % of the upstream's direct throughput.",
+                    g.open_rps / direct * 100.0
+                );
+            }
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(md, "\n| service | pid | resident at idle | at the end | peak | idle target <= 30 MiB |");
+            let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
+            for s in &self.memory {
+                let met = match s.idle {
+                    Some(r) if r.rss_kib <= IDLE_RSS_TARGET_KIB => "yes",
+                    Some(_) => "**no**",
+                    None => "",
+                };
+                let peak = s.end.or(s.idle).map(|r| mib(r.peak_kib)).unwrap_or_else(|| "—".into());
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {peak} | {met} |",
+                    s.service,
+                    s.pid,
+                    s.idle.map(|r| mib(r.rss_kib)).unwrap_or_else(|| "—".into()),
+                    s.end.map(|r| mib(r.rss_kib)).unwrap_or_else(|| "—".into()),
+                );
+            }
+        }
+        let errors: Vec<_> = self.rows.iter().filter(|r| r.failures() > 0).collect();
+        if !errors.is_empty() {
+            let _ = writeln!(md, "\nErrors (every non-2xx/302 response and every transport failure):\n");
+            for r in errors {
+                for (kind, n) in &r.median.error_kinds {
+                    let _ = writeln!(md, "- {}: {} x {kind}", r.name, thousands(*n));
+                }
+            }
+        }
+        if !self.failures.is_empty() {
+            let _ = writeln!(md, "\nNot measured:\n");
+            for f in &self.failures {
+                let _ = writeln!(md, "- {}: {}", f.scenario, f.message);
+            }
+        }
+        md
+    }
+
+    fn machine_line(&self) -> String {
+        let m = &self.machine;
+        let mut line = format!("Machine: {} cores", m.cores);
+        if let Some(cpu) = &m.cpu_model {
+            let _ = write!(line, " ({cpu})");
+        }
+        if let Some(k) = &m.kernel {
+            let _ = write!(line, ", Linux {k}");
+        }
+        let load = |l: &Option<[f64; 3]>| l.map(|l| format!("{:.2}", l[0])).unwrap_or_else(|| "?".into());
+        let _ = write!(line, "; load average {} before, {} after.", load(&m.load_before), load(&m.load_after));
+        if let Some(pg) = &self.postgres {
+            let _ = write!(line, " PostgreSQL {}", pg.version);
+            let settings: Vec<String> = pg.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if !settings.is_empty() {
+                let _ = write!(line, " ({})", settings.join(", "));
+            }
+            line.push('.');
+        }
+        line
+    }
+}
+
+fn target_text(t: &Target) -> String {
+    let mut s = format!(">= {}/s", thousands(t.min_requests_per_sec as u64));
+    if let Some(p99) = t.max_p99_ms {
+        let _ = write!(s, ", p99 <= {p99} ms");
+    }
+    s
+}
+
+fn secs(s: f64) -> String {
+    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
+}
+
+/// 12345 -> "12,345".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A latency for people: µs below a millisecond, ms with two decimals below a second.
+pub fn latency(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1_000.0),
+        _ => format!("{:.2} s", us as f64 / 1_000_000.0),
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::Resident;
+
+    fn stats(rps: f64, p50: u64, errors: u64) -> RunStats {
+        RunStats {
+            ok: (rps * 10.0) as u64,
+            errors,
+            warmup_errors: 0,
+            requests_per_sec: rps,
+            p50_us: p50,
+            p90_us: p50 * 2,
+            p99_us: p50 * 4,
+            max_us: p50 * 10,
+            error_kinds: if errors > 0 {
+                BTreeMap::from([("POST /oauth2/token: 400 invalid_grant".into(), errors)])
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
+
+    fn report(rows: Vec<Row>) -> Report {
+        Report {
+            started_at: "2026-11-23T12:00:00Z".into(),
+            mode: "start".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            routing: "requests sent directly to each service".into(),
+            workers: 32,
+            warmup_secs: 2.0,
+            duration_secs: 10.0,
+            runs: 3,
+            machine: Machine {
+                cores: 2,
+                cpu_model: Some("Test CPU".into()),
+                kernel: None,
+                load_before: Some([0.5, 0.4, 0.3]),
+                load_after: None,
+            },
+            postgres: Some(PostgresInfo {
+                version: "15.19".into(),
+                settings: BTreeMap::from([("fsync".into(), "on".into()), ("synchronous_commit".into(), "on".into())]),
+            }),
+            gateway: GatewayOverhead::from_rows(&rows),
+            rows,
+            memory: vec![ServiceMemory {
+                service: "token".into(),
+                pid: 42,
+                idle: Some(Resident { rss_kib: 20_480, peak_kib: 20_480 }),
+                end: Some(Resident { rss_kib: 40_960, peak_kib: 51_200 }),
+            }],
+            failures: vec![],
+        }
+    }
+
+    #[test]
+    fn medians_and_summed_errors() {
+        let m = median(&[stats(100.0, 500, 0), stats(300.0, 900, 2), stats(200.0, 700, 1)]);
+        assert_eq!(m.requests_per_sec, 200.0);
+        assert_eq!(m.p50_us, 700);
+        assert_eq!(m.errors, 3, "errors are summed over the runs");
+        assert_eq!(m.error_kinds.values().sum::<u64>(), 3);
+        let even = median(&[stats(100.0, 500, 0), stats(300.0, 900, 0)]);
+        assert_eq!(even.requests_per_sec, 200.0);
+        assert_eq!(even.p50_us, 700);
+    }
+
+    #[test]
+    fn targets() {
+        let refresh = target_for("refresh").expect("target");
+        assert!(refresh.met_by(&stats(2_600.0, 2_000, 0)));
+        assert!(!refresh.met_by(&stats(2_400.0, 2_000, 0)), "too slow");
+        assert!(!refresh.met_by(&stats(2_600.0, 7_000, 0)), "p99 28 ms > 25 ms");
+        assert!(target_for("gateway/open").is_none());
+        assert_eq!(target_for("metadata/prm").map(|t| t.min_requests_per_sec), Some(20_000.0));
+    }
+
+    #[test]
+    fn gateway_overhead() {
+        let rows = vec![
+            Row::new("gateway/protected", "GET /bench", "http://gw", vec![stats(9_500.0, 1_050, 0)]),
+            Row::new("gateway/open", "GET /bench-open", "http://gw", vec![stats(10_000.0, 1_000, 0)]),
+            Row::new("gateway/direct", "GET /", "http://up", vec![stats(40_000.0, 300, 0)]),
+        ];
+        let g = GatewayOverhead::from_rows(&rows).expect("overhead");
+        assert!((g.throughput_ratio - 0.95).abs() < 1e-9);
+        assert_eq!(g.added_p50_us, 50);
+        assert!(g.target_met);
+        let slow = vec![
+            Row::new("gateway/protected", "GET /bench", "http://gw", vec![stats(8_000.0, 1_200, 0)]),
+            Row::new("gateway/open", "GET /bench-open", "http://gw", vec![stats(10_000.0, 1_000, 0)]),
+        ];
+        assert!(!GatewayOverhead::from_rows(&slow).expect("overhead").target_met);
+        assert!(GatewayOverhead::from_rows(&rows[2..]).is_none());
+    }
+
+    #[test]
+    fn markdown_and_json() {
+        let rows = vec![
+            Row::new(
+                "refresh",
+                "POST /oauth2/token (refresh_token)",
+                "http://127.0.0.1:8083",
+                vec![stats(2_612.4, 9_800, 0)],
+            ),
+            Row::new(
+                "code",
+                "authorize -> 302, POST /oauth2/token",
+                "http://127.0.0.1:8082",
+                vec![stats(800.0, 30_000, 2)],
+            ),
+        ];
+        let r = report(rows);
+        assert!(r.failed(), "an error response fails the run");
+        let md = r.markdown();
+        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 2,500/s, p99 <= 25 ms | **no** |"), "{md}");
+        assert!(md.contains("| code |") && md.contains("| 2 | >= 1,000/s | **no** |"), "{md}");
+        assert!(md.contains("- code: 2 x POST /oauth2/token: 400 invalid_grant"), "{md}");
+        assert!(md.contains("| token | 42 | 20.0 MiB | 40.0 MiB | 50.0 MiB | yes |"), "{md}");
+        assert!(md.contains("median of 3 runs") && md.contains("fsync=on, synchronous_commit=on"), "{md}");
+
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("valid JSON");
+        assert_eq!(json["rows"][0]["name"], "refresh");
+        assert_eq!(json["rows"][0]["median"]["p99_us"], 39_200);
+        assert_eq!(json["rows"][0]["target"]["min_requests_per_sec"], 2_500.0);
+        assert_eq!(json["rows"][1]["median"]["error_kinds"]["POST /oauth2/token: 400 invalid_grant"], 2);
+        assert_eq!(json["memory"][0]["idle"]["rss_kib"], 20_480);
+        assert!(json.get("gateway").is_none(), "no gateway rows, no overhead member");
+
+        let ok = report(vec![Row::new("register", "POST /oauth2/register", "x", vec![stats(1_200.0, 20_000, 0)])]);
+        assert!(!ok.failed());
+        let mut not_run = ok.clone();
+        not_run.failures.push(Failure { scenario: "gateway".into(), message: "gateway did not start".into() });
+        assert!(not_run.failed(), "a scenario that could not run fails the run");
+        assert!(not_run.markdown().contains("Not measured:\n\n- gateway: gateway did not start"));
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(latency(850), "850 µs");
+        assert_eq!(latency(1_250), "1.25 ms");
+        assert_eq!(latency(2_500_000), "2.50 s");
+    }
+}

@@ -1,0 +1,317 @@
+//! The scenarios, each selectable by name. A scenario sets itself up through the public endpoints
+//! (untimed), then hands one worker per virtual client to the runner, once per run.
+
+mod authorize;
+mod client_credentials;
+mod code;
+mod gateway;
+mod metadata;
+pub mod oauth;
+mod refresh;
+mod register;
+
+use std::collections::BTreeSet;
+
+use anyhow::Context;
+use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::client::{CookieJar, is_success, transport, unexpected};
+use crate::endpoints::Endpoints;
+use crate::report::{Row, RunStats, latency, thousands};
+use crate::runner::{self, Timing, Worker};
+use oauth::PublicClient;
+
+/// A scenario's name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    /// GET the AS metadata and a protected resource's metadata.
+    Metadata,
+    /// RFC 7591 registration of public clients.
+    Register,
+    /// A signed-in session with remembered consent: GET authorize -> 302 with a code.
+    Authorize,
+    /// The full code flow per iteration: authorize (session, remembered consent) then the token exchange.
+    Code,
+    /// Each worker rotates its own refresh-token chain.
+    Refresh,
+    /// A confidential client, Basic auth.
+    ClientCredentials,
+    /// A protected route with a valid (cached) token vs the same route with auth off vs the upstream.
+    Gateway,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Self::Metadata,
+        Self::Register,
+        Self::Authorize,
+        Self::Code,
+        Self::Refresh,
+        Self::ClientCredentials,
+        Self::Gateway,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Metadata => "metadata",
+            Self::Register => "register",
+            Self::Authorize => "authorize",
+            Self::Code => "code",
+            Self::Refresh => "refresh",
+            Self::ClientCredentials => "client-credentials",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    /// The services a scenario needs running (its setup included).
+    pub fn needs(self) -> BTreeSet<Component> {
+        use Component::*;
+        BTreeSet::from_iter(match self {
+            Self::Metadata => vec![Metadata],
+            Self::Register => vec![Registration],
+            Self::Authorize => vec![Registration, Authorize],
+            Self::Code | Self::Refresh => vec![Registration, Authorize, Token],
+            Self::ClientCredentials => vec![Registration, Token],
+            Self::Gateway => vec![Registration, Token, Gateway, Upstream],
+        })
+    }
+
+    /// Measures the scenario; one row per variant it measures.
+    pub async fn run(self, b: &Bench) -> anyhow::Result<Vec<Row>> {
+        match self {
+            Self::Metadata => metadata::run(b).await,
+            Self::Register => register::run(b).await,
+            Self::Authorize => authorize::run(b).await,
+            Self::Code => code::run(b).await,
+            Self::Refresh => refresh::run(b).await,
+            Self::ClientCredentials => client_credentials::run(b).await,
+            Self::Gateway => gateway::run(b).await,
+        }
+    }
+}
+
+/// A process of the stack, in start order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Component {
+    Metadata,
+    Registration,
+    Authorize,
+    Token,
+    Upstream,
+    Gateway,
+}
+
+/// The resource owner the browser flows sign in as.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// The gateway scenario's three URLs.
+#[derive(Debug, Clone)]
+pub struct GatewayTargets {
+    /// A protected route (bearer check on) to the upstream.
+    pub protected: Url,
+    /// The same upstream through a route with auth off.
+    pub open: Url,
+    /// The upstream itself.
+    pub upstream: Url,
+}
+
+/// How hard and how long to load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Concurrent workers (virtual clients).
+    pub workers: usize,
+    pub timing: Timing,
+    /// Runs per scenario; the report shows each figure's median.
+    pub runs: usize,
+}
+
+/// Everything the scenarios share.
+pub struct Bench {
+    pub ep: Endpoints,
+    /// The client setup uses (timed workers get their own, per scenario).
+    pub http: reqwest::Client,
+    pub workers: usize,
+    pub timing: Timing,
+    pub runs: usize,
+    pub user: Option<Credentials>,
+    /// The protected resource the flows ask for (RFC 8707).
+    pub resource: String,
+    /// The scopes the flows ask for ("" for the defaults).
+    pub scope: String,
+    pub gateway: Option<GatewayTargets>,
+    pub initial_access_token: Option<String>,
+    /// A token for the gateway scenario; by default one is obtained with client_credentials.
+    pub access_token: Option<String>,
+    sessions: OnceCell<Sessions>,
+}
+
+/// A public client and one signed-in browser session per worker, consent given once.
+pub struct Sessions {
+    pub client: PublicClient,
+    pub jars: Vec<CookieJar>,
+}
+
+impl Bench {
+    pub fn new(
+        ep: Endpoints,
+        load: Load,
+        user: Option<Credentials>,
+        resource: String,
+        scope: String,
+        gateway: Option<GatewayTargets>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            ep,
+            http: crate::client::build(4)?,
+            workers: load.workers,
+            timing: load.timing,
+            runs: load.runs,
+            user,
+            resource,
+            scope,
+            gateway,
+            initial_access_token: None,
+            access_token: None,
+            sessions: OnceCell::new(),
+        })
+    }
+
+    /// The shared sessions, signed in on first use (one login per worker; consent on the first).
+    pub async fn sessions(&self) -> anyhow::Result<&Sessions> {
+        self.sessions
+            .get_or_try_init(|| async {
+                let client = oauth::register_public(self, "sallyport-bench browser").await?;
+                let mut jars = Vec::with_capacity(self.workers);
+                for i in 0..self.workers {
+                    let jar = oauth::sign_in(self, &client).await.with_context(|| format!("sign-in {}", i + 1))?;
+                    jars.push(jar);
+                }
+                Ok(Sessions { client, jars })
+            })
+            .await
+    }
+
+    /// A client for `self.workers` concurrent workers.
+    pub fn load_client(&self) -> anyhow::Result<reqwest::Client> {
+        crate::client::build(self.workers)
+    }
+}
+
+/// Runs `workers` `b.runs` times and makes the row, printing progress to stderr.
+pub async fn measure<W: Worker>(b: &Bench, name: &str, request: &str, target: &Url, mut workers: Vec<W>) -> Row {
+    let mut runs = Vec::with_capacity(b.runs);
+    for i in 0..b.runs {
+        let (m, back) = runner::run(workers, b.timing).await;
+        workers = back;
+        let s = RunStats::from(&m);
+        eprintln!(
+            "  {name} run {}/{}: {}/s, p50 {}, p99 {}, {} errors",
+            i + 1,
+            b.runs,
+            thousands(s.requests_per_sec.round() as u64),
+            latency(s.p50_us),
+            latency(s.p99_us),
+            s.errors + s.warmup_errors
+        );
+        runs.push(s);
+    }
+    Row::new(name, request, &target.origin().ascii_serialization(), runs)
+}
+
+/// A GET that must answer 200 (or 302): metadata documents, the gateway's routes, the upstream.
+pub struct GetWorker {
+    pub http: reqwest::Client,
+    pub url: Url,
+    pub authorization: Option<HeaderValue>,
+}
+
+impl Worker for GetWorker {
+    async fn call(&mut self) -> Result<(), String> {
+        let mut req = self.http.get(self.url.clone());
+        if let Some(a) = &self.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        let res = req.send().await.map_err(|e| transport("GET", &self.url, &e))?;
+        if !is_success(res.status()) {
+            return Err(unexpected("GET", &self.url, res).await);
+        }
+        res.bytes().await.map_err(|e| transport("GET", &self.url, &e))?;
+        Ok(())
+    }
+}
+
+/// One untimed GET that must answer `expect`: proves a URL works before it is loaded.
+pub async fn probe(
+    http: &reqwest::Client,
+    url: &Url,
+    authorization: Option<&HeaderValue>,
+    expect: StatusCode,
+) -> anyhow::Result<()> {
+    let mut req = http.get(url.clone());
+    if let Some(a) = authorization {
+        req = req.header(reqwest::header::AUTHORIZATION, a.clone());
+    }
+    let res = req.send().await.map_err(|e| anyhow::anyhow!(transport("GET", url, &e)))?;
+    if res.status() != expect {
+        let challenge = res
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        anyhow::bail!("{}{challenge}; expected {}", unexpected("GET", url, res).await, expect.as_u16());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn get_workers_against_a_stub_count_every_error() {
+        // every fourth request fails
+        let (addr, server) =
+            crate::upstream::spawn(Arc::new(|n| if n % 4 == 0 { 500 } else { 200 })).await.expect("stub");
+        let url = Url::parse(&format!("http://{addr}/x?secret=1")).expect("url");
+        let http = crate::client::build(4).expect("client");
+        probe(&http, &url, None, StatusCode::OK).await.expect("first request is a 200");
+        let workers: Vec<_> =
+            (0..4).map(|_| GetWorker { http: http.clone(), url: url.clone(), authorization: None }).collect();
+        let timing = Timing { warmup: Duration::from_millis(50), duration: Duration::from_millis(250) };
+        let (m, _) = runner::run(workers, timing).await;
+        server.abort();
+        let total = m.ok + m.errors;
+        assert!(total > 20, "the stub answered {total} requests");
+        assert!(m.errors * 4 >= total.saturating_sub(8) && m.errors * 4 <= total + 8, "{} of {total}", m.errors);
+        let kinds: Vec<_> = m.error_kinds.keys().cloned().collect();
+        assert_eq!(kinds, vec!["GET /x: 500".to_owned()], "the query never shows up in messages");
+        assert_eq!(m.error_kinds["GET /x: 500"], m.errors + m.warmup_errors);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn probe_and_transport_errors() {
+        let (addr, server) = crate::upstream::spawn(Arc::new(|_| 401)).await.expect("stub");
+        let url = Url::parse(&format!("http://{addr}/p")).expect("url");
+        let http = crate::client::build(1).expect("client");
+        let err = probe(&http, &url, None, StatusCode::OK).await.expect_err("401 is not 200");
+        assert!(err.to_string().contains("GET /p: 401"), "{err}");
+        probe(&http, &url, None, StatusCode::UNAUTHORIZED).await.expect("401 expected");
+        server.abort();
+        let _ = server.await;
+        // nothing listens any more (a new client: the old one may hold a live keep-alive connection)
+        drop(http);
+        let mut w = GetWorker { http: crate::client::build(1).expect("client"), url, authorization: None };
+        let e = w.call().await.expect_err("refused");
+        assert_eq!(e, "GET /p: cannot connect");
+    }
+}

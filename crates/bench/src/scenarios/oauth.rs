@@ -1,0 +1,316 @@
+//! The client side of the flows, through the public endpoints only: registration (RFC 7591), the
+//! browser's trip through authorize, login and consent (forms filled in as a person would), the
+//! authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`), and the token endpoint. Setup uses
+//! them untimed; the timed workers reuse the pieces that are one request each.
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+use url::form_urlencoded;
+
+use super::Bench;
+use crate::client::{CookieJar, transport, unexpected};
+use crate::forms;
+
+/// The redirect URI of the bench's public client: loopback (RFC 8252 §7.3), port 9 (discard). The
+/// bench reads the code from the `Location` header and never follows it.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+
+/// A registered public client (`token_endpoint_auth_method: none`), as MCP clients register.
+#[derive(Debug, Clone)]
+pub struct PublicClient {
+    pub client_id: String,
+    pub redirect_uri: String,
+}
+
+/// A confidential client's credentials.
+#[derive(Debug, Clone)]
+pub struct Confidential {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Confidential {
+    /// RFC 6749 §2.3.1: id and secret form-urlencoded, then Basic.
+    pub fn basic(&self) -> String {
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(&self.client_secret))))
+    }
+}
+
+/// The Rust MCP SDK's registration body (MCP-CLIENTS.md), with the bench's name.
+pub fn public_client_metadata(name: &str) -> Value {
+    json!({
+        "client_name": name,
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+    })
+}
+
+/// `POST /oauth2/register`; the 201 body.
+pub async fn register(b: &Bench, metadata: &Value) -> anyhow::Result<Value> {
+    let url = b.ep.url("/oauth2/register")?;
+    let mut req = b.http.post(url.clone()).json(metadata);
+    if let Some(iat) = &b.initial_access_token {
+        req = req.header(AUTHORIZATION, format!("Bearer {iat}"));
+    }
+    let res = req.send().await.map_err(|e| anyhow!(transport("POST", &url, &e)))?;
+    if res.status() != StatusCode::CREATED {
+        bail!("registration refused: {}", unexpected("POST", &url, res).await);
+    }
+    res.json::<Value>().await.context("registration response is not JSON")
+}
+
+pub async fn register_public(b: &Bench, name: &str) -> anyhow::Result<PublicClient> {
+    let body = register(b, &public_client_metadata(name)).await?;
+    let client_id = body["client_id"].as_str().context("registration response without client_id")?.to_owned();
+    Ok(PublicClient { client_id, redirect_uri: REDIRECT_URI.to_owned() })
+}
+
+/// A confidential client for the client_credentials grant, Basic authentication.
+pub async fn register_confidential(b: &Bench, scope: &str) -> anyhow::Result<Confidential> {
+    let mut metadata = json!({
+        "client_name": "sallyport-bench service",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    if !scope.is_empty() {
+        metadata["scope"] = json!(scope);
+    }
+    let body = register(b, &metadata).await?;
+    Ok(Confidential {
+        client_id: body["client_id"].as_str().context("registration response without client_id")?.to_owned(),
+        client_secret: body["client_secret"].as_str().context("no client_secret for a confidential client")?.to_owned(),
+    })
+}
+
+/// A PKCE pair (RFC 7636, S256).
+#[derive(Debug, Clone)]
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Self {
+        let verifier = domain::secret::random_token(32);
+        let challenge = domain::pkce::s256(&verifier);
+        Self { verifier, challenge }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The authorization request (RFC 6749 §4.1.1, RFC 7636, RFC 8707) without its per-request parts
+/// (`code_challenge`, `state`): see [`with_challenge`].
+pub fn authorize_base(b: &Bench, client: &PublicClient) -> anyhow::Result<String> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &client.client_id)
+        .append_pair("redirect_uri", &client.redirect_uri)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", &b.resource);
+    if !b.scope.is_empty() {
+        q.append_pair("scope", &b.scope);
+    }
+    Ok(b.ep.url(&format!("/oauth2/authorize?{}", q.finish()))?.to_string())
+}
+
+/// The full authorization request: `base` plus a challenge and a state (both base64url, so they
+/// need no escaping).
+pub fn with_challenge(base: &str, challenge: &str, state: &str) -> Result<Url, String> {
+    Url::parse(&format!("{base}&code_challenge={challenge}&state={state}")).map_err(|e| format!("authorize URL: {e}"))
+}
+
+/// The code from an authorization response at the redirect URI; checks `state` and, per RFC 9207,
+/// `iss`. An error response becomes its `error` code.
+pub fn code_from(location: &str, redirect_uri: &str, state: &str, issuer: &str) -> Result<String, String> {
+    let Some(query) = location.strip_prefix(redirect_uri).and_then(|rest| rest.strip_prefix('?')) else {
+        return Err("authorize: redirected elsewhere than the redirect URI (a login or consent page?)".into());
+    };
+    let (mut code, mut got_state, mut iss, mut error) = (None, None, None, None);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "code" => code = Some(v.into_owned()),
+            "state" => got_state = Some(v.into_owned()),
+            "iss" => iss = Some(v.into_owned()),
+            "error" => error = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(e) = error {
+        return Err(format!("authorize: error response {e}"));
+    }
+    if got_state.as_deref() != Some(state) {
+        return Err("authorize: state missing or changed".into());
+    }
+    if iss.as_deref() != Some(issuer) {
+        return Err("authorize: iss missing or not the issuer (RFC 9207)".into());
+    }
+    code.filter(|c| !c.is_empty()).ok_or_else(|| "authorize: no code in the response".into())
+}
+
+/// The first error message on a page (`id="error"`), to explain a refused login.
+fn page_error(html: &str) -> Option<String> {
+    let at = html.find("id=\"error\"")?;
+    let text = &html[at..];
+    let start = text.find('>')? + 1;
+    let end = text[start..].find('<')? + start;
+    Some(forms::decode_entities(text[start..end].trim()))
+}
+
+/// A browser's sign-in: the authorization request without a session leads to the login form;
+/// it is filled in and posted, consent is given if the page asks, and the flow ends in a code.
+/// Returns the cookies (the session) and checks that a code came back.
+pub async fn sign_in(b: &Bench, client: &PublicClient) -> anyhow::Result<CookieJar> {
+    let user = b.user.as_ref().context("the authorize, code and refresh scenarios need --username and --password")?;
+    let pkce = Pkce::new();
+    let state = domain::secret::random_token(12);
+    let mut jar = CookieJar::default();
+    let first = with_challenge(&authorize_base(b, client)?, &pkce.challenge, &state).map_err(|e| anyhow!(e))?;
+    let mut next = Step::Get(first);
+    let (mut signed_in, mut consented) = (false, false);
+    for _ in 0..10 {
+        let (method, url, req) = match &next {
+            Step::Get(url) => ("GET", url.clone(), b.http.get(url.clone())),
+            Step::Post(url, fields) => ("POST", url.clone(), b.http.post(url.clone()).form(fields)),
+        };
+        let req = match jar.header() {
+            Some(c) => req.header(COOKIE, c),
+            None => req,
+        };
+        let res = req.send().await.map_err(|e| anyhow!(transport(method, &url, &e)))?;
+        jar.absorb(res.headers());
+        let status = res.status();
+        if status == StatusCode::FOUND || status == StatusCode::SEE_OTHER {
+            let location =
+                res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).context("redirect without Location")?;
+            if location.starts_with(&client.redirect_uri) {
+                code_from(location, &client.redirect_uri, &state, b.ep.issuer_str()).map_err(|e| anyhow!(e))?;
+                return Ok(jar);
+            }
+            next = Step::Get(b.ep.follow(&url, location)?);
+            continue;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            bail!("{method} {}: 429: sign-in is rate limited (raise login.per_ip_per_minute)", url.path());
+        }
+        if !status.is_success() {
+            let html = res.text().await.unwrap_or_default();
+            let why = page_error(&html).map(|e| format!(": {e}")).unwrap_or_default();
+            bail!("{method} {}: {}{why}", url.path(), status.as_u16());
+        }
+        let html = res.text().await.context("reading a page")?;
+        let forms = forms::parse(&html);
+        if let Some(login) = forms.iter().find(|f| f.has_input("password")) {
+            if signed_in {
+                bail!("signed in, but the login form came back (wrong --username or --password?)");
+            }
+            let fields = login.submission(&[("username", &user.username), ("password", &user.password)], None);
+            next = Step::Post(b.ep.follow(&url, &login.action)?, fields);
+            signed_in = true;
+        } else if let Some(consent) = forms.iter().find(|f| f.has_button("decision", "allow")) {
+            if consented {
+                bail!("consent was given, but the consent page came back");
+            }
+            next =
+                Step::Post(b.ep.follow(&url, &consent.action)?, consent.submission(&[], Some(("decision", "allow"))));
+            consented = true;
+        } else {
+            bail!("{method} {}: a page with neither a login nor a consent form", url.path());
+        }
+    }
+    bail!("the sign-in did not end in a code after 10 steps")
+}
+
+enum Step {
+    Get(Url),
+    Post(Url, Vec<(String, String)>),
+}
+
+/// The parts of a token response (RFC 6749 §5.1) the bench uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /oauth2/token` with `form`, Basic-authenticated when `basic` is given; 200 with a Bearer
+/// access token, else an error description.
+pub async fn token(
+    http: &reqwest::Client,
+    url: &Url,
+    form: &[(&str, &str)],
+    basic: Option<&str>,
+) -> Result<TokenResponse, String> {
+    let mut req = http.post(url.clone()).header(reqwest::header::ACCEPT, "application/json").form(form);
+    if let Some(b) = basic {
+        req = req.header(AUTHORIZATION, b);
+    }
+    let res = req.send().await.map_err(|e| transport("POST", url, &e))?;
+    if res.status() != StatusCode::OK {
+        return Err(unexpected("POST", url, res).await);
+    }
+    let body = res.bytes().await.map_err(|e| transport("POST", url, &e))?;
+    let tokens: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| format!("POST {}: 200 but not a token response", url.path()))?;
+    if tokens.access_token.is_empty() || !tokens.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(format!("POST {}: 200 without a Bearer access token", url.path()));
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_responses() {
+        let iss = "http://127.0.0.1:8080";
+        let ok = "http://127.0.0.1:9/callback?code=spac_abc&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        assert_eq!(code_from(ok, REDIRECT_URI, "s1", iss), Ok("spac_abc".into()));
+        assert!(code_from(ok, REDIRECT_URI, "s2", iss).is_err(), "state must match");
+        assert!(code_from(ok, REDIRECT_URI, "s1", "http://other").is_err(), "iss must match");
+        let err = "http://127.0.0.1:9/callback?error=access_denied&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        assert_eq!(code_from(err, REDIRECT_URI, "s1", iss), Err("authorize: error response access_denied".into()));
+        assert!(code_from("http://127.0.0.1:8080/oauth2/login?x=1", REDIRECT_URI, "s1", iss).is_err());
+        let no_code = "http://127.0.0.1:9/callback?state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        assert!(code_from(no_code, REDIRECT_URI, "s1", iss).is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded() {
+        let c = Confidential { client_id: "a b".into(), client_secret: "x:y+z".into() };
+        let decoded = STANDARD.decode(c.basic().trim_start_matches("Basic ")).expect("base64");
+        assert_eq!(String::from_utf8(decoded).expect("utf8"), "a+b:x%3Ay%2Bz");
+    }
+
+    #[test]
+    fn pkce_pairs() {
+        let p = Pkce::new();
+        assert_eq!(p.verifier.len(), 43);
+        assert_eq!(domain::pkce::verify(Some(&p.verifier), &p.challenge), Ok(()));
+        assert_ne!(Pkce::new().verifier, p.verifier);
+    }
+
+    #[test]
+    fn page_errors() {
+        let html = r#"<p class="error" id="error" role="alert">Wrong username &amp; password</p>"#;
+        assert_eq!(page_error(html).as_deref(), Some("Wrong username & password"));
+        assert_eq!(page_error("<p>fine</p>"), None);
+    }
+}

@@ -1,0 +1,517 @@
+//! `--start`: a whole stack of our own. A fresh database on the local Postgres (migrated, one user
+//! seeded), a generated config (a protected resource, a protected gateway route and the same route
+//! with auth off to a trivial upstream, rate limits raised so the load is not throttled, a
+//! throwaway key-encryption key), and each service binary as its own child process — so that each
+//! one's resident memory can be read from `/proc`. [`Stack::stop`] kills the children and drops the
+//! database; the children are also killed if the bench dies.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use diesel::QueryableByName;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::process::{Child, Command};
+use url::Url;
+
+use crate::endpoints::Endpoints;
+use crate::memory::{self, Resident};
+use crate::report::PostgresInfo;
+use crate::scenarios::{Component, Credentials, GatewayTargets};
+
+/// What to start, and from where.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Where the service binaries are (the directory of `sallyport-bench` itself).
+    pub bin_dir: PathBuf,
+    /// The Postgres server (any database on it); default `postgres://postgres@127.0.0.1:5432`.
+    pub database_url: Option<String>,
+    pub components: BTreeSet<Component>,
+    /// Keep the directory with the config and the services' logs.
+    pub keep_logs: bool,
+}
+
+/// The bench's resource, route prefixes and scope.
+pub const RESOURCE_PATH: &str = "/bench";
+pub const OPEN_PATH: &str = "/bench-open";
+pub const SCOPE: &str = "bench";
+pub const USERNAME: &str = "bench";
+
+/// Rate limits high enough that no load the bench makes is throttled.
+const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
+
+impl Component {
+    /// The binary (next to `sallyport-bench`), or `None` for the upstream (this binary itself).
+    fn binary(self) -> Option<&'static str> {
+        match self {
+            Self::Metadata => Some("sallyport-metadata"),
+            Self::Registration => Some("sallyport-registration"),
+            Self::Authorize => Some("sallyport-authorize"),
+            Self::Token => Some("sallyport-token"),
+            Self::Gateway => Some("sallyport-gateway"),
+            Self::Upstream => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Metadata => "metadata",
+            Self::Registration => "registration",
+            Self::Authorize => "authorize",
+            Self::Token => "token",
+            Self::Gateway => "gateway",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
+/// Loopback ports, one per component (all allocated, whichever run).
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    registration: u16,
+    authorize: u16,
+    token: u16,
+    metadata: u16,
+    gateway: u16,
+    upstream: u16,
+}
+
+impl Ports {
+    fn allocate() -> anyhow::Result<Self> {
+        // hold every listener until all are chosen, so the six are distinct
+        let listeners: Vec<std::net::TcpListener> =
+            (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+        let p: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+        Ok(Self { registration: p[0], authorize: p[1], token: p[2], metadata: p[3], gateway: p[4], upstream: p[5] })
+    }
+
+    fn of(&self, c: Component) -> u16 {
+        match c {
+            Component::Registration => self.registration,
+            Component::Authorize => self.authorize,
+            Component::Token => self.token,
+            Component::Metadata => self.metadata,
+            Component::Gateway => self.gateway,
+            Component::Upstream => self.upstream,
+        }
+    }
+}
+
+fn local(port: u16) -> anyhow::Result<Url> {
+    Ok(Url::parse(&format!("http://127.0.0.1:{port}"))?)
+}
+
+/// One running child.
+struct Process {
+    component: Component,
+    pid: u32,
+    child: Child,
+}
+
+/// A running stack of our own.
+pub struct Stack {
+    dir: PathBuf,
+    keep_logs: bool,
+    admin_url: String,
+    db_name: String,
+    db_created: bool,
+    ports: Ports,
+    processes: Vec<Process>,
+    pub user: Credentials,
+    pub postgres: Option<PostgresInfo>,
+}
+
+impl Stack {
+    /// Starts what `opts.components` needs; on failure, whatever was started is torn down again.
+    pub async fn start(opts: &StackOptions) -> anyhow::Result<Self> {
+        let missing: Vec<String> = opts
+            .components
+            .iter()
+            .filter_map(|c| c.binary())
+            .filter(|b| !opts.bin_dir.join(b).is_file())
+            .map(str::to_owned)
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{} not found in {} (build them first: cargo build --release --bins)",
+                missing.join(", "),
+                opts.bin_dir.display()
+            );
+        }
+        let admin_url = admin_url(opts.database_url.as_deref())?;
+        let dir = tempfile::Builder::new().prefix("sallyport-bench-").tempdir()?.keep();
+        let mut stack = Self {
+            dir,
+            keep_logs: opts.keep_logs,
+            admin_url,
+            db_name: format!("sallyport_bench_{}_{}", std::process::id(), hex_suffix()),
+            db_created: false,
+            ports: Ports::allocate()?,
+            processes: Vec::new(),
+            user: Credentials { username: USERNAME.into(), password: domain::secret::random_token(18) },
+            postgres: None,
+        };
+        match stack.launch(opts).await {
+            Ok(()) => Ok(stack),
+            Err(e) => {
+                stack.stop(true).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch(&mut self, opts: &StackOptions) -> anyhow::Result<()> {
+        eprintln!("stack: database {} on {}", self.db_name, domain::db::redact_url(&self.admin_url));
+        let mut admin = AsyncPgConnection::establish(&self.admin_url)
+            .await
+            .with_context(|| format!("cannot connect to Postgres at {}", domain::db::redact_url(&self.admin_url)))?;
+        self.postgres = Some(postgres_info(&mut admin).await?);
+        diesel::sql_query(format!("CREATE DATABASE \"{}\"", self.db_name)).execute(&mut admin).await?;
+        self.db_created = true;
+        drop(admin);
+        let db_url = self.db_url()?;
+        domain::db::migrate(&db_url).await.context("migrating the bench database")?;
+        self.seed_user(&db_url).await?;
+        let config = self.dir.join("sallyport.toml");
+        std::fs::write(&config, self.config(&db_url)?)?;
+        let me = std::env::current_exe()?;
+        for &component in &opts.components {
+            let program = match component.binary() {
+                Some(b) => opts.bin_dir.join(b),
+                None => me.clone(),
+            };
+            self.spawn(component, &program, &config)?;
+        }
+        let components: Vec<Component> = self.processes.iter().map(|p| p.component).collect();
+        for component in components {
+            self.wait_ready(component).await?;
+        }
+        eprintln!("stack: {} ready (logs in {})", self.components_label(), self.dir.display());
+        Ok(())
+    }
+
+    fn db_url(&self) -> anyhow::Result<String> {
+        let mut u = Url::parse(&self.admin_url)?;
+        u.set_path(&format!("/{}", self.db_name));
+        Ok(u.to_string())
+    }
+
+    async fn seed_user(&self, db_url: &str) -> anyhow::Result<()> {
+        let password = self.user.password.clone();
+        let hash = tokio::task::spawn_blocking(move || domain::password::hash(&password)).await??;
+        let mut conn = AsyncPgConnection::establish(db_url).await?;
+        let row = domain::store::users::UserRow::new(&self.user.username, hash, chrono::Utc::now());
+        domain::store::users::insert(&mut conn, &row).await.context("seeding the bench user")?;
+        Ok(())
+    }
+
+    /// The issuer: the gateway's address.
+    pub fn issuer(&self) -> anyhow::Result<Url> {
+        local(self.ports.gateway)
+    }
+
+    /// The protected resource the flows ask for.
+    pub fn resource(&self) -> String {
+        format!("http://127.0.0.1:{}{RESOURCE_PATH}", self.ports.gateway)
+    }
+
+    /// Requests straight to each service, or all through the gateway.
+    pub fn endpoints(&self, through_gateway: bool) -> anyhow::Result<Endpoints> {
+        let issuer = self.issuer()?;
+        if through_gateway {
+            return Ok(Endpoints::through(issuer));
+        }
+        Ok(Endpoints {
+            issuer,
+            registration: Some(local(self.ports.registration)?),
+            authorize: Some(local(self.ports.authorize)?),
+            token: Some(local(self.ports.token)?),
+            metadata: Some(local(self.ports.metadata)?),
+        })
+    }
+
+    pub fn gateway_targets(&self) -> anyhow::Result<GatewayTargets> {
+        Ok(GatewayTargets {
+            protected: Url::parse(&self.resource())?,
+            open: Url::parse(&format!("http://127.0.0.1:{}{OPEN_PATH}", self.ports.gateway))?,
+            upstream: Url::parse(&format!("http://127.0.0.1:{}/", self.ports.upstream))?,
+        })
+    }
+
+    /// Each child's resident memory now.
+    pub fn memory(&self) -> Vec<(String, u32, Option<Resident>)> {
+        self.processes.iter().map(|p| (p.component.label().to_owned(), p.pid, memory::read(p.pid))).collect()
+    }
+
+    fn components_label(&self) -> String {
+        self.processes.iter().map(|p| p.component.label()).collect::<Vec<_>>().join(", ")
+    }
+
+    fn spawn(&mut self, component: Component, program: &Path, config: &Path) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", component.label())))?;
+        let mut cmd = Command::new(program);
+        if component == Component::Upstream {
+            cmd.args(["upstream", "--listen", &format!("127.0.0.1:{}", self.ports.upstream)]);
+        }
+        let child = cmd
+            .env("SALLYPORT_CONFIG", config)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        let pid = child.id().context("a child without a pid")?;
+        self.processes.push(Process { component, pid, child });
+        Ok(())
+    }
+
+    /// Polls `/readyz` (the upstream: `/`) until 200; fails early when the child exits.
+    async fn wait_ready(&mut self, component: Component) -> anyhow::Result<()> {
+        let path = if component == Component::Upstream { "/" } else { "/readyz" };
+        let url = format!("http://127.0.0.1:{}{path}", self.ports.of(component));
+        let http = crate::client::build(1)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let log = self.dir.join(format!("{}.log", component.label()));
+        loop {
+            if let Some(p) = self.processes.iter_mut().find(|p| p.component == component)
+                && let Some(status) = p.child.try_wait()?
+            {
+                bail!("{} exited at start ({status}):\n{}", component.label(), tail(&log, 15));
+            }
+            if let Ok(res) = http.get(&url).timeout(Duration::from_secs(2)).send().await
+                && res.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} not ready after 60 s ({url}):\n{}", component.label(), tail(&log, 15));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the children and drops the database. The config and logs are removed unless
+    /// `--keep-logs` or `failed` (then their directory is printed).
+    pub async fn stop(mut self, failed: bool) {
+        for p in &mut self.processes {
+            let _ = p.child.start_kill();
+        }
+        for p in &mut self.processes {
+            let _ = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await;
+        }
+        if self.db_created {
+            let dropped = async {
+                let mut admin = AsyncPgConnection::establish(&self.admin_url).await?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))
+                    .execute(&mut admin)
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = dropped.await {
+                eprintln!("stack: could not drop database {}: {e:#}", self.db_name);
+            }
+        }
+        if self.keep_logs || failed {
+            eprintln!("stack: config and service logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// The generated configuration, shared by every service (CONTRACTS.md paths, crates/domain config keys).
+    fn config(&self, db_url: &str) -> anyhow::Result<String> {
+        let mut kek = [0u8; 32];
+        domain::secret::fill_random(&mut kek);
+        let p = self.ports;
+        let resource = self.resource();
+        Ok(format!(
+            r#"# generated by sallyport-bench --start
+issuer = {issuer}
+
+[database]
+url = {db}
+
+[listen]
+registration = "127.0.0.1:{reg}"
+authorize = "127.0.0.1:{authz}"
+token = "127.0.0.1:{token}"
+metadata = "127.0.0.1:{meta}"
+gateway = "127.0.0.1:{gw}"
+
+[services]
+registration = "http://127.0.0.1:{reg}"
+authorize = "http://127.0.0.1:{authz}"
+token = "http://127.0.0.1:{token}"
+metadata = "http://127.0.0.1:{meta}"
+
+[keys]
+encryption_key = "{kek}"
+
+[login]
+per_ip_per_minute = {unlimited}
+
+[registration]
+per_ip_per_minute = {unlimited}
+
+[log]
+filter = "warn"
+
+[[resources]]
+resource = {resource}
+name = "sallyport-bench upstream"
+scopes = ["{SCOPE}"]
+
+[gateway]
+register_per_ip_per_minute = {unlimited}
+token_per_ip_per_minute = {unlimited}
+login_per_ip_per_minute = {unlimited}
+
+[[gateway.routes]]
+prefix = "{RESOURCE_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+
+[[gateway.routes]]
+prefix = "{OPEN_PATH}"
+upstream = "http://127.0.0.1:{up}"
+auth = false
+"#,
+            issuer = toml_string(self.issuer()?.as_str().trim_end_matches('/')),
+            db = toml_string(db_url),
+            reg = p.registration,
+            authz = p.authorize,
+            token = p.token,
+            meta = p.metadata,
+            gw = p.gateway,
+            up = p.upstream,
+            kek = STANDARD.encode(kek),
+            unlimited = UNLIMITED_PER_MINUTE,
+            resource = toml_string(&resource),
+        ))
+    }
+}
+
+/// The server's admin URL (database `postgres`) from a URL of any database on it.
+pub fn admin_url(database_url: Option<&str>) -> anyhow::Result<String> {
+    let raw = database_url.unwrap_or("postgres://postgres@127.0.0.1:5432/postgres");
+    let mut u = Url::parse(raw).map_err(|_| anyhow::anyhow!("DATABASE_URL is not a postgres:// URL"))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        bail!("DATABASE_URL must be a postgres:// URL");
+    }
+    u.set_path("/postgres");
+    Ok(u.to_string())
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+/// The server's version and the settings that decide how fast a durable commit is.
+pub async fn postgres_info(conn: &mut AsyncPgConnection) -> anyhow::Result<PostgresInfo> {
+    let rows: Vec<Setting> = diesel::sql_query(
+        "SELECT name, current_setting(name) AS value FROM unnest(ARRAY['server_version', 'fsync', \
+         'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', 'max_connections']) \
+         AS t(name)",
+    )
+    .load(conn)
+    .await?;
+    let mut info = PostgresInfo::default();
+    for Setting { name, value } in rows {
+        if name == "server_version" {
+            info.version = value;
+        } else {
+            info.settings.insert(name, value);
+        }
+    }
+    Ok(info)
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn hex_suffix() -> String {
+    let mut b = [0u8; 4];
+    domain::secret::fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The last `n` lines of a log file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_urls() {
+        assert_eq!(admin_url(None).expect("url"), "postgres://postgres@127.0.0.1:5432/postgres");
+        assert_eq!(
+            admin_url(Some("postgres://u:p@db:6543/app?sslmode=disable")).expect("url"),
+            "postgres://u:p@db:6543/postgres?sslmode=disable"
+        );
+        assert!(admin_url(Some("mysql://x/y")).is_err());
+    }
+
+    #[test]
+    fn toml_strings() {
+        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(toml_string("x\ny"), r#""x\u000Ay""#);
+    }
+
+    #[test]
+    fn the_generated_config_is_valid_settings() {
+        let stack = Stack {
+            dir: std::env::temp_dir(),
+            keep_logs: false,
+            admin_url: admin_url(None).expect("url"),
+            db_name: "sallyport_bench_test".into(),
+            db_created: false,
+            ports: Ports::allocate().expect("ports"),
+            processes: Vec::new(),
+            user: Credentials { username: USERNAME.into(), password: "x".into() },
+            postgres: None,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, stack.config("postgres://postgres@127.0.0.1:5432/x").expect("config")).expect("write");
+        let s = domain::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
+        assert_eq!(s.issuer, format!("http://127.0.0.1:{}", stack.ports.gateway));
+        assert_eq!(s.resources.len(), 1);
+        assert_eq!(s.resources[0].resource, stack.resource());
+        assert_eq!(s.gateway.routes.len(), 2);
+        assert!(s.gateway.routes[0].auth && !s.gateway.routes[1].auth);
+        assert!(s.encryption_key().is_some());
+        assert_eq!(s.registration.per_ip_per_minute, UNLIMITED_PER_MINUTE);
+        assert_eq!(s.listen.token.port(), stack.ports.token);
+        assert_eq!(s.log.filter, "warn");
+    }
+}
