@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::schema::authorization_codes;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = authorization_codes, check_for_backend(diesel::pg::Pg))]
+// `None` inserts NULL rather than DEFAULT: the INSERT is then one fixed statement that the
+// connection prepares once and reuses (a DEFAULT would make it re-prepared on every code).
+#[diesel(table_name = authorization_codes, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub struct CodeRow {
     pub code_hash: Vec<u8>,
     pub grant_id: Uuid,
