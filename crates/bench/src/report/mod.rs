@@ -3,12 +3,15 @@
 //! a Markdown table for people and as JSON for scripts.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::memory::ServiceMemory;
 use crate::runner::Measurement;
+
+mod markdown;
+
+pub use markdown::{latency, thousands};
 
 /// What one run of one scenario measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -266,168 +269,14 @@ impl Report {
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise: {e}\"}}"))
     }
-
-    pub fn markdown(&self) -> String {
-        let mut md = String::new();
-        let _ = writeln!(md, "## sallyport-bench, {}\n", self.started_at);
-        let runs = if self.runs > 1 { format!(", median of {} runs", self.runs) } else { String::new() };
-        let _ = writeln!(
-            md,
-            "{} workers, {} warm-up, {} measured{runs}; {}; issuer `{}`.\n",
-            self.workers,
-            secs(self.warmup_secs),
-            secs(self.duration_secs),
-            self.routing,
-            self.issuer
-        );
-        let _ = writeln!(md, "{}\n", self.machine_line());
-        let _ = writeln!(md, "| scenario | request | requests/s | p50 | p90 | p99 | max | errors | target | met |");
-        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|---|---|");
-        for r in &self.rows {
-            let m = &r.median;
-            let target = r.target.map(|t| target_text(&t)).unwrap_or_else(|| "—".into());
-            let met = match r.target_met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "",
-            };
-            let _ = writeln!(
-                md,
-                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {target} | {met} |",
-                r.name,
-                r.request,
-                thousands(m.requests_per_sec.round() as u64),
-                latency(m.p50_us),
-                latency(m.p90_us),
-                latency(m.p99_us),
-                latency(m.max_us),
-                thousands(m.errors + m.warmup_errors),
-            );
-        }
-        if let Some(g) = &self.gateway {
-            let _ = writeln!(
-                md,
-                "\nGateway auth overhead: the protected route does {:.1} % of the auth-off throughput \
-                 (target >= {:.0} %) and adds {} µs to the median (target <= {} µs): {}.",
-                g.throughput_ratio * 100.0,
-                GATEWAY_MIN_RATIO * 100.0,
-                g.added_p50_us,
-                GATEWAY_MAX_ADDED_P50_US,
-                if g.target_met { "met" } else { "**not met**" }
-            );
-            if let Some(direct) = g.direct_rps.filter(|d| *d > 0.0) {
-                let _ = writeln!(
-                    md,
-                    "Proxying itself (auth off) does {:.1} % of the upstream's direct throughput.",
-                    g.open_rps / direct * 100.0
-                );
-            }
-        }
-        if !self.memory.is_empty() {
-            let _ = writeln!(md, "\n| service | pid | resident at idle | at the end | peak | idle target <= 30 MiB |");
-            let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
-            for s in &self.memory {
-                let met = match s.idle {
-                    Some(r) if r.rss_kib <= IDLE_RSS_TARGET_KIB => "yes",
-                    Some(_) => "**no**",
-                    None => "",
-                };
-                let peak = s.end.or(s.idle).map(|r| mib(r.peak_kib)).unwrap_or_else(|| "—".into());
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} | {peak} | {met} |",
-                    s.service,
-                    s.pid,
-                    s.idle.map(|r| mib(r.rss_kib)).unwrap_or_else(|| "—".into()),
-                    s.end.map(|r| mib(r.rss_kib)).unwrap_or_else(|| "—".into()),
-                );
-            }
-        }
-        let errors: Vec<_> = self.rows.iter().filter(|r| r.failures() > 0).collect();
-        if !errors.is_empty() {
-            let _ = writeln!(md, "\nErrors (every non-2xx/302 response and every transport failure):\n");
-            for r in errors {
-                for (kind, n) in &r.median.error_kinds {
-                    let _ = writeln!(md, "- {}: {} x {kind}", r.name, thousands(*n));
-                }
-            }
-        }
-        if !self.failures.is_empty() {
-            let _ = writeln!(md, "\nNot measured:\n");
-            for f in &self.failures {
-                let _ = writeln!(md, "- {}: {}", f.scenario, f.message);
-            }
-        }
-        md
-    }
-
-    fn machine_line(&self) -> String {
-        let m = &self.machine;
-        let mut line = format!("Machine: {} cores", m.cores);
-        if let Some(cpu) = &m.cpu_model {
-            let _ = write!(line, " ({cpu})");
-        }
-        if let Some(k) = &m.kernel {
-            let _ = write!(line, ", Linux {k}");
-        }
-        let load = |l: &Option<[f64; 3]>| l.map(|l| format!("{:.2}", l[0])).unwrap_or_else(|| "?".into());
-        let _ = write!(line, "; load average {} before, {} after.", load(&m.load_before), load(&m.load_after));
-        if let Some(pg) = &self.postgres {
-            let _ = write!(line, " PostgreSQL {}", pg.version);
-            let settings: Vec<String> = pg.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if !settings.is_empty() {
-                let _ = write!(line, " ({})", settings.join(", "));
-            }
-            line.push('.');
-        }
-        line
-    }
-}
-
-fn target_text(t: &Target) -> String {
-    let mut s = format!(">= {}/s", thousands(t.min_requests_per_sec as u64));
-    if let Some(p99) = t.max_p99_ms {
-        let _ = write!(s, ", p99 <= {p99} ms");
-    }
-    s
-}
-
-fn secs(s: f64) -> String {
-    if s.fract() == 0.0 { format!("{s:.0} s") } else { format!("{s} s") }
-}
-
-/// 12345 -> "12,345".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A latency for people: µs below a millisecond, ms with two decimals below a second.
-pub fn latency(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us} µs"),
-        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1_000.0),
-        _ => format!("{:.2} s", us as f64 / 1_000_000.0),
-    }
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::memory::Resident;
+    use crate::memory::{Resident, ServiceMemory};
 
-    fn stats(rps: f64, p50: u64, errors: u64) -> RunStats {
+    pub(crate) fn stats(rps: f64, p50: u64, errors: u64) -> RunStats {
         RunStats {
             ok: (rps * 10.0) as u64,
             errors,
@@ -445,7 +294,7 @@ mod tests {
         }
     }
 
-    fn report(rows: Vec<Row>) -> Report {
+    pub(crate) fn report(rows: Vec<Row>) -> Report {
         Report {
             started_at: "2026-11-23T12:00:00Z".into(),
             mode: "start".into(),
@@ -517,57 +366,5 @@ mod tests {
         ];
         assert!(!GatewayOverhead::from_rows(&slow).expect("overhead").target_met);
         assert!(GatewayOverhead::from_rows(&rows[2..]).is_none());
-    }
-
-    #[test]
-    fn markdown_and_json() {
-        let rows = vec![
-            Row::new(
-                "refresh",
-                "POST /oauth2/token (refresh_token)",
-                "http://127.0.0.1:8083",
-                vec![stats(2_612.4, 9_800, 0)],
-            ),
-            Row::new(
-                "code",
-                "authorize -> 302, POST /oauth2/token",
-                "http://127.0.0.1:8082",
-                vec![stats(800.0, 30_000, 2)],
-            ),
-        ];
-        let r = report(rows);
-        assert!(r.failed(), "an error response fails the run");
-        let md = r.markdown();
-        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 2,500/s, p99 <= 25 ms | **no** |"), "{md}");
-        assert!(md.contains("| code |") && md.contains("| 2 | >= 1,000/s | **no** |"), "{md}");
-        assert!(md.contains("- code: 2 x POST /oauth2/token: 400 invalid_grant"), "{md}");
-        assert!(md.contains("| token | 42 | 20.0 MiB | 40.0 MiB | 50.0 MiB | yes |"), "{md}");
-        assert!(md.contains("median of 3 runs") && md.contains("fsync=on, synchronous_commit=on"), "{md}");
-
-        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("valid JSON");
-        assert_eq!(json["rows"][0]["name"], "refresh");
-        assert_eq!(json["rows"][0]["median"]["p99_us"], 39_200);
-        assert_eq!(json["rows"][0]["target"]["min_requests_per_sec"], 2_500.0);
-        assert_eq!(json["rows"][1]["median"]["error_kinds"]["POST /oauth2/token: 400 invalid_grant"], 2);
-        assert_eq!(json["memory"][0]["idle"]["rss_kib"], 20_480);
-        assert!(json.get("gateway").is_none(), "no gateway rows, no overhead member");
-
-        let ok = report(vec![Row::new("register", "POST /oauth2/register", "x", vec![stats(1_200.0, 20_000, 0)])]);
-        assert!(!ok.failed());
-        let mut not_run = ok.clone();
-        not_run.failures.push(Failure { scenario: "gateway".into(), message: "gateway did not start".into() });
-        assert!(not_run.failed(), "a scenario that could not run fails the run");
-        assert!(not_run.markdown().contains("Not measured:\n\n- gateway: gateway did not start"));
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(latency(850), "850 µs");
-        assert_eq!(latency(1_250), "1.25 ms");
-        assert_eq!(latency(2_500_000), "2.50 s");
     }
 }
