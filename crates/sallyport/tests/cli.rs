@@ -199,3 +199,46 @@ async fn operators_manage_clients() {
         assert!(!event.detail.to_string().contains(&secret), "no secret in the audit log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_keys_are_rotated_with_overlap() {
+    use domain::store::signing_keys::{self, KeyPhase};
+    let db = TestDb::new().await;
+    let kek = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+    let keys = |args: &[&str], key: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sallyport"));
+        cmd.arg("keys").args(args).env("SALLYPORT__DATABASE__URL", &db.url).env_remove("SALLYPORT_CONFIG");
+        match key {
+            Some(k) => cmd.env("SALLYPORT__KEYS__ENCRYPTION_KEY", k),
+            None => cmd.env_remove("SALLYPORT__KEYS__ENCRYPTION_KEY"),
+        };
+        cmd.output().expect("run sallyport keys")
+    };
+    let out = keys(&["list"], Some(kek));
+    assert!(out.status.success() && text(&out).contains("no signing keys"), "{}", text(&out));
+    let out = keys(&["rotate"], None);
+    assert!(!out.status.success() && text(&out).contains("keys.encryption_key"), "{}", text(&out));
+
+    let out = keys(&["rotate", "--activate-in", "0"], Some(kek));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = keys(&["rotate", "--alg", "EdDSA"], Some(kek));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stays published until"), "{}", text(&out));
+
+    let rows = signing_keys::list(&mut *db.conn().await).await.expect("rows");
+    let now = chrono::Utc::now();
+    assert_eq!(rows.len(), 2);
+    let (old, new) = (&rows[0], &rows[1]);
+    assert_eq!((old.phase(now), new.phase(now)), (KeyPhase::Signing, KeyPhase::Pending), "published before it signs");
+    assert_eq!(new.alg, "EdDSA");
+    assert_eq!(old.retires_at, Some(new.activates_at));
+    let overlap = old.expires_at.expect("expires") - new.activates_at;
+    assert_eq!(overlap.num_seconds(), 86_400, "keys.retired_publish_secs");
+    let list = text(&keys(&["list"], Some(kek)));
+    assert!(list.contains(&old.kid) && list.contains("signing") && list.contains("pending"), "{list}");
+
+    // another key-encryption key than the one the keys are sealed under is refused
+    let out = keys(&["rotate"], Some("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="));
+    assert!(!out.status.success() && text(&out).contains("does not unseal"), "{}", text(&out));
+    assert_eq!(signing_keys::list(&mut *db.conn().await).await.expect("rows").len(), 2);
+}
