@@ -2,12 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use diesel_async::AsyncConnection;
 use domain::OAuthError;
 use domain::client::{Client, ClientSource, parse_metadata_json};
 use domain::http::client_ip;
 use domain::secret::{PlainSecret, SecretKind};
-use domain::store::audit::{self, NewAuditEvent, kind};
+use domain::store::audit::{NewAuditEvent, kind};
 use domain::store::clients::{self, ClientRow};
 
 use crate::State;
@@ -51,11 +50,8 @@ pub async fn register(
         detail: metadata.audit_detail(),
     };
     let mut conn = state.ctx.pool.get().await?;
-    conn.transaction(async |conn| {
-        clients::insert(conn, &row).await?;
-        audit::record(conn, &event).await
-    })
-    .await?;
+    // the client and its audit event commit together, in one statement
+    clients::insert_audited(&mut conn, &row, &event).await?;
     drop(conn);
     tracing::info!(client_id, auth_method = metadata.token_endpoint_auth_method.as_str(), "client registered");
 

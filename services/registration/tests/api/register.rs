@@ -237,3 +237,24 @@ async fn each_registration_is_audited_without_secrets() {
     assert_eq!(events[0].detail["client_name"], "audited");
     assert_eq!(events[0].detail["software_id"], "sw-1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_and_its_audit_event_commit_together() {
+    let app = start().await;
+    let info = app.register_ok(&json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await;
+    let id = info["client_id"].as_str().expect("id");
+    let mut conn = app.conn().await;
+    // the same id again: the insert fails, and so does its audit event
+    let row = clients::find_row(&mut conn, id).await.expect("query").expect("row");
+    let event = audit::NewAuditEvent {
+        occurred_at: chrono::Utc::now(),
+        kind: audit::kind::CLIENT_REGISTERED,
+        client_id: Some(id),
+        user_id: None,
+        ip: None,
+        detail: json!({}),
+    };
+    assert!(clients::insert_audited(&mut conn, &row, &event).await.is_err());
+    assert_eq!(audit::for_client(&mut conn, id).await.expect("audit").len(), 1);
+    assert_eq!(client_count(&app).await, 1);
+}
