@@ -35,8 +35,9 @@ pub enum CimdError {
     ClientIdMismatch,
 }
 
-/// Whether `client_id` is meant as a metadata-document URL (https with a path), as opposed to an
-/// id we issued.
+/// Whether `client_id` is meant as a metadata-document URL, as opposed to an id we issued (ours are
+/// never URLs). Whether the URL is acceptable (https, a path, an allowed host) is `check_url`'s call,
+/// so an `http://` id is routed here too and refused there unless `allow_http` is set.
 pub fn is_document_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
