@@ -156,7 +156,8 @@ impl Policy {
 
     async fn authenticate(&self, req: &mut ServiceRequest) -> Result<Arc<VerifiedToken>, Rejection> {
         let invalid = |e: &'static str| Rejection::InvalidRequest(e.into());
-        let header_token = extract::from_header(req.headers()).map_err(invalid)?.map(str::to_owned);
+        // the body first (it needs the request mutably); the header token is then borrowed, not copied
+        let form_token = if self.allow_form_token { Box::pin(take_form_token(req)).await? } else { None };
         let query = if req.query_string().is_empty() {
             None
         } else {
@@ -165,14 +166,18 @@ impl Policy {
         if query.is_some() && !self.allow_query_token {
             return Err(invalid("access tokens in the query string are not accepted by this resource"));
         }
-        let form_token = if self.allow_form_token { take_form_token(req).await? } else { None };
-        let mut tokens = [header_token, query.as_ref().map(|(t, _)| t.clone()), form_token].into_iter().flatten();
-        let token = tokens.next().ok_or(Rejection::NoToken)?;
-        if tokens.next().is_some() {
-            // RFC 6750 §3.1: more than one method for including an access token
-            return Err(invalid("the request carries the access token in more than one way"));
-        }
-        let verified = self.verifier.verify(&token).await.map_err(|f| match f {
+        let header_token = extract::from_header(req.headers()).map_err(invalid)?;
+        let token = {
+            let mut tokens =
+                [header_token, query.as_ref().map(|(t, _)| t.as_str()), form_token.as_deref()].into_iter().flatten();
+            let token = tokens.next().ok_or(Rejection::NoToken)?;
+            if tokens.next().is_some() {
+                // RFC 6750 §3.1: more than one method for including an access token
+                return Err(invalid("the request carries the access token in more than one way"));
+            }
+            token
+        };
+        let verified = self.verifier.verify(token).await.map_err(|f| match f {
             Failure::Invalid(description) => Rejection::InvalidToken(description),
             Failure::Unavailable(_) => Rejection::Unavailable,
         })?;
@@ -185,9 +190,8 @@ impl Policy {
         }
         if let Some((_, rest)) = query {
             let path_and_query = if rest.is_empty() { req.path().to_owned() } else { format!("{}?{rest}", req.path()) };
-            if let Ok(uri) = path_and_query.parse::<Uri>() {
-                req.head_mut().uri = uri;
-            }
+            // the token leaves the URL before the request goes on, or the request does not go on
+            req.head_mut().uri = path_and_query.parse::<Uri>().map_err(|_| invalid("the request URI is malformed"))?;
         }
         Ok(verified)
     }

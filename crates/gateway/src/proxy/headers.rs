@@ -57,7 +57,7 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
+        if let (Some(name), Ok(value)) = (upstream_name(n), RqValue::from_bytes(value.as_bytes())) {
             out.append(name, value);
         }
     }
@@ -76,6 +76,17 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
     }
     out
+}
+
+/// The `http` 1 name of a header; the identity headers the bearer middleware adds to every
+/// request are static, so they are neither parsed nor allocated again.
+fn upstream_name(name: &str) -> Option<RqName> {
+    match name {
+        "x-sallyport-subject" => Some(RqName::from_static("x-sallyport-subject")),
+        "x-sallyport-client-id" => Some(RqName::from_static("x-sallyport-client-id")),
+        "x-sallyport-scope" => Some(RqName::from_static("x-sallyport-scope")),
+        _ => RqName::from_bytes(name.as_bytes()).ok(),
+    }
 }
 
 /// `X-Forwarded-For`: the incoming chain when trusted, then the peer's address.
