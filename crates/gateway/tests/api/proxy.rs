@@ -215,6 +215,40 @@ async fn an_unreachable_upstream_is_a_json_502() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_cannot_be_connected_to_in_time_is_a_json_504() {
+    // a listener that never accepts, its backlog filled: the kernel drops further SYNs, so a
+    // connection attempt hangs as it would against a host that is down
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let _listener = socket.listen(1).expect("listen");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            fillers.push(stream);
+        }
+    }
+    let s = Stack::start_with(move |settings, _| {
+        settings.gateway.upstream_connect_timeout_ms = 300;
+        settings.gateway.upstream_timeout_ms = 20_000;
+        let public = settings.gateway.routes.iter().find(|r| r.prefix == "/public").expect("public").clone();
+        settings.gateway.routes.push(RouteSettings {
+            prefix: "/down".into(),
+            upstream: format!("http://{addr}"),
+            ..public
+        });
+    })
+    .await;
+    let started = Instant::now();
+    let res = s.http.get(s.url("/down")).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(5), "the connect timeout, not the header timeout, ended it");
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "temporarily_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_slow_upstream_is_a_json_504() {
     let s = Stack::start_with(|settings, _| settings.gateway.upstream_timeout_ms = 300).await;
     let started = Instant::now();
