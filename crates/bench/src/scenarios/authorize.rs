@@ -7,14 +7,13 @@ use url::Url;
 
 use super::oauth::{Pkce, authorize_base, code_from, with_challenge};
 use super::{Bench, measure};
-use crate::client::{transport, unexpected};
+use crate::conn::{self, Conn};
 use crate::report::Row;
 use crate::runner::Worker;
 
-/// What a worker needs to ask for codes in its own session.
-#[derive(Clone)]
+/// Asks for codes in one signed-in session, on its own connection.
 pub struct Authorizer {
-    pub http: reqwest::Client,
+    pub conn: Conn,
     /// The request without challenge and state (see `oauth::authorize_base`).
     pub base: String,
     pub cookie: HeaderValue,
@@ -23,17 +22,18 @@ pub struct Authorizer {
 }
 
 impl Authorizer {
-    /// Builds one per session of `b`.
-    pub async fn for_each_session(b: &Bench, http: &reqwest::Client) -> anyhow::Result<Vec<Self>> {
+    /// One per session of `b` (one session per worker).
+    pub async fn for_each_session(b: &Bench) -> anyhow::Result<Vec<Self>> {
         let sessions = b.sessions().await?;
         let base = authorize_base(b, &sessions.client)?;
+        let url = Url::parse(&base)?;
         sessions
             .jars
             .iter()
             .map(|jar| {
                 let cookie = jar.header().ok_or_else(|| anyhow::anyhow!("signed in, but no session cookie was set"))?;
                 Ok(Self {
-                    http: http.clone(),
+                    conn: Conn::to(&url)?,
                     base: base.clone(),
                     cookie: HeaderValue::from_str(&cookie)?,
                     redirect_uri: sessions.client.redirect_uri.clone(),
@@ -44,25 +44,13 @@ impl Authorizer {
     }
 
     /// One authorization request with `challenge`; the code from the 302.
-    pub async fn code(&self, challenge: &str, state: &str) -> Result<String, String> {
+    pub async fn code(&mut self, challenge: &str, state: &str) -> Result<String, String> {
         let url = with_challenge(&self.base, challenge, state)?;
-        let res = self
-            .http
-            .get(url.clone())
-            .header(COOKIE, self.cookie.clone())
-            .send()
-            .await
-            .map_err(|e| transport("GET", &url, &e))?;
-        if res.status() != StatusCode::FOUND {
-            return Err(unexpected("GET", &url, res).await);
+        let reply = self.conn.get(&conn::target(&url), &[(COOKIE, self.cookie.clone())]).await?;
+        if reply.status != StatusCode::FOUND {
+            return Err(conn::refused("GET /oauth2/authorize", &reply));
         }
-        let location = res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        res.bytes().await.map_err(|e| transport("GET", &url, &e))?;
-        code_from(&location, &self.redirect_uri, state, &self.issuer)
-    }
-
-    pub fn url(&self) -> anyhow::Result<Url> {
-        Ok(Url::parse(&self.base)?)
+        code_from(reply.header(LOCATION).unwrap_or_default(), &self.redirect_uri, state, &self.issuer)
     }
 }
 
@@ -80,10 +68,8 @@ impl Worker for Authorize {
 }
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    let http = b.load_client()?;
-    let authorizers = Authorizer::for_each_session(b, &http).await?;
-    let url = authorizers.first().map(Authorizer::url).transpose()?.ok_or_else(|| anyhow::anyhow!("no workers"))?;
-    let workers = authorizers
+    let mut workers: Vec<Authorize> = Authorizer::for_each_session(b)
+        .await?
         .into_iter()
         .map(|authorizer| Authorize {
             authorizer,
@@ -91,5 +77,9 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
             state: domain::secret::random_token(12),
         })
         .collect();
+    if let Some(first) = workers.first_mut() {
+        first.call().await.map_err(anyhow::Error::msg)?;
+    }
+    let url = b.ep.url("/oauth2/authorize")?;
     Ok(vec![measure(b, "authorize", "GET /oauth2/authorize -> 302 with code", &url, workers).await])
 }

@@ -2,17 +2,17 @@
 //! user who allowed it before: a fresh PKCE pair, `GET /oauth2/authorize` -> 302 with a code, then
 //! `POST /oauth2/token` (authorization_code, public client) -> 200 with tokens.
 
-use url::Url;
-
 use super::authorize::Authorizer;
 use super::oauth::{Pkce, token};
 use super::{Bench, measure};
+use crate::conn::{self, Conn};
 use crate::report::Row;
 use crate::runner::Worker;
 
 struct CodeFlow {
     authorizer: Authorizer,
-    token_url: Url,
+    token: Conn,
+    token_target: String,
     client_id: String,
     resource: String,
     counter: u64,
@@ -32,25 +32,27 @@ impl Worker for CodeFlow {
             ("client_id", self.client_id.as_str()),
             ("resource", self.resource.as_str()),
         ];
-        token(&self.authorizer.http, &self.token_url, &form, None).await.map(drop)
+        token(&mut self.token, &self.token_target, &form, None).await.map(drop)
     }
 }
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    let http = b.load_client()?;
-    let authorizers = Authorizer::for_each_session(b, &http).await?;
+    let authorizers = Authorizer::for_each_session(b).await?;
     let client_id = b.sessions().await?.client.client_id.clone();
     let token_url = b.ep.url("/oauth2/token")?;
-    let mut workers: Vec<CodeFlow> = authorizers
+    let mut workers = authorizers
         .into_iter()
-        .map(|authorizer| CodeFlow {
-            authorizer,
-            token_url: token_url.clone(),
-            client_id: client_id.clone(),
-            resource: b.resource.clone(),
-            counter: 0,
+        .map(|authorizer| {
+            Ok(CodeFlow {
+                authorizer,
+                token: Conn::to(&token_url)?,
+                token_target: conn::target(&token_url),
+                client_id: client_id.clone(),
+                resource: b.resource.clone(),
+                counter: 0,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // one untimed iteration proves the flow end to end
     if let Some(first) = workers.first_mut() {
         first.call().await.map_err(anyhow::Error::msg)?;

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use reqwest::StatusCode;
-use reqwest::header::HeaderValue;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 use super::client_credentials::access_token;
 use super::oauth::register_confidential;
@@ -35,16 +35,14 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
     probe(&b.http, &targets.open, None, StatusCode::OK).await.context("route with auth off")?;
     probe(&b.http, &targets.upstream, None, StatusCode::OK).await.context("upstream")?;
 
-    let http = b.load_client()?;
     let mut rows = Vec::new();
     for (name, url, auth) in [
         ("gateway/protected", &targets.protected, Some(bearer)),
         ("gateway/open", &targets.open, None),
         ("gateway/direct", &targets.upstream, None),
     ] {
-        let workers = (0..b.workers)
-            .map(|_| GetWorker { http: http.clone(), url: url.clone(), authorization: auth.clone() })
-            .collect();
+        let headers: Vec<_> = auth.iter().map(|a| (AUTHORIZATION, a.clone())).collect();
+        let workers = GetWorker::per_worker(b, url, &headers)?;
         let request =
             if auth.is_some() { format!("GET {} (Bearer)", url.path()) } else { format!("GET {}", url.path()) };
         rows.push(measure(b, name, &request, url, workers).await);

@@ -7,12 +7,10 @@ use super::{Bench, GetWorker, measure, probe};
 use crate::report::Row;
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    let http = b.load_client()?;
     let mut rows = Vec::new();
     for (name, url) in [("metadata/as", b.ep.as_metadata_url()?), ("metadata/prm", b.ep.prm_url(&b.resource)?)] {
         probe(&b.http, &url, None, StatusCode::OK).await?;
-        let workers =
-            (0..b.workers).map(|_| GetWorker { http: http.clone(), url: url.clone(), authorization: None }).collect();
+        let workers = GetWorker::per_worker(b, &url, &[])?;
         rows.push(measure(b, name, &format!("GET {}", url.path()), &url, workers).await);
     }
     Ok(rows)

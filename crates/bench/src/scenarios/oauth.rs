@@ -6,8 +6,10 @@
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use hyper::Method;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -15,6 +17,7 @@ use url::form_urlencoded;
 
 use super::Bench;
 use crate::client::{CookieJar, transport, unexpected};
+use crate::conn::{Conn, refused};
 use crate::forms;
 
 /// The redirect URI of the bench's public client: loopback (RFC 8252 §7.3), port 9 (discard). The
@@ -40,6 +43,11 @@ impl Confidential {
     pub fn basic(&self) -> String {
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(&self.client_secret))))
+    }
+
+    /// [`Confidential::basic`] as a header value.
+    pub fn basic_header(&self) -> anyhow::Result<HeaderValue> {
+        Ok(HeaderValue::from_str(&self.basic())?)
     }
 }
 
@@ -249,27 +257,36 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
-/// `POST /oauth2/token` with `form`, Basic-authenticated when `basic` is given; 200 with a Bearer
-/// access token, else an error description.
+/// `POST /oauth2/token` with `form` (to `target`, the token endpoint's path) on `conn`,
+/// Basic-authenticated when `basic` is given; 200 with a Bearer access token, else an error
+/// description.
 pub async fn token(
-    http: &reqwest::Client,
-    url: &Url,
+    conn: &mut Conn,
+    target: &str,
     form: &[(&str, &str)],
-    basic: Option<&str>,
+    basic: Option<&HeaderValue>,
 ) -> Result<TokenResponse, String> {
-    let mut req = http.post(url.clone()).header(reqwest::header::ACCEPT, "application/json").form(form);
+    let body = {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        body.finish()
+    };
+    let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
+    let mut headers = vec![(CONTENT_TYPE, form_type), (ACCEPT, HeaderValue::from_static("application/json"))];
     if let Some(b) = basic {
-        req = req.header(AUTHORIZATION, b);
+        headers.push((AUTHORIZATION, b.clone()));
     }
-    let res = req.send().await.map_err(|e| transport("POST", url, &e))?;
-    if res.status() != StatusCode::OK {
-        return Err(unexpected("POST", url, res).await);
+    let reply = conn.send(Method::POST, target, &headers, Some(Bytes::from(body))).await?;
+    let what = "POST /oauth2/token";
+    if reply.status != StatusCode::OK {
+        return Err(refused(what, &reply));
     }
-    let body = res.bytes().await.map_err(|e| transport("POST", url, &e))?;
     let tokens: TokenResponse =
-        serde_json::from_slice(&body).map_err(|_| format!("POST {}: 200 but not a token response", url.path()))?;
+        serde_json::from_slice(&reply.body).map_err(|_| format!("{what}: 200 but not a token response"))?;
     if tokens.access_token.is_empty() || !tokens.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(format!("POST {}: 200 without a Bearer access token", url.path()));
+        return Err(format!("{what}: 200 without a Bearer access token"));
     }
     Ok(tokens)
 }

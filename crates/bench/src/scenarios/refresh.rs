@@ -2,17 +2,17 @@
 //! every use). The chains start from one code flow per worker during setup.
 
 use anyhow::Context;
-use url::Url;
 
 use super::authorize::Authorizer;
 use super::oauth::{Pkce, token};
 use super::{Bench, measure};
+use crate::conn::{self, Conn};
 use crate::report::Row;
 use crate::runner::Worker;
 
 struct Chain {
-    http: reqwest::Client,
-    token_url: Url,
+    conn: Conn,
+    target: String,
     client_id: String,
     resource: String,
     refresh_token: String,
@@ -26,7 +26,7 @@ impl Worker for Chain {
             ("client_id", self.client_id.as_str()),
             ("resource", self.resource.as_str()),
         ];
-        let tokens = token(&self.http, &self.token_url, &form, None).await?;
+        let tokens = token(&mut self.conn, &self.target, &form, None).await?;
         match tokens.refresh_token {
             Some(next) if next != self.refresh_token => {
                 self.refresh_token = next;
@@ -38,15 +38,15 @@ impl Worker for Chain {
 }
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    let http = b.load_client()?;
-    let authorizers = Authorizer::for_each_session(b, &http).await?;
+    let authorizers = Authorizer::for_each_session(b).await?;
     let client_id = b.sessions().await?.client.client_id.clone();
     let token_url = b.ep.url("/oauth2/token")?;
+    let target = conn::target(&token_url);
     let mut workers = Vec::with_capacity(authorizers.len());
-    for (i, a) in authorizers.iter().enumerate() {
+    for (i, mut a) in authorizers.into_iter().enumerate() {
+        let mut conn = Conn::to(&token_url)?;
         let pkce = Pkce::new();
-        let state = format!("chain{i}");
-        let code = a.code(&pkce.challenge, &state).await.map_err(anyhow::Error::msg)?;
+        let code = a.code(&pkce.challenge, &format!("chain{i}")).await.map_err(anyhow::Error::msg)?;
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -55,13 +55,13 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
             ("client_id", client_id.as_str()),
             ("resource", b.resource.as_str()),
         ];
-        let tokens = token(&http, &token_url, &form, None).await.map_err(anyhow::Error::msg)?;
+        let tokens = token(&mut conn, &target, &form, None).await.map_err(anyhow::Error::msg)?;
         let refresh_token = tokens.refresh_token.context(
             "the code exchange issued no refresh token (the client registered grant_types with refresh_token)",
         )?;
         workers.push(Chain {
-            http: http.clone(),
-            token_url: token_url.clone(),
+            conn,
+            target: target.clone(),
             client_id: client_id.clone(),
             resource: b.resource.clone(),
             refresh_token,

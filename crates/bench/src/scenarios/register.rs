@@ -1,58 +1,58 @@
 //! `register`: RFC 7591 registration of public clients with the Rust MCP SDK's body; 201 expected.
 
 use bytes::Bytes;
+use hyper::Method;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use url::Url;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 
-use super::oauth::public_client_metadata;
+use super::oauth::{public_client_metadata, register_public};
 use super::{Bench, measure};
-use crate::client::{transport, unexpected};
+use crate::conn::{self, Conn};
 use crate::report::Row;
 use crate::runner::Worker;
 
+const WHAT: &str = "POST /oauth2/register";
+
 struct Register {
-    http: reqwest::Client,
-    url: Url,
+    conn: Conn,
+    target: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
-    authorization: Option<HeaderValue>,
 }
 
 impl Worker for Register {
     async fn call(&mut self) -> Result<(), String> {
-        let mut req = self.http.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(self.body.clone());
-        if let Some(a) = &self.authorization {
-            req = req.header(AUTHORIZATION, a.clone());
+        let reply = self.conn.send(Method::POST, &self.target, &self.headers, Some(self.body.clone())).await?;
+        if reply.status != StatusCode::CREATED {
+            return Err(conn::refused(WHAT, &reply));
         }
-        let res = req.send().await.map_err(|e| transport("POST", &self.url, &e))?;
-        if res.status() != StatusCode::CREATED {
-            return Err(unexpected("POST", &self.url, res).await);
-        }
-        let body = res.bytes().await.map_err(|e| transport("POST", &self.url, &e))?;
         let parsed: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| "POST /oauth2/register: 201 but not JSON".to_owned())?;
+            serde_json::from_slice(&reply.body).map_err(|_| format!("{WHAT}: 201 but not JSON"))?;
         if parsed.get("client_id").and_then(|c| c.as_str()).is_none_or(str::is_empty) {
-            return Err("POST /oauth2/register: 201 without client_id".into());
+            return Err(format!("{WHAT}: 201 without client_id"));
         }
         Ok(())
     }
 }
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    // one untimed registration proves the endpoint works with this body
-    super::oauth::register_public(b, "sallyport-bench probe").await?;
-    let http = b.load_client()?;
+    // one untimed registration proves the endpoint takes this body
+    register_public(b, "sallyport-bench probe").await?;
     let url = b.ep.url("/oauth2/register")?;
     let body = Bytes::from(serde_json::to_vec(&public_client_metadata("sallyport-bench"))?);
-    let authorization =
-        b.initial_access_token.as_ref().map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
+    let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    if let Some(t) = &b.initial_access_token {
+        headers.push((AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}"))?));
+    }
     let workers = (0..b.workers)
-        .map(|_| Register {
-            http: http.clone(),
-            url: url.clone(),
-            body: body.clone(),
-            authorization: authorization.clone(),
+        .map(|_| {
+            Ok(Register {
+                conn: Conn::to(&url)?,
+                target: conn::target(&url),
+                headers: headers.clone(),
+                body: body.clone(),
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(vec![measure(b, "register", "POST /oauth2/register -> 201", &url, workers).await])
 }
