@@ -174,6 +174,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
             Some(stack.gateway_targets()?),
         )?;
         b.access_token = args.access_token.clone();
+        b.tracked.extend(stack.pids());
         anyhow::Ok((b, stack.issuer()?))
     })();
     let (bench, issuer) = match prepared {
@@ -250,6 +251,7 @@ async fn with_running_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load
     };
     bench.initial_access_token = args.initial_access_token.clone();
     bench.access_token = args.access_token.clone();
+    bench.tracked.extend(args.pids.iter().cloned());
     let read = || args.pids.iter().map(|(name, pid)| (name.clone(), *pid, memory::read(*pid))).collect::<Vec<_>>();
     let idle = read();
     let measured = tokio::select! {

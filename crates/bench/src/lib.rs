@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod conn;
+pub mod cpu;
 pub mod endpoints;
 pub mod forms;
 pub mod memory;

@@ -62,6 +62,7 @@ impl Report {
                 );
             }
         }
+        self.cpu_table(&mut md);
         if !self.memory.is_empty() {
             let _ = writeln!(md, "\n| service | pid | resident at idle | at the end | peak | idle target <= 30 MiB |");
             let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
@@ -100,6 +101,39 @@ impl Report {
             }
         }
         md
+    }
+
+    /// Cores each process used during the measured window (the median run's figures).
+    fn cpu_table(&self, md: &mut String) {
+        let rows: Vec<_> = self.rows.iter().filter_map(|r| r.median.cpu.as_ref().map(|c| (&r.name, c))).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let mut names: Vec<&String> = Vec::new();
+        for (_, c) in &rows {
+            for n in c.processes.keys() {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        names.sort_by_key(|n| (n.as_str() != "bench", n.as_str()));
+        let header: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let _ = writeln!(
+            md,
+            "\nCPU during the measured window, in cores ({} in all; `other` is everything else on the machine):\n",
+            self.machine.cores
+        );
+        let _ = writeln!(md, "| scenario | {} | postgres | other | idle |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}--:|--:|--:|--:|", "--:|".repeat(names.len()));
+        for (name, c) in rows {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| c.processes.get(*n).map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()))
+                .collect();
+            let _ =
+                writeln!(md, "| {name} | {} | {:.2} | {:.2} | {:.2} |", cells.join(" | "), c.postgres, c.other, c.idle);
+        }
     }
 
     fn machine_line(&self) -> String {
@@ -219,5 +253,22 @@ mod tests {
         assert_eq!(latency(850), "850 µs");
         assert_eq!(latency(1_250), "1.25 ms");
         assert_eq!(latency(2_500_000), "2.50 s");
+    }
+
+    #[test]
+    fn cpu_table() {
+        let mut s = stats(2_000.0, 3_000, 0);
+        s.cpu = Some(crate::cpu::Usage {
+            processes: std::collections::BTreeMap::from([("token".into(), 0.61), ("bench".into(), 0.2)]),
+            postgres: 0.9,
+            other: 0.05,
+            idle: 0.24,
+        });
+        let r = report(vec![Row::new("refresh", "POST /oauth2/token", "x", vec![s])]);
+        let md = r.markdown();
+        assert!(md.contains("| scenario | bench | token | postgres | other | idle |"), "{md}");
+        assert!(md.contains("| refresh | 0.20 | 0.61 | 0.90 | 0.05 | 0.24 |"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
+        assert_eq!(json["rows"][0]["median"]["cpu"]["processes"]["token"], 0.61);
     }
 }

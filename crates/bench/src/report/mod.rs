@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::cpu::Usage;
 use crate::memory::ServiceMemory;
 use crate::runner::Measurement;
 
@@ -26,6 +27,9 @@ pub struct RunStats {
     pub max_us: u64,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub error_kinds: BTreeMap<String, u64>,
+    /// Where the CPU went during the measured window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Usage>,
 }
 
 impl From<&Measurement> for RunStats {
@@ -41,6 +45,7 @@ impl From<&Measurement> for RunStats {
             p99_us: q(0.99),
             max_us: if m.latency_us.is_empty() { 0 } else { m.latency_us.max() },
             error_kinds: m.error_kinds.clone(),
+            cpu: None,
         }
     }
 }
@@ -77,7 +82,24 @@ pub fn median(runs: &[RunStats]) -> RunStats {
         p99_us: pick(|r| r.p99_us),
         max_us: pick(|r| r.max_us),
         error_kinds,
+        cpu: median_cpu(runs),
     }
+}
+
+/// Each CPU figure's median over the runs that have one.
+fn median_cpu(runs: &[RunStats]) -> Option<Usage> {
+    let all: Vec<&Usage> = runs.iter().filter_map(|r| r.cpu.as_ref()).collect();
+    if all.is_empty() {
+        return None;
+    }
+    let pick = |f: &dyn Fn(&Usage) -> Option<f64>| median_f64(all.iter().filter_map(|u| f(u)).collect());
+    let names: std::collections::BTreeSet<&String> = all.iter().flat_map(|u| u.processes.keys()).collect();
+    Some(Usage {
+        processes: names.into_iter().map(|n| (n.clone(), pick(&|u| u.processes.get(n).copied()))).collect(),
+        postgres: pick(&|u| Some(u.postgres)),
+        other: pick(&|u| Some(u.other)),
+        idle: pick(&|u| Some(u.idle)),
+    })
 }
 
 /// A performance target from the issues.
@@ -291,6 +313,7 @@ pub(crate) mod tests {
             } else {
                 BTreeMap::new()
             },
+            cpu: None,
         }
     }
 

@@ -150,6 +150,8 @@ pub struct Bench {
     pub initial_access_token: Option<String>,
     /// A token for the gateway scenario; by default one is obtained with client_credentials.
     pub access_token: Option<String>,
+    /// Processes whose CPU use is reported (name, pid): the bench itself and the services.
+    pub tracked: Vec<(String, u32)>,
     sessions: OnceCell<Sessions>,
 }
 
@@ -180,6 +182,7 @@ impl Bench {
             gateway,
             initial_access_token: None,
             access_token: None,
+            tracked: vec![("bench".into(), std::process::id())],
             sessions: OnceCell::new(),
         })
     }
@@ -204,9 +207,11 @@ impl Bench {
 pub async fn measure<W: Worker>(b: &Bench, name: &str, request: &str, target: &Url, mut workers: Vec<W>) -> Row {
     let mut runs = Vec::with_capacity(b.runs);
     for i in 0..b.runs {
+        let cpu = crate::cpu::watch(b.tracked.clone(), b.timing.warmup, b.timing.duration);
         let (m, back) = runner::run(workers, b.timing).await;
         workers = back;
-        let s = RunStats::from(&m);
+        let mut s = RunStats::from(&m);
+        s.cpu = cpu.await.ok();
         eprintln!(
             "  {name} run {}/{}: {}/s, p50 {}, p99 {}, {} errors",
             i + 1,

@@ -251,6 +251,11 @@ impl Stack {
         })
     }
 
+    /// Each child's name and process id.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes.iter().map(|p| (p.component.label().to_owned(), p.pid)).collect()
+    }
+
     /// Each child's resident memory now.
     pub fn memory(&self) -> Vec<(String, u32, Option<Resident>)> {
         self.processes.iter().map(|p| (p.component.label().to_owned(), p.pid, memory::read(p.pid))).collect()
