@@ -189,3 +189,20 @@ async fn databases_are_isolated() {
     assert_eq!(clients::list(&mut *a.conn().await).await.expect("list").len(), 1);
     assert!(clients::list(&mut *b.conn().await).await.expect("list").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_codes_are_pruned_and_live_ones_kept() {
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let old = PlainSecret::generate(SecretKind::AuthorizationCode);
+    let mut row = code_row(&client, user, old.hash().to_vec());
+    row.expires_at = Utc::now() - TimeDelta::hours(2);
+    codes::insert(&mut *db.conn().await, &row).await.expect("insert");
+    let live = PlainSecret::generate(SecretKind::AuthorizationCode);
+    codes::insert(&mut *db.conn().await, &code_row(&client, user, live.hash().to_vec())).await.expect("insert");
+    let pruned = codes::prune(&mut *db.conn().await, Utc::now() - TimeDelta::hours(1)).await.expect("prune");
+    assert_eq!(pruned, 1);
+    let kept = codes::redeem(&mut *db.conn().await, live.hash().as_bytes(), Utc::now()).await.expect("redeem");
+    assert!(matches!(kept, codes::Redemption::Fresh(_)));
+}

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use domain::Pool;
 use domain::clock::Clock;
-use domain::store::{refresh_tokens, revocations};
+use domain::store::{codes, refresh_tokens, revocations};
 
 use crate::keyring::Keyring;
 
 /// How often signing keys are reloaded: a rotated key is seen by every replica within this.
 pub const KEY_RELOAD: Duration = Duration::from_secs(3);
+
+/// Codes are kept this long past their expiry, so that a late replay is still recognised as one
+/// (RFC 6749 §4.1.2) and revokes what the code issued.
+const CODE_REPLAY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// How often expired rows are pruned.
 const PRUNE_EVERY: u32 = 600 / 3;
@@ -45,11 +49,14 @@ async fn prune(pool: &Pool, clock: &Clock) {
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
         let tokens = refresh_tokens::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
         let records = revocations::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((tokens, records))
+        let codes = codes::prune(&mut conn, now - CODE_REPLAY_WINDOW).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((tokens, records, codes))
     }
     .await;
     match result {
-        Ok((tokens, records)) => tracing::debug!(tokens, records, "pruned expired refresh tokens and revocations"),
+        Ok((tokens, records, codes)) => {
+            tracing::debug!(tokens, records, codes, "pruned expired refresh tokens, revocations and codes")
+        }
         Err(e) => tracing::warn!(error = %e, "cannot prune expired rows"),
     }
 }
