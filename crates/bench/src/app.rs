@@ -175,6 +175,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         )?;
         b.access_token = args.access_token.clone();
         b.tracked.extend(stack.pids());
+        b.database = Some(stack.database().to_owned());
         anyhow::Ok((b, stack.issuer()?))
     })();
     let (bench, issuer) = match prepared {

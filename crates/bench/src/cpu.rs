@@ -19,8 +19,8 @@ pub struct Snapshot {
     total: u64,
     /// Ticks of each tracked process (`None`: gone).
     tracked: Vec<(String, Option<u64>)>,
-    /// Ticks of every process named `postgres`, by pid.
-    postgres: BTreeMap<u32, u64>,
+    /// Ticks of every process named `postgres`, by pid, and whether it serves the bench's database.
+    postgres: BTreeMap<u32, (u64, bool)>,
 }
 
 /// Cores used on average over a window (1.0 = one core busy all the time).
@@ -28,16 +28,20 @@ pub struct Snapshot {
 pub struct Usage {
     /// The tracked processes (`bench`, `token`, ...).
     pub processes: BTreeMap<String, f64>,
-    /// All `postgres` processes together (the server's backends serve every database on it).
+    /// The `postgres` backends connected to the bench's database (all `postgres` processes when
+    /// the database is not known).
     pub postgres: f64,
+    /// Every other `postgres` process: other databases' backends, autovacuum, WAL writer, checkpointer.
+    pub postgres_other: f64,
     /// Everything else that ran on the machine.
     pub other: f64,
     /// Cores left idle.
     pub idle: f64,
 }
 
-/// Reads the counters of the machine, of `tracked` (name, pid), and of every postgres process.
-pub fn snapshot(tracked: &[(String, u32)]) -> Snapshot {
+/// Reads the counters of the machine, of `tracked` (name, pid), and of every postgres process;
+/// a backend serves `database` when its process title names it (`postgres: user db host ...`).
+pub fn snapshot(tracked: &[(String, u32)], database: Option<&str>) -> Snapshot {
     let (busy, total) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| machine_ticks(&s)).unwrap_or((0, 0));
     let tracked = tracked.iter().map(|(name, pid)| (name.clone(), process_ticks(*pid).map(|(_, t)| t))).collect();
     let mut postgres = BTreeMap::new();
@@ -47,7 +51,11 @@ pub fn snapshot(tracked: &[(String, u32)]) -> Snapshot {
             if let Some((comm, ticks)) = process_ticks(pid)
                 && comm == "postgres"
             {
-                postgres.insert(pid, ticks);
+                let ours = database.is_none_or(|db| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| serves(&String::from_utf8_lossy(&c), db))
+                });
+                postgres.insert(pid, (ticks, ours));
             }
         }
     }
@@ -65,29 +73,53 @@ pub fn usage(a: &Snapshot, b: &Snapshot) -> Usage {
         }
     }
     // a backend that started during the window counts from zero; one that ended is lost
-    let postgres: u64 =
-        b.postgres.iter().map(|(pid, t)| t.saturating_sub(a.postgres.get(pid).copied().unwrap_or(0))).sum();
+    let (mut postgres, mut postgres_other) = (0u64, 0u64);
+    for (pid, (t, ours)) in &b.postgres {
+        let used = t.saturating_sub(a.postgres.get(pid).map_or(0, |(before, _)| *before));
+        if *ours {
+            postgres += used;
+        } else {
+            postgres_other += used;
+        }
+    }
     let machine_total = b.total.saturating_sub(a.total);
     let machine_busy = b.busy.saturating_sub(a.busy);
     let n_cores = if machine_total > 0 { machine_total as f64 / TICKS_PER_SEC / secs } else { 0.0 };
     let busy = cores(machine_busy);
-    let known: f64 = processes.values().sum::<f64>() + cores(postgres);
-    Usage { processes, postgres: cores(postgres), other: (busy - known).max(0.0), idle: (n_cores - busy).max(0.0) }
+    let known: f64 = processes.values().sum::<f64>() + cores(postgres) + cores(postgres_other);
+    Usage {
+        processes,
+        postgres: cores(postgres),
+        postgres_other: cores(postgres_other),
+        other: (busy - known).max(0.0),
+        idle: (n_cores - busy).max(0.0),
+    }
 }
 
 /// Snapshots after `warmup`, then after `duration`: the usage over a runner's measured window.
-pub fn watch(tracked: Vec<(String, u32)>, warmup: Duration, duration: Duration) -> tokio::task::JoinHandle<Usage> {
+pub fn watch(
+    tracked: Vec<(String, u32)>,
+    database: Option<String>,
+    warmup: Duration,
+    duration: Duration,
+) -> tokio::task::JoinHandle<Usage> {
     tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
-        let t = tracked.clone();
-        let a = tokio::task::spawn_blocking(move || snapshot(&t)).await;
+        let (t, db) = (tracked.clone(), database.clone());
+        let a = tokio::task::spawn_blocking(move || snapshot(&t, db.as_deref())).await;
         tokio::time::sleep(duration).await;
-        let b = tokio::task::spawn_blocking(move || snapshot(&tracked)).await;
+        let b = tokio::task::spawn_blocking(move || snapshot(&tracked, database.as_deref())).await;
         match (a, b) {
             (Ok(a), Ok(b)) => usage(&a, &b),
             _ => Usage::default(),
         }
     })
+}
+
+/// Whether a postgres process title (`postgres: user database host state`, NUL-separated or not)
+/// names `database`.
+fn serves(cmdline: &str, database: &str) -> bool {
+    cmdline.split(|c: char| c == '\0' || c.is_whitespace()).any(|word| word == database)
 }
 
 /// Busy and total ticks from the `cpu` line of `/proc/stat` (busy = all but idle and iowait).
@@ -127,6 +159,10 @@ mod tests {
         let line = "1234 (sallyport-tok en)) S 1 1234 1234 0 -1 4194560 5000 0 0 0 250 50 0 0 20 0 4 0 100 0 0";
         assert_eq!(parse_stat(line), Some(("sallyport-tok en)".into(), 300)));
         assert_eq!(parse_stat("garbage"), None);
+        assert!(serves("postgres: postgres sallyport_bench_1_ab 127.0.0.1(5000) idle", "sallyport_bench_1_ab"));
+        assert!(serves("postgres: postgres sallyport_bench_1_ab\0", "sallyport_bench_1_ab"));
+        assert!(!serves("postgres: postgres sallyport_bench_1_abc 127.0.0.1(5000) idle", "sallyport_bench_1_ab"));
+        assert!(!serves("postgres: autovacuum launcher", "sallyport_bench_1_ab"));
         assert_eq!(machine_ticks("cpu  100 5 50 800 10 1 2 0 0 0\ncpu0 1 2 3 4\n"), Some((158, 968)));
     }
 
@@ -138,28 +174,29 @@ mod tests {
             busy: 1_000,
             total: 10_000,
             tracked: vec![("token".into(), Some(100)), ("gone".into(), Some(5))],
-            postgres: BTreeMap::from([(1, 50), (2, 70)]),
+            postgres: BTreeMap::from([(1, (50, true)), (2, (70, true)), (4, (10, false))]),
         };
         let b = Snapshot {
             at: at + Duration::from_secs(2),
             busy: 1_000 + 300,
             total: 10_000 + 400,
             tracked: vec![("token".into(), Some(200)), ("gone".into(), None)],
-            // backend 2 ended, 3 started
-            postgres: BTreeMap::from([(1, 110), (3, 40)]),
+            // backend 2 ended, 3 started; 4 serves another database
+            postgres: BTreeMap::from([(1, (110, true)), (3, (40, true)), (4, (30, false))]),
         };
         let u = usage(&a, &b);
         assert!((u.processes["token"] - 0.5).abs() < 1e-9);
         assert!(!u.processes.contains_key("gone"));
         assert!((u.postgres - 0.5).abs() < 1e-9, "(60 + 40) ticks in 2 s");
-        assert!((u.other - 0.5).abs() < 1e-9, "1.5 busy - 0.5 - 0.5");
+        assert!((u.postgres_other - 0.1).abs() < 1e-9, "20 ticks in 2 s");
+        assert!((u.other - 0.4).abs() < 1e-9, "1.5 busy - 0.5 - 0.5 - 0.1");
         assert!((u.idle - 0.5).abs() < 1e-9, "2 cores - 1.5 busy");
     }
 
     #[test]
     fn snapshot_of_this_machine() {
         let me = std::process::id();
-        let s = snapshot(&[("bench".into(), me)]);
+        let s = snapshot(&[("bench".into(), me)], Some("no_such_database"));
         assert!(s.total > 0 && s.busy <= s.total);
         assert!(s.tracked[0].1.is_some());
     }

@@ -121,18 +121,27 @@ impl Report {
         let header: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
         let _ = writeln!(
             md,
-            "\nCPU during the measured window, in cores ({} in all; `other` is everything else on the machine):\n",
+            "\nCPU during the measured window, in cores ({} in all): `postgres` is the backends of the bench's \
+             database, `pg rest` every other postgres process (autovacuum, WAL writer, other databases), `other` \
+             everything else on the machine:\n",
             self.machine.cores
         );
-        let _ = writeln!(md, "| scenario | {} | postgres | other | idle |", header.join(" | "));
+        let _ = writeln!(md, "| scenario | {} | postgres | pg rest | other | idle |", header.join(" | "));
         let _ = writeln!(md, "|---|{}--:|--:|--:|--:|", "--:|".repeat(names.len()));
         for (name, c) in rows {
             let cells: Vec<String> = names
                 .iter()
                 .map(|n| c.processes.get(*n).map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into()))
                 .collect();
-            let _ =
-                writeln!(md, "| {name} | {} | {:.2} | {:.2} | {:.2} |", cells.join(" | "), c.postgres, c.other, c.idle);
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                cells.join(" | "),
+                c.postgres,
+                c.postgres_other,
+                c.other,
+                c.idle
+            );
         }
     }
 
@@ -261,13 +270,19 @@ mod tests {
         s.cpu = Some(crate::cpu::Usage {
             processes: std::collections::BTreeMap::from([("token".into(), 0.61), ("bench".into(), 0.2)]),
             postgres: 0.9,
+            postgres_other: 0.01,
             other: 0.05,
             idle: 0.24,
         });
         let r = report(vec![Row::new("refresh", "POST /oauth2/token", "x", vec![s])]);
         let md = r.markdown();
-        assert!(md.contains("| scenario | bench | token | postgres | other | idle |"), "{md}");
-        assert!(md.contains("| refresh | 0.20 | 0.61 | 0.90 | 0.05 | 0.24 |"), "{md}");
+        assert!(
+            md.contains(
+                "| scenario | bench | token | postgres | pg rest | other | idle |\n|---|--:|--:|--:|--:|--:|--:|\n"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| refresh | 0.20 | 0.61 | 0.90 | 0.01 | 0.05 | 0.24 |"), "{md}");
         let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
         assert_eq!(json["rows"][0]["median"]["cpu"]["processes"]["token"], 0.61);
     }

@@ -97,6 +97,7 @@ fn median_cpu(runs: &[RunStats]) -> Option<Usage> {
     Some(Usage {
         processes: names.into_iter().map(|n| (n.clone(), pick(&|u| u.processes.get(n).copied()))).collect(),
         postgres: pick(&|u| Some(u.postgres)),
+        postgres_other: pick(&|u| Some(u.postgres_other)),
         other: pick(&|u| Some(u.other)),
         idle: pick(&|u| Some(u.idle)),
     })

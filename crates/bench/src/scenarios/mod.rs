@@ -152,6 +152,8 @@ pub struct Bench {
     pub access_token: Option<String>,
     /// Processes whose CPU use is reported (name, pid): the bench itself and the services.
     pub tracked: Vec<(String, u32)>,
+    /// The stack's database, when known: its Postgres backends are told apart from the rest.
+    pub database: Option<String>,
     sessions: OnceCell<Sessions>,
 }
 
@@ -183,6 +185,7 @@ impl Bench {
             initial_access_token: None,
             access_token: None,
             tracked: vec![("bench".into(), std::process::id())],
+            database: None,
             sessions: OnceCell::new(),
         })
     }
@@ -207,7 +210,7 @@ impl Bench {
 pub async fn measure<W: Worker>(b: &Bench, name: &str, request: &str, target: &Url, mut workers: Vec<W>) -> Row {
     let mut runs = Vec::with_capacity(b.runs);
     for i in 0..b.runs {
-        let cpu = crate::cpu::watch(b.tracked.clone(), b.timing.warmup, b.timing.duration);
+        let cpu = crate::cpu::watch(b.tracked.clone(), b.database.clone(), b.timing.warmup, b.timing.duration);
         let (m, back) = runner::run(workers, b.timing).await;
         workers = back;
         let mut s = RunStats::from(&m);

@@ -67,5 +67,9 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
             refresh_token,
         });
     }
+    // one untimed rotation proves the grant works
+    if let Some(first) = workers.first_mut() {
+        first.call().await.map_err(anyhow::Error::msg)?;
+    }
     Ok(vec![measure(b, "refresh", "POST /oauth2/token (refresh_token) -> 200", &token_url, workers).await])
 }

@@ -251,6 +251,11 @@ impl Stack {
         })
     }
 
+    /// The bench database's name.
+    pub fn database(&self) -> &str {
+        &self.db_name
+    }
+
     /// Each child's name and process id.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.processes.iter().map(|p| (p.component.label().to_owned(), p.pid)).collect()
