@@ -184,26 +184,35 @@ pub struct GatewayOverhead {
     pub protected_rps: f64,
     pub open_rps: f64,
     pub direct_rps: Option<f64>,
-    /// protected / auth-off throughput.
+    /// protected / auth-off throughput (median over paired runs).
     pub throughput_ratio: f64,
-    /// protected p50 - auth-off p50, µs.
+    /// protected p50 - auth-off p50, µs (median over paired runs).
     pub added_p50_us: i64,
     pub target_met: bool,
 }
 
 impl GatewayOverhead {
+    /// From the `gateway/*` rows. When both rows have the same runs (the gateway scenario runs
+    /// them in turns), ratio and added latency are taken run by run and their medians reported;
+    /// otherwise from the rows' medians.
     pub fn from_rows(rows: &[Row]) -> Option<Self> {
-        let find = |n: &str| rows.iter().find(|r| r.name == n).map(|r| &r.median);
+        let find = |n: &str| rows.iter().find(|r| r.name == n);
         let (protected, open) = (find("gateway/protected")?, find("gateway/open")?);
-        if open.requests_per_sec <= 0.0 {
+        let pairs: Vec<(&RunStats, &RunStats)> = if protected.runs.len() == open.runs.len() {
+            protected.runs.iter().zip(&open.runs).collect()
+        } else {
+            vec![(&protected.median, &open.median)]
+        };
+        if pairs.iter().any(|(_, o)| o.requests_per_sec <= 0.0) {
             return None;
         }
-        let throughput_ratio = protected.requests_per_sec / open.requests_per_sec;
-        let added_p50_us = protected.p50_us as i64 - open.p50_us as i64;
+        let throughput_ratio = median_f64(pairs.iter().map(|(p, o)| p.requests_per_sec / o.requests_per_sec).collect());
+        let added_p50_us =
+            median_f64(pairs.iter().map(|(p, o)| p.p50_us as f64 - o.p50_us as f64).collect()).round() as i64;
         Some(Self {
-            protected_rps: protected.requests_per_sec,
-            open_rps: open.requests_per_sec,
-            direct_rps: find("gateway/direct").map(|d| d.requests_per_sec),
+            protected_rps: protected.median.requests_per_sec,
+            open_rps: open.median.requests_per_sec,
+            direct_rps: find("gateway/direct").map(|d| d.median.requests_per_sec),
             throughput_ratio,
             added_p50_us,
             target_met: throughput_ratio >= GATEWAY_MIN_RATIO && added_p50_us <= GATEWAY_MAX_ADDED_P50_US,
@@ -390,5 +399,26 @@ pub(crate) mod tests {
         ];
         assert!(!GatewayOverhead::from_rows(&slow).expect("overhead").target_met);
         assert!(GatewayOverhead::from_rows(&rows[2..]).is_none());
+
+        // runs taken in turns are compared pair by pair: a slow stretch of the machine hits both
+        let paired = vec![
+            Row::new(
+                "gateway/protected",
+                "GET /bench",
+                "http://gw",
+                vec![stats(9_000.0, 1_000, 0), stats(10_000.0, 900, 0), stats(11_000.0, 800, 0)],
+            ),
+            Row::new(
+                "gateway/open",
+                "GET /bench-open",
+                "http://gw",
+                vec![stats(9_500.0, 960, 0), stats(12_000.0, 700, 0), stats(11_500.0, 780, 0)],
+            ),
+        ];
+        let g = GatewayOverhead::from_rows(&paired).expect("overhead");
+        assert!((g.throughput_ratio - 9_000.0 / 9_500.0).abs() < 1e-9, "median of 0.947, 0.833, 0.957");
+        assert_eq!(g.added_p50_us, 40, "median of +40, +200, +20");
+        assert_eq!(g.protected_rps, 10_000.0);
+        assert!(g.target_met);
     }
 }

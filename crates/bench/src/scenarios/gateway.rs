@@ -8,8 +8,8 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 use super::client_credentials::access_token;
 use super::oauth::register_confidential;
-use super::{Bench, GetWorker, measure, probe};
-use crate::report::Row;
+use super::{Bench, GetWorker, probe, run_once};
+use crate::report::{Row, RunStats};
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
     let targets = b.gateway.as_ref().context(
@@ -35,17 +35,37 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
     probe(&b.http, &targets.open, None, StatusCode::OK).await.context("route with auth off")?;
     probe(&b.http, &targets.upstream, None, StatusCode::OK).await.context("upstream")?;
 
-    let mut rows = Vec::new();
-    for (name, url, auth) in [
+    // the three variants take turns, run by run (the first two in alternating order), so each
+    // protected run has an auth-off run next to it in time: drift on a shared machine then hits
+    // both sides of the ratio alike
+    let variants = [
         ("gateway/protected", &targets.protected, Some(bearer)),
         ("gateway/open", &targets.open, None),
         ("gateway/direct", &targets.upstream, None),
-    ] {
+    ];
+    let mut workers = Vec::with_capacity(variants.len());
+    for (_, url, auth) in &variants {
         let headers: Vec<_> = auth.iter().map(|a| (AUTHORIZATION, a.clone())).collect();
-        let workers = GetWorker::per_worker(b, url, &headers)?;
-        let request =
-            if auth.is_some() { format!("GET {} (Bearer)", url.path()) } else { format!("GET {}", url.path()) };
-        rows.push(measure(b, name, &request, url, workers).await);
+        workers.push(Some(GetWorker::per_worker(b, url, &headers)?));
     }
+    let mut runs: Vec<Vec<RunStats>> = vec![Vec::with_capacity(b.runs); variants.len()];
+    for i in 0..b.runs {
+        let order = if i % 2 == 0 { [0, 1, 2] } else { [1, 0, 2] };
+        for v in order {
+            let label = format!("{} run {}/{}", variants[v].0, i + 1, b.runs);
+            let (stats, back) = run_once(b, &label, workers[v].take().unwrap_or_default()).await;
+            workers[v] = Some(back);
+            runs[v].push(stats);
+        }
+    }
+    let rows = variants
+        .iter()
+        .zip(runs)
+        .map(|((name, url, auth), runs)| {
+            let request =
+                if auth.is_some() { format!("GET {} (Bearer)", url.path()) } else { format!("GET {}", url.path()) };
+            Row::new(name, &request, &url.origin().ascii_serialization(), runs)
+        })
+        .collect();
     Ok(rows)
 }

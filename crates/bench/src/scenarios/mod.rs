@@ -210,23 +210,27 @@ impl Bench {
 pub async fn measure<W: Worker>(b: &Bench, name: &str, request: &str, target: &Url, mut workers: Vec<W>) -> Row {
     let mut runs = Vec::with_capacity(b.runs);
     for i in 0..b.runs {
-        let cpu = crate::cpu::watch(b.tracked.clone(), b.database.clone(), b.timing.warmup, b.timing.duration);
-        let (m, back) = runner::run(workers, b.timing).await;
+        let (s, back) = run_once(b, &format!("{name} run {}/{}", i + 1, b.runs), workers).await;
         workers = back;
-        let mut s = RunStats::from(&m);
-        s.cpu = cpu.await.ok();
-        eprintln!(
-            "  {name} run {}/{}: {}/s, p50 {}, p99 {}, {} errors",
-            i + 1,
-            b.runs,
-            thousands(s.requests_per_sec.round() as u64),
-            latency(s.p50_us),
-            latency(s.p99_us),
-            s.errors + s.warmup_errors
-        );
         runs.push(s);
     }
     Row::new(name, request, &target.origin().ascii_serialization(), runs)
+}
+
+/// One run (warm-up and measured window) with the CPU watched; prints `label` and the figures.
+pub async fn run_once<W: Worker>(b: &Bench, label: &str, workers: Vec<W>) -> (RunStats, Vec<W>) {
+    let cpu = crate::cpu::watch(b.tracked.clone(), b.database.clone(), b.timing.warmup, b.timing.duration);
+    let (m, back) = runner::run(workers, b.timing).await;
+    let mut s = RunStats::from(&m);
+    s.cpu = cpu.await.ok();
+    eprintln!(
+        "  {label}: {}/s, p50 {}, p99 {}, {} errors",
+        thousands(s.requests_per_sec.round() as u64),
+        latency(s.p50_us),
+        latency(s.p99_us),
+        s.errors + s.warmup_errors
+    );
+    (s, back)
 }
 
 /// A GET that must answer 2xx (or 302): metadata documents, the gateway's routes, the upstream.
