@@ -122,8 +122,8 @@ impl Report {
         let _ = writeln!(
             md,
             "\nCPU during the measured window, in cores ({} in all): `postgres` is the backends of the bench's \
-             database, `pg rest` every other postgres process (autovacuum, WAL writer, other databases), `other` \
-             everything else on the machine:\n",
+             database (every postgres process when the bench did not create the database), `pg rest` every other \
+             postgres process (autovacuum, WAL writer, other databases), `other` everything else on the machine:\n",
             self.machine.cores
         );
         let _ = writeln!(md, "| scenario | {} | postgres | pg rest | other | idle |", header.join(" | "));
