@@ -2,6 +2,7 @@
 //! (untimed), then hands one worker per virtual client to the runner, once per run.
 
 mod authorize;
+mod browser;
 mod client_credentials;
 mod code;
 mod gateway;
@@ -197,7 +198,7 @@ impl Bench {
                 let client = oauth::register_public(self, "sallyport-bench browser").await?;
                 let mut jars = Vec::with_capacity(self.workers);
                 for i in 0..self.workers {
-                    let jar = oauth::sign_in(self, &client).await.with_context(|| format!("sign-in {}", i + 1))?;
+                    let jar = browser::sign_in(self, &client).await.with_context(|| format!("sign-in {}", i + 1))?;
                     jars.push(jar);
                 }
                 Ok(Sessions { client, jars })

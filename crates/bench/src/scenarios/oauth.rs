@@ -9,16 +9,15 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hyper::Method;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 use url::form_urlencoded;
 
 use super::Bench;
-use crate::client::{CookieJar, transport, unexpected};
+use crate::client::{transport, unexpected};
 use crate::conn::{Conn, refused};
-use crate::forms;
 
 /// The redirect URI of the bench's public client: loopback (RFC 8252 §7.3), port 9 (discard). The
 /// bench reads the code from the `Location` header and never follows it.
@@ -170,84 +169,6 @@ pub fn code_from(location: &str, redirect_uri: &str, state: &str, issuer: &str) 
     code.filter(|c| !c.is_empty()).ok_or_else(|| "authorize: no code in the response".into())
 }
 
-/// The first error message on a page (`id="error"`), to explain a refused login.
-fn page_error(html: &str) -> Option<String> {
-    let at = html.find("id=\"error\"")?;
-    let text = &html[at..];
-    let start = text.find('>')? + 1;
-    let end = text[start..].find('<')? + start;
-    Some(forms::decode_entities(text[start..end].trim()))
-}
-
-/// A browser's sign-in: the authorization request without a session leads to the login form;
-/// it is filled in and posted, consent is given if the page asks, and the flow ends in a code.
-/// Returns the cookies (the session) and checks that a code came back.
-pub async fn sign_in(b: &Bench, client: &PublicClient) -> anyhow::Result<CookieJar> {
-    let user = b.user.as_ref().context("the authorize, code and refresh scenarios need --username and --password")?;
-    let pkce = Pkce::new();
-    let state = domain::secret::random_token(12);
-    let mut jar = CookieJar::default();
-    let first = with_challenge(&authorize_base(b, client)?, &pkce.challenge, &state).map_err(|e| anyhow!(e))?;
-    let mut next = Step::Get(first);
-    let (mut signed_in, mut consented) = (false, false);
-    for _ in 0..10 {
-        let (method, url, req) = match &next {
-            Step::Get(url) => ("GET", url.clone(), b.http.get(url.clone())),
-            Step::Post(url, fields) => ("POST", url.clone(), b.http.post(url.clone()).form(fields)),
-        };
-        let req = match jar.header() {
-            Some(c) => req.header(COOKIE, c),
-            None => req,
-        };
-        let res = req.send().await.map_err(|e| anyhow!(transport(method, &url, &e)))?;
-        jar.absorb(res.headers());
-        let status = res.status();
-        if status == StatusCode::FOUND || status == StatusCode::SEE_OTHER {
-            let location =
-                res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).context("redirect without Location")?;
-            if location.starts_with(&client.redirect_uri) {
-                code_from(location, &client.redirect_uri, &state, b.ep.issuer_str()).map_err(|e| anyhow!(e))?;
-                return Ok(jar);
-            }
-            next = Step::Get(b.ep.follow(&url, location)?);
-            continue;
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            bail!("{method} {}: 429: sign-in is rate limited (raise login.per_ip_per_minute)", url.path());
-        }
-        if !status.is_success() {
-            let html = res.text().await.unwrap_or_default();
-            let why = page_error(&html).map(|e| format!(": {e}")).unwrap_or_default();
-            bail!("{method} {}: {}{why}", url.path(), status.as_u16());
-        }
-        let html = res.text().await.context("reading a page")?;
-        let forms = forms::parse(&html);
-        if let Some(login) = forms.iter().find(|f| f.has_input("password")) {
-            if signed_in {
-                bail!("signed in, but the login form came back (wrong --username or --password?)");
-            }
-            let fields = login.submission(&[("username", &user.username), ("password", &user.password)], None);
-            next = Step::Post(b.ep.follow(&url, &login.action)?, fields);
-            signed_in = true;
-        } else if let Some(consent) = forms.iter().find(|f| f.has_button("decision", "allow")) {
-            if consented {
-                bail!("consent was given, but the consent page came back");
-            }
-            next =
-                Step::Post(b.ep.follow(&url, &consent.action)?, consent.submission(&[], Some(("decision", "allow"))));
-            consented = true;
-        } else {
-            bail!("{method} {}: a page with neither a login nor a consent form", url.path());
-        }
-    }
-    bail!("the sign-in did not end in a code after 10 steps")
-}
-
-enum Step {
-    Get(Url),
-    Post(Url, Vec<(String, String)>),
-}
-
 /// The parts of a token response (RFC 6749 §5.1) the bench uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
@@ -322,12 +243,5 @@ mod tests {
         assert_eq!(p.verifier.len(), 43);
         assert_eq!(domain::pkce::verify(Some(&p.verifier), &p.challenge), Ok(()));
         assert_ne!(Pkce::new().verifier, p.verifier);
-    }
-
-    #[test]
-    fn page_errors() {
-        let html = r#"<p class="error" id="error" role="alert">Wrong username &amp; password</p>"#;
-        assert_eq!(page_error(html).as_deref(), Some("Wrong username & password"));
-        assert_eq!(page_error("<p>fine</p>"), None);
     }
 }

@@ -3,16 +3,16 @@
 //! with auth off to a trivial upstream, rate limits raised so the load is not throttled, a
 //! throwaway key-encryption key), and each service binary as its own child process — so that each
 //! one's resident memory can be read from `/proc`. [`Stack::stop`] kills the children and drops the
-//! database; the children are also killed if the bench dies.
+//! database (the app calls it after errors and on Ctrl-C or SIGTERM too); children are also killed
+//! when dropped. Only a SIGKILL of the bench leaves processes and the database behind.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use url::Url;
 
 use crate::endpoints::Endpoints;
@@ -21,6 +21,7 @@ use crate::report::PostgresInfo;
 use crate::scenarios::{Component, Credentials, GatewayTargets};
 
 mod config;
+mod process;
 
 pub use config::{admin_url, postgres_info};
 
@@ -270,51 +271,6 @@ impl Stack {
         self.processes.iter().map(|p| p.component.label()).collect::<Vec<_>>().join(", ")
     }
 
-    fn spawn(&mut self, component: Component, program: &Path, config: &Path) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.join(format!("{}.log", component.label())))?;
-        let mut cmd = Command::new(program);
-        if component == Component::Upstream {
-            cmd.args(["upstream", "--listen", &format!("127.0.0.1:{}", self.ports.upstream)]);
-        }
-        let child = cmd
-            .env("SALLYPORT_CONFIG", config)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        let pid = child.id().context("a child without a pid")?;
-        self.processes.push(Process { component, pid, child });
-        Ok(())
-    }
-
-    /// Polls `/readyz` (the upstream: `/`) until 200; fails early when the child exits.
-    async fn wait_ready(&mut self, component: Component) -> anyhow::Result<()> {
-        let path = if component == Component::Upstream { "/" } else { "/readyz" };
-        let url = format!("http://127.0.0.1:{}{path}", self.ports.of(component));
-        let http = crate::client::build(1)?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let log = self.dir.join(format!("{}.log", component.label()));
-        loop {
-            if let Some(p) = self.processes.iter_mut().find(|p| p.component == component)
-                && let Some(status) = p.child.try_wait()?
-            {
-                bail!("{} exited at start ({status}):\n{}", component.label(), tail(&log, 15));
-            }
-            if let Ok(res) = http.get(&url).timeout(Duration::from_secs(2)).send().await
-                && res.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{} not ready after 60 s ({url}):\n{}", component.label(), tail(&log, 15));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// Kills the children and drops the database. The config and logs are removed unless
     /// `--keep-logs` or `failed` (then their directory is printed).
     pub async fn stop(mut self, failed: bool) {
@@ -348,11 +304,4 @@ fn hex_suffix() -> String {
     let mut b = [0u8; 4];
     domain::secret::fill_random(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The last `n` lines of a log file.
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
