@@ -51,6 +51,27 @@ pub fn narrow_scope(requested: Option<Scopes>, granted: &Scopes) -> Result<Scope
     }
 }
 
+/// The scope of a token whose audience a request narrowed (RFC 8707 §2.2): only what the audience
+/// offers, so a token for one resource never carries another's scopes (RFC 9700 §2.3, least
+/// privilege). `offered` is `None` when the request named no resource: the audience is then the
+/// whole grant, whose scope the authorization already checked against it. A requested scope the
+/// audience does not offer is `invalid_scope`; checked before a refresh token rotates, so a refusal
+/// leaves the client its token.
+pub fn audience_scope(requested: Option<&Scopes>, offered: Option<&Scopes>) -> Result<(), OAuthError> {
+    match (requested, offered) {
+        (Some(r), Some(o)) if !r.is_subset(o) => Err(OAuthError::invalid_scope(format!(
+            "the requested resources do not offer the scope {}",
+            r.difference(o)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The granted scope cut down to what the (narrowed) audience offers; see [`audience_scope`].
+pub fn limit_scope(granted: &Scopes, offered: Option<&Scopes>) -> Scopes {
+    offered.map_or_else(|| granted.clone(), |o| granted.intersection(o))
+}
+
 /// RFC 6749 §4.1.3: when the authorization request carried `redirect_uri`, the token request must
 /// repeat it identically; when it did not, a `redirect_uri` sent now must still be the one used.
 pub fn check_redirect_uri(stored: &str, was_sent: bool, presented: Option<&str>) -> Result<(), OAuthError> {
@@ -124,6 +145,20 @@ mod tests {
         assert_eq!(narrow_scope(None, &s("a b")).expect("same"), s("a b"));
         assert_eq!(narrow_scope(Some(s("a")), &s("a b")).expect("narrower"), s("a"));
         assert_eq!(narrow_scope(Some(s("a c")), &s("a b")).expect_err("wider").code, ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn narrowed_audience_narrows_scope() {
+        let granted = s("mcp read write");
+        let api = s("read write");
+        assert_eq!(limit_scope(&granted, None), granted, "no resource named: the whole grant");
+        assert_eq!(limit_scope(&granted, Some(&api)), api);
+        assert!(limit_scope(&granted, Some(&Scopes::default())).is_empty());
+        assert!(audience_scope(None, Some(&api)).is_ok());
+        assert!(audience_scope(Some(&s("read")), Some(&api)).is_ok());
+        assert!(audience_scope(Some(&s("mcp")), None).is_ok(), "checked against the grant instead");
+        let err = audience_scope(Some(&s("mcp read")), Some(&api)).expect_err("mcp is not the api's");
+        assert_eq!(err.code, ErrorCode::InvalidScope);
     }
 
     #[test]

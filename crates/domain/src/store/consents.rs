@@ -114,6 +114,69 @@ pub async fn list(conn: &mut AsyncPgConnection, user_id: Option<Uuid>) -> QueryR
         .await
 }
 
+/// What [`revoke_with_tokens`] took away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentRevocation {
+    pub consents: usize,
+    /// Grant families (refresh-token chains and the access tokens they carry) revoked now; those
+    /// revoked before (`xmax = 0` tells a fresh insert from an upsert's update) are not counted.
+    pub grants: usize,
+}
+
+#[derive(QueryableByName)]
+struct Revoked {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    grants: i64,
+}
+
+/// Forgets the user's grants to a client (for one resource, or all) and, in the same transaction,
+/// withdraws what those grants authorised: every grant family of the user's codes and refresh
+/// tokens for the client (naming that resource, when one is given) is recorded in
+/// `revoked_grants` until `revoked_until` (which must outlive the access tokens, so their
+/// introspection turns inactive), its refresh tokens are marked revoked and its unused codes are
+/// deleted. (Data-modifying CTEs run to completion whether or not the final SELECT reads them.)
+/// A consent withdrawn while the client keeps a live refresh token would withdraw nothing.
+pub async fn revoke_with_tokens(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    client_id: &str,
+    resource: Option<&str>,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+) -> QueryResult<ConsentRevocation> {
+    use diesel::sql_types::Nullable;
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        let consents = revoke(conn, user_id, client_id, resource).await?;
+        let revoked: Revoked = diesel::sql_query(
+            "WITH fam AS ( \
+               SELECT grant_id FROM refresh_tokens \
+                WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources)) \
+               UNION SELECT grant_id FROM authorization_codes \
+                WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources))), \
+             r AS (UPDATE refresh_tokens SET revoked_at = $4 \
+                    WHERE grant_id IN (SELECT grant_id FROM fam) AND revoked_at IS NULL RETURNING 1), \
+             c AS (DELETE FROM authorization_codes \
+                    WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL RETURNING 1), \
+             g AS (INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
+                    SELECT grant_id, 'consent_revoked', $4, $5 FROM fam \
+                    ON CONFLICT (grant_id) DO UPDATE \
+                    SET expires_at = greatest(revoked_grants.expires_at, EXCLUDED.expires_at) \
+                    RETURNING xmax = 0 AS fresh) \
+             SELECT count(*) FILTER (WHERE fresh) AS grants FROM g",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Text, _>(client_id)
+        .bind::<Nullable<Text>, _>(resource)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(revoked_until)
+        .get_result(conn)
+        .await?;
+        Ok(ConsentRevocation { consents, grants: usize::try_from(revoked.grants).unwrap_or(0) })
+    })
+    .await
+}
+
 /// Forgets the user's grants to a client (for one resource, or all); returns how many went.
 pub async fn revoke(
     conn: &mut AsyncPgConnection,

@@ -9,6 +9,7 @@ use diesel_async::AsyncConnection;
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
 use domain::clock::after;
+use domain::scope::Scopes;
 use domain::secret::{PlainSecret, SecretHash, SecretKind};
 use domain::store::codes::{self, CodeRow, Redemption};
 use domain::store::refresh_tokens::{self, RefreshTokenRow};
@@ -16,7 +17,7 @@ use domain::store::revocations::GrantRevocation;
 use domain::uri::ResourceUri;
 use uuid::Uuid;
 
-use super::{Caller, keep_revoked_until, require_grant, revoke_family};
+use super::{Caller, keep_revoked_until, offered_by, require_grant, revoke_family};
 use crate::State;
 use crate::form::Form;
 use crate::issue::{AccessGrant, TokenResponse, access_token};
@@ -41,6 +42,7 @@ pub async fn exchange(
     let verifier = form.require("code_verifier")?;
     let redirect_uri = form.get("redirect_uri");
     let resources = rules::requested_resources(form.all("resource"))?;
+    let offered = offered_by(state, &resources).await?;
     let now = state.clock.now();
     let hash = SecretHash::of(code);
     let refresh = client.allows_grant(GrantType::RefreshToken).then(|| PlainSecret::generate(SecretKind::RefreshToken));
@@ -102,14 +104,17 @@ pub async fn exchange(
                 caller,
             )
             .await?;
-            Err(OAuthError::invalid_grant("the code was already used; everything issued from it is revoked"))
+            Err(OAuthError::invalid_grant("the code was already presented; any tokens issued from it are revoked"))
         }
         Outcome::Issued { code, audience } => {
             let grant = AccessGrant {
                 sub: code.user_id.to_string(),
                 client_id: client.client_id.clone(),
                 audience,
-                scope: code.scope.clone(),
+                scope: match Scopes::parse(&code.scope) {
+                    Ok(granted) => rules::limit_scope(&granted, offered.as_ref()).to_string(),
+                    Err(_) => return Err(OAuthError::internal("a stored scope is invalid")),
+                },
                 auth_time: Some(code.auth_time),
                 grant_id: Some(code.grant_id),
             };

@@ -10,8 +10,10 @@ use diesel_async::AsyncPgConnection;
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
 use domain::error::ErrorCode;
+use domain::scope::Scopes;
 use domain::store::audit::{self, NewAuditEvent};
 use domain::store::revocations::{self, GrantRevocation};
+use domain::uri::ResourceUri;
 use uuid::Uuid;
 
 use crate::State;
@@ -48,6 +50,18 @@ pub fn keep_revoked_until(state: &State, family_expires_at: DateTime<Utc>) -> Da
     family_expires_at
         .checked_add_signed(TimeDelta::seconds(ttl.saturating_add(VERIFIER_LEEWAY_SECS)))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The scopes the requested resources offer, or `None` when the request names none (RFC 8707
+/// §2.2: the audience is then the whole grant). A resource unknown to the registry offers nothing.
+pub async fn offered_by(state: &State, resources: &[ResourceUri]) -> Result<Option<Scopes>, OAuthError> {
+    if resources.is_empty() {
+        return Ok(None);
+    }
+    let all = state.registry.all(&state.pool).await?;
+    let offered =
+        all.iter().filter(|r| resources.contains(&r.id)).fold(Scopes::default(), |acc, r| acc.union(&r.scopes));
+    Ok(Some(offered))
 }
 
 /// Who asked: for the audit trail.

@@ -16,7 +16,7 @@ use domain::store::revocations::{self, GrantRevocation};
 use domain::uri::ResourceUri;
 use uuid::Uuid;
 
-use super::{Caller, keep_revoked_until, require_grant, revoke_family};
+use super::{Caller, keep_revoked_until, offered_by, require_grant, revoke_family};
 use crate::State;
 use crate::form::Form;
 use crate::issue::{AccessGrant, TokenResponse, access_token};
@@ -32,6 +32,8 @@ pub async fn exchange(
     let presented = form.require("refresh_token")?;
     let scope = rules::requested_scope(form.get("scope"))?;
     let resources = rules::requested_resources(form.all("resource"))?;
+    let offered = offered_by(state, &resources).await?;
+    rules::audience_scope(scope.as_ref(), offered.as_ref())?;
     let now = state.clock.now();
     let next = PlainSecret::generate(SecretKind::RefreshToken);
     let rotation = Rotation {
@@ -55,7 +57,11 @@ pub async fn exchange(
     let audience = rules::narrow_audience(&resources, &granted)?;
     let scope = match scope {
         Some(s) => s.to_string(),
-        None => rotated.scope,
+        None => {
+            let granted =
+                Scopes::parse(&rotated.scope).map_err(|_| OAuthError::internal("a stored scope is invalid"))?;
+            rules::limit_scope(&granted, offered.as_ref()).to_string()
+        }
     };
     let grant = AccessGrant {
         sub: rotated.user_id.map_or_else(|| client.client_id.clone(), |u| u.to_string()),
@@ -99,7 +105,11 @@ async fn refused(
             caller,
         )
         .await?;
-        return Ok(OAuthError::invalid_grant("the refresh token was already used; its grant is revoked"));
+        return Ok(OAuthError::invalid_grant(if row.used_at.is_some() {
+            "the refresh token was already used; its grant is revoked"
+        } else {
+            "the refresh token was revoked"
+        }));
     }
     if row.client_id != client.client_id {
         return Ok(OAuthError::invalid_grant("the refresh token was issued to another client"));

@@ -97,6 +97,7 @@ async fn resource_may_narrow_the_audience() {
             CodeSpec { resources: &[MCP, FILES], scope: "mcp files", ..Default::default() },
         )
         .await;
+    // the code exchange narrows to one resource: its token carries that resource's scope alone
     let (_, body) = env
         .post_form(
             "/oauth2/token",
@@ -105,9 +106,12 @@ async fn resource_may_narrow_the_audience() {
                 ("code", &code),
                 ("code_verifier", VERIFIER),
                 ("redirect_uri", CALLBACK),
+                ("resource", MCP),
             ]),
         )
         .await;
+    let at = claims(body["access_token"].as_str().expect("at"));
+    assert_eq!((at["aud"].as_str(), at["scope"].as_str()), (Some(MCP), Some("mcp")), "{at}");
     let r1 = body["refresh_token"].as_str().expect("rt").to_owned();
     let refresh_with = |rt: String, resource: &'static str| {
         let form: Vec<(String, String)> = client
@@ -124,10 +128,29 @@ async fn resource_may_narrow_the_audience() {
     };
     let (status, body) = refresh_with(r1.clone(), "https://other.example/api").await;
     assert_eq!((status, error(&body)), (400, "invalid_target"));
+    // a scope the narrowed audience does not offer is refused before the token rotates
+    let (status, body) = env
+        .post_form(
+            "/oauth2/token",
+            &client.post_auth(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &r1),
+                ("resource", FILES),
+                ("scope", "mcp"),
+            ]),
+        )
+        .await;
+    assert_eq!((status, error(&body)), (400, "invalid_scope"), "{body}");
     let (status, body) = refresh_with(r1, FILES).await;
     assert_eq!(status, 200, "{body}");
     env.verify_jwt(body["access_token"].as_str().expect("at"), FILES).await;
-    assert_eq!(claims(body["access_token"].as_str().expect("at"))["aud"], FILES);
+    let narrowed = claims(body["access_token"].as_str().expect("at"));
+    assert_eq!(narrowed["aud"], FILES);
+    assert_eq!(
+        (narrowed["scope"].as_str(), body["scope"].as_str()),
+        (Some("files"), Some("files")),
+        "only FILES' scope"
+    );
     let (status, body) = env.refresh(&client, body["refresh_token"].as_str().expect("rt")).await;
     assert_eq!(status, 200);
     assert_eq!(claims(body["access_token"].as_str().expect("at"))["aud"], json!([MCP, FILES]), "the grant keeps both");
