@@ -50,7 +50,9 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
     for (name, value) in incoming {
         let n = name.as_str();
         if is_hop_by_hop(n)
-            || named.iter().any(|t| t == n)
+            // the identity headers are the gateway's own (client copies were stripped before they
+            // were added): a client naming them in `Connection` must not make them vanish
+            || (named.iter().any(|t| t == n) && !n.starts_with(IDENTITY_PREFIX))
             || matches!(n, "host" | "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host")
             || (n == "forwarded" && !caller.trust_forwarded)
             || (caller.strip_identity && n.starts_with(IDENTITY_PREFIX))
@@ -201,6 +203,23 @@ mod tests {
         assert_eq!(out["x-forwarded-host"], "gw.example");
         assert_eq!(out["x-forwarded-proto"], "http");
         assert_eq!(out["x-forwarded-for"], "10.1.1.1");
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_identity_the_bearer_middleware_added() {
+        let incoming = map(&[
+            ("connection", "X-Sallyport-Subject, x-sallyport-client-id, X-Sallyport-Scope, x-other"),
+            ("x-sallyport-subject", "user-1"),
+            ("x-sallyport-client-id", "client-1"),
+            ("x-sallyport-scope", "mcp"),
+            ("x-other", "1"),
+        ]);
+        let behind_bearer = Caller { strip_identity: false, ..caller(false) };
+        let out = upstream_request_headers(&incoming, &behind_bearer);
+        assert_eq!(out["x-sallyport-subject"], "user-1");
+        assert_eq!(out["x-sallyport-client-id"], "client-1");
+        assert_eq!(out["x-sallyport-scope"], "mcp");
+        assert!(out.get("x-other").is_none(), "other named headers are still hop-by-hop");
     }
 
     #[test]

@@ -54,6 +54,8 @@ async fn a_valid_token_passes_without_its_credentials_and_with_the_identity() {
         .header("authorization", format!("bEaReR {}", s.token()))
         .header("x-sallyport-subject", "admin")
         .header("X-Sallyport-Role", "root")
+        // naming them hop-by-hop must not remove the identity the gateway adds
+        .header("connection", "keep-alive, X-Sallyport-Subject, x-sallyport-client-id, x-sallyport-scope")
         .header("content-type", "application/json")
         .body(r#"{"jsonrpc":"2.0"}"#)
         .send()
