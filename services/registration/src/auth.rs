@@ -51,8 +51,25 @@ pub fn check_initial_access(state: &State, headers: &HeaderMap) -> Result<(), OA
 pub struct ManagedClient {
     pub client: Client,
     pub row: ClientRow,
+    /// The token presented: still valid when tokens do not rotate, so the response echoes it.
+    pub token: PresentedToken,
     /// The hash of the token presented, for compare-and-set writes.
     pub token_hash: SecretHash,
+}
+
+/// A registration access token as the client presented it; `Debug` never shows it.
+pub struct PresentedToken(String);
+
+impl PresentedToken {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentedToken(<redacted>)")
+    }
 }
 
 impl FromRequest for ManagedClient {
@@ -72,9 +89,8 @@ async fn authenticate(req: &HttpRequest) -> Result<ManagedClient, OAuthError> {
     let state = req
         .app_data::<web::Data<State>>()
         .ok_or_else(|| OAuthError::internal("the registration state is not configured"))?;
-    let presented = bearer(req.headers())
-        .map(SecretHash::of)
-        .ok_or_else(|| invalid_token("a registration access token is required"))?;
+    let token = bearer(req.headers()).ok_or_else(|| invalid_token("a registration access token is required"))?;
+    let presented = SecretHash::of(token);
     let client_id = web::Path::<String>::extract(req)
         .await
         .map_err(|_| invalid_token("the registration access token is not valid for this client"))?
@@ -91,7 +107,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ManagedClient, OAuthError> {
         _ => return Err(invalid_token("the registration access token is not valid for this client")),
     };
     let client = Client::try_from(row.clone())?;
-    Ok(ManagedClient { client, row, token_hash: presented })
+    Ok(ManagedClient { client, row, token: PresentedToken(token.to_owned()), token_hash: presented })
 }
 
 #[cfg(test)]

@@ -27,16 +27,17 @@ fn encode_segment(raw: &str) -> String {
     out
 }
 
-/// The echo of `client`, with the secrets issued by this very request (shown once, never stored).
+/// The echo of `client`, with the secret issued by this very request (shown once, never stored) and
+/// the registration access token that is valid now (RFC 7592 §3 requires it in every response).
 pub fn information(
     settings: &Settings,
     client: &Client,
     client_secret: Option<PlainSecret>,
-    registration_access_token: Option<PlainSecret>,
+    registration_access_token: String,
 ) -> ClientInformation {
     let mut info = ClientInformation::of(client);
     info.client_secret = client_secret.map(PlainSecret::into_inner);
-    info.registration_access_token = registration_access_token.map(PlainSecret::into_inner);
+    info.registration_access_token = Some(registration_access_token);
     info.registration_client_uri = Some(registration_client_uri(settings, &client.client_id));
     info
 }

@@ -13,17 +13,17 @@ use crate::State;
 use crate::auth::{ManagedClient, invalid_token};
 use crate::information::{information, respond};
 
-/// The client's current metadata. With `registration.rotate_registration_token` the response
-/// carries a new registration access token and the presented one stops working (RFC 7592 §3).
+/// The client's current metadata and registration access token (RFC 7592 §3): the presented one,
+/// or with `registration.rotate_registration_token` a new one, the presented one then stops working.
 pub async fn read(
     req: HttpRequest,
     state: web::Data<State>,
     managed: ManagedClient,
 ) -> Result<HttpResponse, OAuthError> {
     let token = if state.ctx.settings.registration.rotate_registration_token {
-        Some(rotate(&req, &state, &managed).await?)
+        rotate(&req, &state, &managed).await?.into_inner()
     } else {
-        None
+        managed.token.into_inner()
     };
     Ok(respond(StatusCode::OK, &information(&state.ctx.settings, &managed.client, None, token)))
 }

@@ -64,5 +64,5 @@ pub async fn register(
         created_at: now,
         metadata,
     };
-    Ok(respond(StatusCode::CREATED, &information(settings, &client, secret, Some(token))))
+    Ok(respond(StatusCode::CREATED, &information(settings, &client, secret, token.into_inner())))
 }

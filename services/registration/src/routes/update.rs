@@ -39,7 +39,8 @@ pub fn check_identity(request: &ClientMetadataRequest, row: &ClientRow) -> Resul
 
 /// Replaces the client's metadata, validated exactly like a registration. Omitted members are
 /// removed or reset to their defaults. Switching to a confidential method issues a secret;
-/// switching to `none` drops it; the registration access token rotates only when configured to.
+/// switching to `none` drops it; the registration access token rotates only when configured to,
+/// and the response carries the current one either way (RFC 7592 §3).
 pub async fn update(
     req: HttpRequest,
     state: web::Data<State>,
@@ -116,5 +117,7 @@ pub async fn update(
         created_at: row.created_at,
         metadata,
     };
-    Ok(respond(StatusCode::OK, &information(settings, &client, new_secret, new_token)))
+    // RFC 7592 §3: the response carries the token that is valid now, rotated or the one presented
+    let token = new_token.map_or_else(|| managed.token.into_inner(), PlainSecret::into_inner);
+    Ok(respond(StatusCode::OK, &information(settings, &client, new_secret, token)))
 }
