@@ -122,7 +122,11 @@ async fn add(conn: &mut AsyncPgConnection, policy: &MetadataPolicy, args: &AddAr
         let requested = Scopes::parse(scope).context("--scope")?;
         let unknown = requested.difference(&policy.allowed_scopes);
         if !unknown.is_empty() {
-            bail!("scope {unknown} is not supported by any resource (supported: {})", policy.allowed_scopes);
+            bail!(
+                "scope {unknown} is not offered by any protected resource this command knows (offered: {}); \
+                 register the resource first, with `sallyport resource add` or in the configuration's [[resources]]",
+                if policy.allowed_scopes.is_empty() { "none".to_owned() } else { policy.allowed_scopes.to_string() }
+            );
         }
     }
     let metadata = metadata_request(args)?.validate(policy).map_err(|e| anyhow::anyhow!("{e}"))?;

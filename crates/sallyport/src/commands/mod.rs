@@ -9,6 +9,7 @@ mod demo;
 mod grant;
 mod keys;
 mod migrate;
+mod resource;
 mod user;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,9 @@ pub enum Command {
     /// Manage JWT signing keys (rotation with overlap).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage protected resources (beside those in the configuration).
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
     /// List and revoke the consents users remembered.
     #[command(subcommand)]
     Grant(grant::GrantCommand),
@@ -45,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Client(cmd) => client::run(cmd).await,
+        Command::Resource(cmd) => resource::run(cmd).await,
         Command::Grant(cmd) => grant::run(cmd).await,
         Command::DemoMcp(args) => demo::run(args).await,
         Command::Up(args) => crate::up::run(args).await,
