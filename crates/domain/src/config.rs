@@ -431,6 +431,18 @@ impl Settings {
         if self.issuer.ends_with('/') {
             return Err(invalid("issuer", "must not end with '/': clients compare it byte for byte"));
         }
+        if !issuer.username().is_empty() || issuer.password().is_some() {
+            return Err(invalid("issuer", "must have no user information"));
+        }
+        // Clients compare the issuer byte for byte with what they derived from a URL: it must be
+        // the form URL parsing gives (lowercase scheme and host, no default port, no dot segments).
+        let canonical = if issuer.path() == "/" { issuer.as_str().trim_end_matches('/') } else { issuer.as_str() };
+        if canonical != self.issuer {
+            return Err(invalid(
+                "issuer",
+                format!("must be written in normalised form ({canonical}): clients compare it byte for byte"),
+            ));
+        }
         match issuer.scheme() {
             "https" => {}
             "http" if issuer.host().is_some_and(|h| is_loopback_host(&h)) || self.allow_http_issuer => {}
@@ -678,6 +690,20 @@ scopes = ["mcp"]
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "https://a.example/")]), "issuer");
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "http://auth.example.com")]), "issuer");
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "https://a.example?x=1")]), "issuer");
+        for unnormalised in [
+            "HTTPS://a.example",
+            "https://A.example",
+            "https://a.example:443",
+            "https://u@a.example",
+            "https://a.example/x/../y",
+        ] {
+            assert_eq!(err_key(&[("SALLYPORT__ISSUER", unnormalised)]), "issuer", "{unnormalised}");
+        }
+        for fine in
+            ["https://a.example", "https://a.example:8443/tenant/x", "http://[::1]:8080", "http://127.0.0.1:8080"]
+        {
+            assert_eq!(err_key(&[("SALLYPORT__ISSUER", fine)]), "ok", "{fine}");
+        }
         assert_eq!(err_key(&[("SALLYPORT__TOKENS__CODE_TTL_SECS", "601")]), "tokens.code_ttl_secs");
         assert_eq!(err_key(&[("SALLYPORT__DATABASE__POOL_SIZE", "0")]), "database.pool_size");
         assert_eq!(err_key(&[("SALLYPORT__DATABASE__URL", "mysql://x")]), "database.url");
