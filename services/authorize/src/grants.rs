@@ -1,9 +1,23 @@
 //! Remembered consent: a request skips the consent page when every resource it names has a
-//! remembered grant that covers every scope it asks for.
+//! remembered grant that covers every scope it asks for, and the client's identity is assured
+//! enough for a past approval to stand in for the user.
 
+use domain::client::ClientSource;
 use domain::store::consents::ConsentRow;
 
 use crate::request::Validated;
+
+/// Whether a remembered consent may approve this request without the user. RFC 8252 §8.6: unless
+/// the client's identity can be assured, a request SHOULD be handled as if nothing had been
+/// approved before. A client ID metadata document is public by design (any program may present
+/// its URL as `client_id`), and a loopback or private-use-scheme redirect reaches whatever program
+/// listens there, so such a request proves nothing about who asks: the user decides every time.
+/// An https redirect is bound to its host, and a dynamically registered client's id is a random
+/// value its one installation holds, so those keep their remembered consent.
+pub fn may_remember(request: &Validated) -> bool {
+    request.target.client.source != ClientSource::MetadataDocument
+        || request.target.redirect.as_str().starts_with("https://")
+}
 
 /// Whether the remembered grants cover the request.
 pub fn covers(remembered: &[ConsentRow], request: &Validated) -> bool {
@@ -84,6 +98,26 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_metadata_document_client_redirecting_locally_is_asked_every_time() {
+        let mut r = request(&["https://r.example"], "a");
+        assert!(may_remember(&r), "an operator's client");
+        let doc_client = |source: ClientSource, redirect: &str, r: &mut Validated| {
+            let mut client = Client::clone(&r.target.client);
+            client.source = source;
+            r.target.client = Arc::new(client);
+            r.target.redirect = RedirectUri::parse(redirect).expect("uri");
+        };
+        doc_client(ClientSource::MetadataDocument, "http://127.0.0.1:4444/callback", &mut r);
+        assert!(!may_remember(&r), "loopback: any local program can receive it");
+        doc_client(ClientSource::MetadataDocument, "com.example.app:/cb", &mut r);
+        assert!(!may_remember(&r), "private-use scheme: any app can claim it");
+        doc_client(ClientSource::MetadataDocument, "https://app.example/cb", &mut r);
+        assert!(may_remember(&r), "https: bound to its host");
+        doc_client(ClientSource::Dynamic, "http://127.0.0.1:4444/callback", &mut r);
+        assert!(may_remember(&r), "a registered client's id is its installation's own");
     }
 
     #[test]

@@ -62,7 +62,7 @@ async fn flow(
         let login = format!("{}?{}", state.login_url, request.params.encode());
         return Ok(redirect::to(&login, status));
     };
-    if request.prompt.consent || !grants::covers(&remembered, &request) {
+    if request.prompt.consent || !grants::may_remember(&request) || !grants::covers(&remembered, &request) {
         if request.prompt.none {
             return Ok(fail(ErrorCode::ConsentRequired, "the user has not allowed this client yet"));
         }

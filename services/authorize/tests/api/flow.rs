@@ -221,7 +221,8 @@ async fn one_pool_connection_is_enough() {
     assert!(location(&res).contains("code=spac_"), "{}", location(&res));
 }
 
-/// A client ID metadata document: resolved, warned about as self-registered, granted like others.
+/// A client ID metadata document: resolved, warned about as self-registered, granted like others,
+/// but never approved by a remembered consent while it redirects to loopback.
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_document_client() {
     use actix_web::{HttpResponse, web};
@@ -263,7 +264,12 @@ async fn metadata_document_client() {
         panic!("fresh code");
     };
     assert_eq!(row.client_id, doc_url);
-    // remembered for the document client too
-    let res = b.get(&url).send().await.expect("again");
-    assert!(location(&res).contains("code=spac_"), "{}", location(&res));
+    // RFC 8252 §8.6: anyone can present a document's URL and listen on a loopback port, so the
+    // remembered consent does not stand in for the user: the page again, and prompt=none fails
+    let other_port = url.replace(&enc(REDIRECT), &enc("http://127.0.0.1:4444/callback"));
+    let res = b.get(&other_port).send().await.expect("again");
+    assert_eq!(res.status(), 200, "the consent page, not a code: {:?}", res.headers().get("location"));
+    assert!(res.text().await.expect("html").contains("consent-form"));
+    let res = b.get(format!("{url}&prompt=none")).send().await.expect("prompt=none");
+    assert_error_redirect(&env, &location(&res), "consent_required");
 }
