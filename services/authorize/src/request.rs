@@ -181,6 +181,13 @@ fn scope(params: &AuthzParams, client: &Client, resources: &[Resource]) -> Resul
     let offered =
         resources.iter().fold(Scopes::default(), |acc, r| acc.union(&r.scopes)).intersection(&client.metadata.scope);
     let Some(raw) = params.scope.as_deref().filter(|s| !s.trim().is_empty()) else {
+        // a grant of nothing where the resources need scopes would only earn a 403 at the
+        // resource, whose `insufficient_scope` the client could never obtain: refuse it now
+        if offered.is_empty() && resources.iter().any(|r| !r.scopes.is_empty()) {
+            return Err(OAuthError::invalid_scope(
+                "the client is registered for none of the scopes the resource offers",
+            ));
+        }
         return Ok(offered);
     };
     let requested = Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
@@ -366,6 +373,11 @@ mod tests {
         assert!(desc.contains("files:write"), "{desc}");
         assert_eq!(error_of(run("&scope=admin", &all)).0, ErrorCode::InvalidScope);
         assert_eq!(error_of(run("&scope=a%22b", &all)).0, ErrorCode::InvalidScope);
+        let other = [resource("https://mcp.example/mcp", "admin")];
+        let (code, desc) = error_of(run("", &other));
+        assert_eq!(code, ErrorCode::InvalidScope, "the defaults would be nothing: {desc}");
+        let open = [resource("https://mcp.example/mcp", "")];
+        assert!(run("", &open).expect("a resource without scopes").scope.is_empty());
     }
 
     #[test]
