@@ -1,5 +1,5 @@
 //! What every service's HTTP server shares: health endpoints, request ids and access logs, JSON
-//! errors for 404 and malformed input, the client IP, and `serve` itself.
+//! errors for 404, 405 and malformed input, the client IP, and `serve` itself.
 
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 
 use crate::db::Pool;
 use crate::error::{ErrorCode, OAuthError};
@@ -105,6 +106,18 @@ struct HealthState {
 /// 404 for every path no route claims: JSON, never an HTML page (clients probe well-known URLs).
 pub async fn not_found() -> Result<HttpResponse, OAuthError> {
     Err(OAuthError::not_found("no such endpoint"))
+}
+
+/// The default service of a resource that serves only the methods in `allow`: 405 with `Allow`
+/// (RFC 9110 §15.5.6) and an RFC 6749 JSON body.
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        let mut res = OAuthError::invalid_request(format!("this endpoint accepts {allow}"))
+            .with_status(StatusCode::METHOD_NOT_ALLOWED)
+            .error_response();
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        res
+    })
 }
 
 /// Maps actix's extractor errors to RFC 6749 `invalid_request` (or 413 for a body over the limit).

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use domain::config::ResourceSettings;
 use domain::store::resources::{self, ResourceRow};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use testkit::{TestDb, TestServer};
 
@@ -221,9 +221,20 @@ async fn other_methods_and_paths_are_json_errors() {
     let db = TestDb::new().await;
     let srv = start(&db, "http://127.0.0.1:8080", vec![]).await;
     let client = reqwest::Client::new();
-    let res = client.post(srv.url("/.well-known/oauth-authorization-server")).send().await.expect("request");
-    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(res.json::<Value>().await.expect("json")["error"], "invalid_request");
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        // OPTIONS answers only CORS preflights (tested above); a plain one is not served
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+            let res = client.request(method.clone(), srv.url(path)).send().await.expect("request");
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            // RFC 9110 §15.5.6: a 405 names the methods the resource supports
+            assert_eq!(res.headers()["allow"], "GET, HEAD", "{method} {path}");
+            assert_eq!(res.json::<Value>().await.expect("json")["error"], "invalid_request", "{method} {path}");
+        }
+    }
     let res = client.get(srv.url("/nothing/here")).send().await.expect("request");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers()["content-type"], "application/json");

@@ -7,10 +7,10 @@ mod register;
 mod update;
 
 use actix_cors::Cors;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpResponse, ResponseError, web};
-use domain::OAuthError;
+use actix_web::http::Method;
+use actix_web::http::header;
+use actix_web::web;
+use domain::http::method_not_allowed;
 
 use crate::State;
 
@@ -20,27 +20,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
             .app_data(state)
             .wrap(cors())
             .service(
-                web::resource("")
-                    .route(web::post().to(register::register))
-                    .default_service(web::to(|| async { method_not_allowed("POST") })),
+                web::resource("").route(web::post().to(register::register)).default_service(method_not_allowed("POST")),
             )
             .service(
                 web::resource("/{client_id}")
                     .route(web::get().to(read::read))
                     .route(web::put().to(update::update))
                     .route(web::delete().to(delete::delete))
-                    .default_service(web::to(|| async { method_not_allowed("GET, PUT, DELETE") })),
+                    .default_service(method_not_allowed("GET, PUT, DELETE")),
             ),
     );
-}
-
-/// 405 with `Allow` and an RFC 6749 JSON body.
-fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    let mut res = OAuthError::invalid_request(format!("this endpoint accepts {allow}"))
-        .with_status(StatusCode::METHOD_NOT_ALLOWED)
-        .error_response();
-    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    res
 }
 
 /// Any origin may register (the credentials are bearer tokens, never cookies); browsers must be

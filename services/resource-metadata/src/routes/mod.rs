@@ -5,9 +5,9 @@ mod openid;
 mod protected_resource;
 
 use actix_cors::Cors;
-use actix_web::http::{Method, StatusCode, header};
-use actix_web::{HttpResponse, web};
-use domain::OAuthError;
+use actix_web::http::{Method, header};
+use actix_web::web;
+use domain::http::method_not_allowed;
 
 use crate::State;
 
@@ -40,11 +40,7 @@ where
     web::resource(path.into())
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request("only GET is allowed here").with_status(StatusCode::METHOD_NOT_ALLOWED))
+        .default_service(method_not_allowed("GET, HEAD"))
 }
 
 /// Browser clients (the MCP Inspector) read these documents cross-origin and send

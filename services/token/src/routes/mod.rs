@@ -7,11 +7,10 @@ mod token;
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
-use domain::OAuthError;
+use domain::http::method_not_allowed;
 
 use crate::State;
 
@@ -21,33 +20,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: Arc<State>) {
             web::resource("/oauth2/token")
                 .wrap(no_store())
                 .route(web::post().to(token::token))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("POST")),
         )
         .service(
             web::resource("/oauth2/revoke")
                 .wrap(no_store())
                 .route(web::post().to(revoke::revoke))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("POST")),
         )
         .service(
             web::resource("/oauth2/introspect")
                 .wrap(no_store())
                 .route(web::post().to(introspect::introspect))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("POST")),
         )
         .service(
             web::resource("/oauth2/jwks")
                 .route(web::get().to(jwks::jwks))
                 .route(web::head().to(jwks::jwks))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(method_not_allowed("GET, HEAD")),
         );
 }
 
 /// RFC 6749 §5.1: token responses (and errors) must not be cached, by HTTP/1.1 or 1.0 caches.
 fn no_store() -> DefaultHeaders {
     DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")).add((header::PRAGMA, "no-cache"))
-}
-
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, OAuthError> {
-    Err(OAuthError::invalid_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED))
 }

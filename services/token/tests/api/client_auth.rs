@@ -190,6 +190,29 @@ async fn form_encoding_only_and_the_response_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn other_methods_are_405_with_allow() {
+    let env = Env::start().await;
+    let cases: [(&str, &[reqwest::Method], &str); 4] = [
+        ("/oauth2/token", &[reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE], "POST"),
+        ("/oauth2/revoke", &[reqwest::Method::GET, reqwest::Method::PATCH], "POST"),
+        ("/oauth2/introspect", &[reqwest::Method::GET, reqwest::Method::HEAD], "POST"),
+        ("/oauth2/jwks", &[reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE], "GET, HEAD"),
+    ];
+    for (path, methods, allow) in cases {
+        for method in methods {
+            let res = env.http.request(method.clone(), env.url(path)).send().await.expect("request");
+            assert_eq!(res.status(), 405, "{method} {path}");
+            // RFC 9110 §15.5.6: a 405 names the methods the resource supports
+            assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+            assert_eq!(res.headers()["content-type"], "application/json", "{method} {path}");
+            if *method != reqwest::Method::HEAD {
+                assert_eq!(error(&res.json().await.expect("json")), "invalid_request", "{method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_metadata_document_client_authenticates_as_none() {
     let env = Env::start().await;
     // a client ID metadata document served on a local port
