@@ -36,6 +36,7 @@ struct Introspection {
     iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// The access token type (`Bearer`); absent for a refresh token.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
 }
@@ -102,7 +103,8 @@ pub async fn introspect(
                     exp: Some(row.expires_at.timestamp()),
                     iat: Some(row.created_at.timestamp()),
                     jti: Some(row.id.to_string()),
-                    token_type: Some("refresh_token"),
+                    // RFC 7662 §2.2: token_type is an access token type (RFC 6749 §7.1); a refresh token has none
+                    token_type: None,
                 }
             }
         }
