@@ -18,8 +18,10 @@ pub struct LogoutForm {
     csrf_token: Option<String>,
 }
 
-pub async fn post(state: web::Data<State>, req: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
-    match logout(&state, &req, form.into_inner()).await {
+/// A body that is not a form counts as a form without fields: without a CSRF token it is refused
+/// with 403 like a wrong token, never a 400.
+pub async fn post(state: web::Data<State>, req: HttpRequest, form: Option<web::Form<LogoutForm>>) -> HttpResponse {
+    match logout(&state, &req, form.map(web::Form::into_inner).unwrap_or_default()).await {
         Ok(res) => res,
         Err(e) => state.failure(e),
     }

@@ -191,6 +191,19 @@ async fn logout_ends_the_session() {
         .expect("logout");
     assert_eq!(res.status(), 403);
     assert_eq!(env.count("sessions").await, 1);
+    // no csrf_token at all is refused the same way (README: 403), be it a form without the field
+    // or a POST without a form
+    let without = b
+        .post(format!("{}/oauth2/logout", env.server.url))
+        .form(&[("request", field(form, "request").expect("request"))])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(without.status(), 403);
+    assert!(without.text().await.expect("page").contains("you are still signed in"));
+    let empty = b.post(format!("{}/oauth2/logout", env.server.url)).send().await.expect("logout");
+    assert_eq!(empty.status(), 403);
+    assert_eq!(env.count("sessions").await, 1);
     let res = b
         .post(format!("{}/oauth2/logout", env.server.url))
         .form(&[("request", field(form, "request").expect("request")), ("csrf_token", token)])
