@@ -25,8 +25,13 @@ pub enum CimdError {
     BadUrl(&'static str),
     #[error("the metadata document's host is not allowed")]
     ForbiddenHost,
+    /// The server answered, but not with the document (`status 404`), or not in time.
     #[error("the metadata document could not be fetched: {0}")]
     Fetch(String),
+    /// The exchange itself failed (DNS, connection, TLS, a broken body). The detail is reqwest's
+    /// text, naming hosts and addresses: it goes to the log only, the client sees a fixed message.
+    #[error("the client's metadata document could not be fetched")]
+    Transport(String),
     #[error("the metadata document is larger than {0} bytes")]
     TooLarge(usize),
     #[error("the metadata document is not valid client metadata: {0}")]
@@ -186,7 +191,12 @@ impl MetadataDocuments {
             return Ok(hit.client.clone());
         }
         let (client, ttl) = self.fetch(client_id, policy).await.map_err(|e| {
-            tracing::info!(client_id, error = %e, "metadata document refused");
+            match &e {
+                CimdError::Transport(detail) => {
+                    tracing::warn!(client_id, detail, "metadata document could not be fetched")
+                }
+                _ => tracing::info!(client_id, error = %e, "metadata document refused"),
+            }
             OAuthError::invalid_client(e.to_string())
         })?;
         let row = ClientRow::new(
@@ -218,7 +228,7 @@ impl MetadataDocuments {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| CimdError::Fetch(if e.is_timeout() { "timed out".into() } else { without_url(&e) }))?;
+            .map_err(transport_error)?;
         if res.status() != reqwest::StatusCode::OK {
             return Err(CimdError::Fetch(format!("status {}", res.status().as_u16())));
         }
@@ -228,11 +238,7 @@ impl MetadataDocuments {
         }
         let ttl = self.ttl(res.headers());
         let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| CimdError::Fetch(if e.is_timeout() { "timed out".into() } else { without_url(&e) }))?
-        {
+        while let Some(chunk) = res.chunk().await.map_err(transport_error)? {
             if body.len() + chunk.len() > max {
                 return Err(CimdError::TooLarge(max));
             }
@@ -296,12 +302,21 @@ impl MetadataDocuments {
     }
 }
 
-fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(url) = e.url() {
-        msg = msg.replace(url.as_str(), "<url>");
+/// A timeout is a reason the client may see; any other failure is `Transport`, with reqwest's
+/// whole cause chain (where the actual reason is) for the log.
+fn transport_error(e: reqwest::Error) -> CimdError {
+    if e.is_timeout() {
+        return CimdError::Fetch("timed out".into());
     }
-    msg
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    CimdError::Transport(detail)
 }
 
 #[cfg(test)]

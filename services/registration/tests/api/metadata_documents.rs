@@ -192,6 +192,16 @@ async fn redirects_are_not_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_a_fixed_message() {
+    let s = setup().await;
+    let err = s.documents(|_| {}).fetch("http://127.0.0.1:9/client.json", &policy()).await.expect_err("closed port");
+    let CimdError::Transport(detail) = &err else { panic!("{err:?}") };
+    assert_eq!(err.to_string(), "the client's metadata document could not be fetched");
+    // the log gets the cause, which the client never sees
+    assert!(detail.contains("onnect"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_slow_server_times_out() {
     let s = setup().await;
     let started = Instant::now();
