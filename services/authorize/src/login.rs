@@ -90,8 +90,8 @@ impl LocalPasswords {
 }
 
 /// At most this many argon2 computations at once: one per core. More would not finish sooner, and
-/// each one in flight holds 19 MiB that glibc keeps in a per-thread arena afterwards (measured: 183 MiB
-/// resident after 32 concurrent sign-ins without the bound, about 12 MiB per core with it).
+/// each one in flight holds 19 MiB of working memory, which `domain::password` keeps for reuse: the
+/// bound is also the most memory sign-ins can ever hold.
 static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
 });
