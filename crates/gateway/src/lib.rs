@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod router;
 mod routes;
 pub mod verifier;
+pub mod worker_client;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,9 @@ use domain::Pool;
 use domain::http::{ServeOptions, serve};
 use domain::service::ServiceApp;
 
+/// How long [`TestServer::stop`] lets in-flight requests finish (a drop stops at once).
+const DRAIN_SECS: u64 = 5;
+
 /// A running service; stopped when dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`, no trailing slash.
@@ -21,6 +24,7 @@ impl TestServer {
         format!("{}{path}", self.url)
     }
 
+    /// Stops as SIGTERM does: no new connections, in-flight requests may finish.
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
@@ -54,7 +58,8 @@ where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
     let port = listener.local_addr().expect("local addr").port();
-    let options = ServeOptions { workers: 2, shutdown_timeout_secs: 1, handle_signals: false, pool, ready: None };
+    let options =
+        ServeOptions { workers: 2, shutdown_timeout_secs: DRAIN_SECS, handle_signals: false, pool, ready: None };
     let server = serve(listener, options, configure).expect("start server");
     let handle = server.handle();
     tokio::spawn(server);
@@ -76,7 +81,8 @@ pub fn spawn_app(app: &ServiceApp, pool: Option<Pool>) -> TestServer {
 /// When the listener has no local address or the server cannot start.
 pub fn spawn_app_on(listener: TcpListener, app: &ServiceApp, pool: Option<Pool>) -> TestServer {
     let port = listener.local_addr().expect("local addr").port();
-    let options = ServeOptions { workers: 2, shutdown_timeout_secs: 1, handle_signals: false, pool, ready: None };
+    let options =
+        ServeOptions { workers: 2, shutdown_timeout_secs: DRAIN_SECS, handle_signals: false, pool, ready: None };
     let server = app.serve(listener, options).expect("start server");
     let handle = server.handle();
     tokio::spawn(server);

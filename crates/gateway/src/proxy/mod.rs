@@ -1,4 +1,4 @@
-//! The streaming reverse proxy: one pooled reqwest client, a connect timeout and a time-to-headers
+//! The streaming reverse proxy: pooled reqwest clients, a connect timeout and a time-to-headers
 //! timeout, bodies streamed both ways. Upstream failures are JSON: 502 when the upstream cannot be
 //! reached or breaks off, 504 when it is too slow to answer.
 
@@ -14,6 +14,8 @@ use domain::error::{ErrorCode, OAuthError};
 
 pub use headers::Caller;
 
+use crate::worker_client::WorkerClient;
+
 /// Timeouts of the upstream connections.
 #[derive(Debug, Clone, Copy)]
 pub struct ProxyConfig {
@@ -23,24 +25,26 @@ pub struct ProxyConfig {
     pub header_timeout: Duration,
 }
 
-/// The reverse proxy, shared by every worker.
+/// The reverse proxy, shared by every worker; each worker has its own connection pool
+/// ([`WorkerClient`]), so that a worker that drains at shutdown never cuts another's streams.
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: reqwest::Client,
+    client: WorkerClient,
     header_timeout: Duration,
 }
 
 impl Proxy {
     pub fn new(config: ProxyConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            // a proxy passes redirects on; the client decides whether to follow them
-            .redirect(reqwest::redirect::Policy::none())
-            // upstreams are reached directly, whatever HTTP(S)_PROXY says
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+        let client = WorkerClient::new(move || {
+            reqwest::Client::builder()
+                .connect_timeout(config.connect_timeout)
+                // a proxy passes redirects on; the client decides whether to follow them
+                .redirect(reqwest::redirect::Policy::none())
+                // upstreams are reached directly, whatever HTTP(S)_PROXY says
+                .no_proxy()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+        })?;
         Ok(Self { client, header_timeout: config.header_timeout })
     }
 
@@ -59,7 +63,8 @@ impl Proxy {
         let body =
             body::request_body(payload, headers::has_body(req.headers()), headers::content_length(req.headers()))
                 .await?;
-        let mut builder = self.client.request(method, url).headers(out_headers);
+        let client = self.client.get().map_err(upstream_error)?;
+        let mut builder = client.request(method, url).headers(out_headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -67,7 +72,7 @@ impl Proxy {
             tracing::warn!(error = %e, "cannot build the upstream request");
             OAuthError::invalid_request("the request cannot be forwarded")
         })?;
-        let response = match tokio::time::timeout(self.header_timeout, self.client.execute(request)).await {
+        let response = match tokio::time::timeout(self.header_timeout, client.execute(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => return Err(upstream_error(e)),
             Err(_) => {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::worker_client::WorkerClient;
+
 /// Where and as whom to introspect.
 #[derive(Clone)]
 pub struct IntrospectionConfig {
@@ -27,11 +29,11 @@ pub struct Introspector {
     config: IntrospectionConfig,
     /// `Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 requires.
     authorization: String,
-    client: reqwest::Client,
+    client: WorkerClient,
 }
 
 impl Introspector {
-    pub fn new(config: IntrospectionConfig, client: reqwest::Client) -> Self {
+    pub fn new(config: IntrospectionConfig, client: WorkerClient) -> Self {
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let pair = format!("{}:{}", encode(&config.client_id), encode(&config.client_secret));
         let authorization = format!("Basic {}", STANDARD.encode(pair));
@@ -45,8 +47,8 @@ impl Introspector {
         struct Answer {
             active: bool,
         }
-        let response = self
-            .client
+        let client = self.client.get().map_err(|e| e.without_url().to_string())?;
+        let response = client
             .post(&self.config.url)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
             .header(reqwest::header::ACCEPT, "application/json")

@@ -13,6 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use domain::Clock;
 use domain::keys::ACCEPTED_ALGORITHMS;
 
+use crate::worker_client::WorkerClient;
+
 /// Documents larger than this are not key sets.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Bounds on how long a fetched key set is trusted without asking again (its `Cache-Control: max-age`).
@@ -51,7 +53,7 @@ pub enum KeyError {
 /// The JWKS cache.
 pub struct Jwks {
     url: String,
-    client: reqwest::Client,
+    client: WorkerClient,
     clock: Clock,
     refetch_interval: i64,
     ring: RwLock<Arc<KeyRing>>,
@@ -69,7 +71,7 @@ impl std::fmt::Debug for Jwks {
 }
 
 impl Jwks {
-    pub fn new(url: String, client: reqwest::Client, clock: Clock, refetch_interval: Duration) -> Self {
+    pub fn new(url: String, client: WorkerClient, clock: Clock, refetch_interval: Duration) -> Self {
         Self {
             url,
             client,
@@ -144,7 +146,8 @@ impl Jwks {
     }
 
     async fn fetch(&self, now: i64) -> Result<KeyRing, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| e.without_url().to_string())?;
+        let client = self.client.get().map_err(|e| e.without_url().to_string())?;
+        let response = client.get(&self.url).send().await.map_err(|e| e.without_url().to_string())?;
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
         }

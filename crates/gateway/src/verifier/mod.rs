@@ -18,6 +18,8 @@ use domain::jwt::{self, AccessTokenClaims, Expectations, VerifyError};
 use domain::scope::Scopes;
 use domain::uri::ResourceUri;
 
+use crate::worker_client::WorkerClient;
+
 pub use introspection::{IntrospectionConfig, Introspector};
 use jwks::{Jwks, KeyError};
 
@@ -146,12 +148,11 @@ impl TokenVerifier {
         if config.revocation != RevocationCheck::Off && config.introspection.is_none() {
             return Err("a revocation check needs introspection credentials".into());
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .connect_timeout(config.http_timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let timeout = config.http_timeout;
+        let client = WorkerClient::new(move || {
+            reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).no_proxy().tcp_nodelay(true)
+        })
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let capacity = config.cache_capacity.max(1);
         Ok(Self {
             issuer: config.issuer,

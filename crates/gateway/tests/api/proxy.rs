@@ -43,6 +43,35 @@ async fn sse_events_reach_the_client_one_by_one() {
     assert!(text.ends_with("id: 4\ndata: {\"n\":4}\n\n"));
 }
 
+/// SIGTERM drains: a stream in flight on one worker is not cut when the other worker, idle, stops
+/// first, even when the stream rides an upstream connection that worker opened. Workers take
+/// connections in turn, so one and then two warm-up requests put the stream on each worker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_lets_a_stream_in_flight_finish() {
+    for warm_ups in [1, 2] {
+        let s = Stack::start().await;
+        let token = s.token();
+        let fresh = || reqwest::Client::builder().no_proxy().build().expect("client");
+        for _ in 0..warm_ups {
+            let res = fresh().get(s.url("/mcp/hop")).bearer_auth(&token).send().await.expect("warm-up");
+            assert_eq!(res.status(), StatusCode::OK);
+            res.bytes().await.expect("warm-up body");
+        }
+        let res = fresh().get(s.url("/mcp/sse")).bearer_auth(&token).send().await.expect("sse");
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut stream = res.bytes_stream();
+        let mut all = stream.next().await.expect("a first event").expect("bytes").to_vec();
+        let gateway = s.gateway;
+        let stopping = tokio::spawn(gateway.stop());
+        while let Some(chunk) = stream.next().await {
+            all.extend_from_slice(&chunk.expect("the stream is not cut"));
+        }
+        let text = String::from_utf8(all).expect("utf-8");
+        assert_eq!(text.matches("data: ").count(), 5, "after {warm_ups} warm-up(s): {text}");
+        tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("stopped").expect("stop task");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_goes_away_cancels_the_upstream_stream() {
     let s = Stack::start().await;
