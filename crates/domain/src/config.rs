@@ -501,6 +501,10 @@ impl Settings {
                 return Err(invalid("keys.encryption_key", "must decode to exactly 32 bytes"));
             }
         }
+        if self.listen.workers > 512 {
+            // actix refuses more (with a panic): say so by the key's name first
+            return Err(invalid("listen.workers", "must be at most 512 (0: one per core)"));
+        }
         if self.keys.retired_publish_secs < t.access_token_ttl_secs {
             return Err(invalid("keys.retired_publish_secs", "must be at least tokens.access_token_ttl_secs"));
         }
@@ -710,6 +714,7 @@ scopes = ["mcp"]
         assert_eq!(err_key(&[("SALLYPORT__KEYS__ENCRYPTION_KEY", "c2hvcnQ=")]), "keys.encryption_key");
         assert_eq!(err_key(&[("SALLYPORT__TOKENS__SIGNING_ALG", "HS256")]), "tokens.signing_alg");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FORMAT", "xml")]), "log.format");
+        assert_eq!(err_key(&[("SALLYPORT__LISTEN__WORKERS", "513")]), "listen.workers");
         assert_eq!(
             err_key(&[("SALLYPORT__ISSUER", "http://10.0.0.1:8080"), ("SALLYPORT__ALLOW_HTTP_ISSUER", "true")]),
             "ok"

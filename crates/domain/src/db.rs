@@ -36,12 +36,24 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
-/// The URL with any password replaced, for messages.
+/// The URL with any password replaced, for messages: the userinfo one and the `password` (or
+/// `sslpassword`) query parameter libpq-style URLs may carry.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
+            }
+            let secret = |k: &str| k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
@@ -125,4 +137,19 @@ pub async fn pending(url: &str) -> Result<Vec<String>, DbError> {
     })
     .await
     .map_err(|e| DbError::Migration(format!("migration task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        let r = redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=other");
+        assert!(!r.contains("secret") && !r.contains("other"), "{r}");
+        assert!(r.contains("sslmode=require"), "{r}");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("not a url"), "<unparseable database url>");
+    }
 }

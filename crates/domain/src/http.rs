@@ -74,28 +74,42 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
-    let db_ok = match &state.pool {
-        Some(pool) => tokio::time::timeout(Duration::from_secs(2), async {
-            match pool.get().await {
-                Ok(mut conn) => {
-                    use diesel_async::RunQueryDsl;
-                    diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok()
-                }
-                Err(_) => false,
-            }
-        })
-        .await
-        .unwrap_or(false),
-        None => true,
+    let (db_ok, schema_ok) = match &state.pool {
+        Some(pool) => {
+            tokio::time::timeout(Duration::from_secs(2), database_state(pool)).await.unwrap_or((false, false))
+        }
+        None => (true, true),
     };
     let extra_ok = state.ready.as_ref().is_none_or(|f| f());
-    if db_ok && extra_ok {
+    if db_ok && schema_ok && extra_ok {
         HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
     } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type("application/json")
-            .body(format!(r#"{{"status":"not ready","database":{db_ok},"dependencies":{extra_ok}}}"#))
+        HttpResponse::ServiceUnavailable().content_type("application/json").body(format!(
+            r#"{{"status":"not ready","database":{db_ok},"schema":{schema_ok},"dependencies":{extra_ok}}}"#
+        ))
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Applied {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Whether the database answers, and whether it carries at least this binary's migrations: a
+/// service on an unmigrated (or older) schema would fail every request, so it is not ready.
+async fn database_state(pool: &Pool) -> (bool, bool) {
+    use diesel_async::RunQueryDsl;
+    let Ok(mut conn) = pool.get().await else { return (false, false) };
+    if diesel::sql_query("SELECT 1").execute(&mut conn).await.is_err() {
+        return (false, false);
+    }
+    // a missing table is an error: no migration has run
+    let applied = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
+        .get_result::<Applied>(&mut conn)
+        .await
+        .map(|a| a.n);
+    (true, applied.is_ok_and(|n| usize::try_from(n).is_ok_and(|n| n >= crate::db::MIGRATIONS_COUNT)))
 }
 
 struct HealthState {

@@ -81,6 +81,21 @@ async fn migrations_revert_completely_and_reapply() {
     assert!(domain::db::migrate(&db.url).await.expect("idempotent").is_empty());
 }
 
+/// `/readyz` says not ready while the schema lacks this binary's migrations: every request would fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_on_an_unmigrated_database() {
+    let db = TestDb::new().await;
+    domain::db::revert_all(&db.url).await.expect("revert");
+    let server = testkit::spawn(Some(db.pool()), |_| {});
+    let res = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(res.status(), 503);
+    let body = res.text().await.expect("body");
+    assert!(body.contains("\"database\":true") && body.contains("\"schema\":false"), "{body}");
+    domain::db::migrate(&db.url).await.expect("migrate");
+    let res = reqwest::get(server.url("/readyz")).await.expect("readyz");
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_migrations_take_turns() {
     let db = TestDb::new().await;

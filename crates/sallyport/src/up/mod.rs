@@ -33,7 +33,16 @@ fn encryption_key(settings: &Settings, data_dir: &std::path::Path) -> anyhow::Re
     }
     let path = data_dir.join("encryption-key");
     if let Ok(k) = std::fs::read_to_string(&path) {
-        return Ok(k.trim().to_owned());
+        let k = k.trim().to_owned();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(&k).map(|b| b.len());
+        if decoded != Ok(32) {
+            anyhow::bail!(
+                "{} is not a key-encryption key (base64 of 32 bytes); restore it, or delete it to start \
+                 afresh with a new database (signing keys sealed with the old key cannot be read)",
+                path.display()
+            );
+        }
+        return Ok(k);
     }
     let mut key = [0u8; 32];
     domain::secret::fill_random(&mut key);
@@ -53,11 +62,24 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut base = Settings::load().context("invalid configuration")?;
     domain::telemetry::init(&base.log);
+    // the issuer is http://<listen>: only a loopback address makes that an issuer clients can use
+    // and may take over http (RFC 8252 §8.3); other hosts need https and the services deployed
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen {}: `sallyport up` serves on a loopback address only (its issuer is http://<listen>); \
+             to serve other hosts, deploy the services behind https (README, Deploy)",
+            args.listen
+        );
+    }
     let gateway = domain::http::bind(args.listen)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let key_source = match &base.keys.encryption_key {
+        Some(_) => "keys.encryption_key (configuration)".to_owned(),
+        None => args.data_dir.join("encryption-key").display().to_string(),
+    };
     base.keys.encryption_key = Some(encryption_key(&base, &args.data_dir)?);
     let (database_url, found) = database::obtain(&args.data_dir).await?;
-    let system = System::start(Options {
+    let started = System::start(Options {
         gateway,
         database_url: database_url.clone(),
         base,
@@ -66,7 +88,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         revocation_check: RevocationCheck::Off,
         clock: domain::Clock::system(),
     })
-    .await?;
+    .await;
+    let system = match started {
+        Ok(system) => system,
+        Err(e) if format!("{e:#}").contains("cannot unseal") => {
+            return Err(e.context(format!(
+                "this database's signing keys were sealed with another key than {key_source}: run `sallyport up` \
+                 from the directory (or with the --data-dir) used when the database was set up, or point \
+                 DATABASE_URL at a fresh database"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     println!("Sallyport is up.");
     println!();
     println!("  MCP server (point your MCP client here):  {}", system.mcp_url);
