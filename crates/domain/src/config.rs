@@ -598,6 +598,9 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be text or json"));
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(invalid("log.filter", format!("not a tracing filter ({e}), e.g. info or info,token=debug")));
+        }
         Ok(())
     }
 
@@ -715,6 +718,8 @@ scopes = ["mcp"]
         assert_eq!(err_key(&[("SALLYPORT__TOKENS__SIGNING_ALG", "HS256")]), "tokens.signing_alg");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FORMAT", "xml")]), "log.format");
         assert_eq!(err_key(&[("SALLYPORT__LISTEN__WORKERS", "513")]), "listen.workers");
+        assert_eq!(err_key(&[("SALLYPORT__LOG__FILTER", "info,=[")]), "log.filter");
+        assert_eq!(err_key(&[("SALLYPORT__LOG__FILTER", "warn,token=debug")]), "ok");
         assert_eq!(
             err_key(&[("SALLYPORT__ISSUER", "http://10.0.0.1:8080"), ("SALLYPORT__ALLOW_HTTP_ISSUER", "true")]),
             "ok"

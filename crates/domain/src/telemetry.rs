@@ -7,6 +7,8 @@ use crate::config::LogSettings;
 /// Installs the global subscriber once; later calls (tests, `sallyport up`) are no-ops.
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // colours only for a person at a terminal, not in a file or a log collector
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if settings.format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
