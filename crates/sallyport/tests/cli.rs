@@ -97,6 +97,53 @@ fn line_value<'a>(out: &'a str, key: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn operators_manage_resources() {
+    let db = TestDb::new().await;
+    let run = |args: &[&str]| sallyport(&db.url, args, None);
+    let out = run(&["resource", "list"]);
+    assert!(out.status.success() && text(&out).contains("no protected resources"), "{}", text(&out));
+    let out = run(&["client", "add", "--name", "Back end", "--scope", "files"]);
+    assert!(!out.status.success() && text(&out).contains("sallyport resource add"), "{}", text(&out));
+
+    let out = run(&[
+        "resource",
+        "add",
+        "https://Files.example/api/",
+        "--name",
+        "Files",
+        "--scope",
+        "files",
+        "--scope",
+        "files:write",
+        "--documentation",
+        "https://docs.example/files",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("https://files.example/api"), "normalised: {}", text(&out));
+    let list = text(&run(&["resource", "list"]));
+    assert!(list.contains("https://files.example/api\tdatabase\tfiles files:write\tFiles"), "{list}");
+    // the scope it offers can now be given to a client
+    let out = run(&["client", "add", "--name", "Back end", "--scope", "files"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    for (args, expected) in [
+        (vec!["resource", "add", "https://a.example/x#f", "--name", "X"], "not a valid resource URI"),
+        (
+            vec!["resource", "add", "https://a.example/x", "--name", "X", "--documentation", "ftp://x"],
+            "--documentation",
+        ),
+        (vec!["resource", "remove", "https://nowhere.example/"], "no resource"),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
+    }
+    let out = run(&["resource", "remove", "https://files.example/api"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&run(&["resource", "list"])).contains("no protected resources"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn operators_manage_clients() {
     use domain::secret::SecretHash;
     use domain::store::{audit, clients};
@@ -160,7 +207,7 @@ async fn operators_manage_clients() {
         ),
         (vec!["client", "add", "--name", "No redirect", "--public"], "redirect-uri"),
         (vec!["client", "add", "--name", "Unsafe", "--redirect-uri", "javascript:alert(1)"], "invalid_redirect_uri"),
-        (vec!["client", "add", "--name", "Scope", "--scope", "admin"], "not supported"),
+        (vec!["client", "add", "--name", "Scope", "--scope", "admin"], "not offered"),
         (vec!["client", "add", "--name", "Url", "--client-id", "https://a.example/c"], "client id"),
         (vec!["client", "allow-introspect", "my-app"], "public"),
         (vec!["client", "show", "nobody"], "no client nobody"),
