@@ -147,7 +147,7 @@ impl System {
 
         let demo_user = "demo".to_owned();
         let demo_password = options.demo_password.unwrap_or_else(|| domain::secret::random_token(12));
-        let hash = domain::password::hash(&demo_password)?;
+        let hash = domain::password::hash(&demo_password).context("SALLYPORT_DEMO_PASSWORD")?;
         if users::find_by_username(&mut conn, &demo_user).await?.is_some() {
             users::set_password(&mut conn, &demo_user, &hash, now).await?;
             users::set_disabled(&mut conn, &demo_user, false, now).await?;
