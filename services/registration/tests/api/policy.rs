@@ -23,6 +23,18 @@ async fn registrations_are_rate_limited_per_ip() {
     assert_eq!(client_count(&app).await, 3);
 }
 
+/// RFC 7592 requests spend the same per-IP budget: guessing registration access tokens is throttled.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_management_shares_the_budget() {
+    let app = start_with(|s| s.registration.per_ip_per_minute = 3).await;
+    let info = app.register_ok(&body()).await;
+    assert_eq!(app.read(&info, Some(crate::common::token_of(&info))).await.status(), StatusCode::OK);
+    assert_eq!(app.read(&info, Some("spreg_a-guess")).await.status(), StatusCode::UNAUTHORIZED);
+    let res = app.read(&info, Some(crate::common::token_of(&info))).await;
+    let headers = assert_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert!(headers.contains_key("retry-after"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_a_trusted_proxy_each_client_ip_has_its_own_budget() {
     let app = start_with(|s| {
