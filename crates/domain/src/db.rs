@@ -1,5 +1,6 @@
 //! The async connection pool and the embedded migrations.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use diesel::sql_types::BigInt;
@@ -61,12 +62,44 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Where every pooled connection's I/O task runs. tokio-postgres drives a connection from a task
+/// spawned on the runtime that opened it; opened by an actix worker, that task dies with the
+/// worker. At SIGTERM an idle worker stops first, and a request still running on another worker
+/// on a connection it had opened would fail. A runtime of their own, alive as long as the
+/// process, makes a pooled connection as long-lived as the pool.
+static CONNECTIONS: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sallyport-db")
+        .enable_all()
+        .build()
+        .inspect_err(|e| tracing::warn!(error = %e, "no runtime for database connections: they live on the workers"))
+        .ok()
+});
+
+type Establishing = std::pin::Pin<Box<dyn Future<Output = diesel::ConnectionResult<AsyncPgConnection>> + Send>>;
+
+/// Opens a connection with its I/O task on [`CONNECTIONS`].
+fn establish(url: &str) -> Establishing {
+    let url = url.to_owned();
+    Box::pin(async move {
+        let Some(runtime) = CONNECTIONS.as_ref() else {
+            return AsyncPgConnection::establish(&url).await;
+        };
+        runtime
+            .spawn(async move { AsyncPgConnection::establish(&url).await })
+            .await
+            .unwrap_or_else(|e| Err(diesel::ConnectionError::BadConnection(format!("connection task: {e}"))))
+    })
+}
+
 /// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
     let mut manager_config = ManagerConfig::default();
     // The pool hands out connections thousands of times per second; a ping on every checkout
     // would double the round trips. A dead connection fails its first query and is dropped.
     manager_config.recycling_method = RecyclingMethod::Fast;
+    manager_config.custom_setup = Box::new(|url| establish(url));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&settings.url, manager_config);
     let acquire = Duration::from_millis(settings.acquire_timeout_ms);
     let connect = Duration::from_millis(settings.connect_timeout_ms);

@@ -221,3 +221,24 @@ async fn expired_codes_are_pruned_and_live_ones_kept() {
     let kept = codes::redeem(&mut *db.conn().await, live.hash().as_bytes(), Utc::now()).await.expect("redeem");
     assert!(matches!(kept, codes::Redemption::Fresh(_)));
 }
+
+/// At SIGTERM an idle actix worker stops (its runtime with it) while others still serve requests:
+/// a pooled connection that worker opened, now in another worker's hands, must keep working.
+#[test]
+fn pooled_connections_outlive_the_runtime_that_opened_them() {
+    let main = tokio::runtime::Runtime::new().expect("runtime");
+    let db = main.block_on(TestDb::new());
+    let pool = db.pool();
+    let worker = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+    let mut conn = worker.block_on(async {
+        let mut conn = pool.get().await.expect("a pooled connection");
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.expect("used on the worker");
+        conn
+    });
+    drop(worker);
+    main.block_on(async {
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.expect("still usable after its opener stopped");
+    });
+    drop(conn);
+    drop(db);
+}
