@@ -17,7 +17,7 @@ pub mod worker_client;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 use domain::Clock;
 use domain::config::Settings;
 use domain::error::OAuthError;
@@ -97,13 +97,13 @@ impl Gateway {
         })
     }
 
-    /// Who called, for the `X-Forwarded-*` headers.
-    fn caller(&self, req: &HttpRequest, strip_identity: bool) -> Caller {
+    /// Who called, for the `X-Forwarded-*` and (behind the bearer middleware) identity headers.
+    fn caller(&self, req: &HttpRequest) -> Caller {
         Caller {
             peer: req.peer_addr().map(|a| a.ip()),
             scheme: if req.app_config().secure() { "https" } else { "http" },
             trust_forwarded: self.settings.gateway.trust_forwarded_for,
-            strip_identity,
+            identity: req.extensions().get::<Principal>().cloned(),
         }
     }
 

@@ -38,6 +38,11 @@ impl Principal {
     pub fn claims(&self) -> &AccessTokenClaims {
         &self.0.claims
     }
+
+    /// The verified token, with the identity headers made once for it.
+    pub(crate) fn token(&self) -> &VerifiedToken {
+        &self.0
+    }
 }
 
 impl FromRequest for Principal {

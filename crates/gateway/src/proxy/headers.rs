@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use actix_web::http::header::{self as ax, HeaderMap as AxHeaderMap, HeaderName as AxName, HeaderValue as AxValue};
 use reqwest::header::{self as rq, HeaderMap as RqHeaderMap, HeaderName as RqName, HeaderValue as RqValue};
 
+use crate::principal::Principal;
+
 /// The prefix of the identity headers the gateway adds; client-sent copies never pass.
 pub const IDENTITY_PREFIX: &str = "x-sallyport-";
 
@@ -36,9 +38,11 @@ pub struct Caller {
     pub scheme: &'static str,
     /// Keep the incoming `X-Forwarded-*` chain and `Forwarded` (the gateway sits behind a trusted proxy).
     pub trust_forwarded: bool,
-    /// Remove client-sent `X-Sallyport-*` headers (everywhere except behind the bearer middleware,
-    /// which strips them itself before adding its own).
-    pub strip_identity: bool,
+    /// Who the bearer middleware verified, on a protected route: the upstream learns it from the
+    /// `X-Sallyport-*` headers the proxy writes itself. Whatever `X-Sallyport-*` headers the
+    /// request carries are never copied, so neither a client nor its `Connection` header can
+    /// forge or remove the identity.
+    pub identity: Option<Principal>,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
@@ -50,17 +54,27 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
     for (name, value) in incoming {
         let n = name.as_str();
         if is_hop_by_hop(n)
-            // the identity headers are the gateway's own (client copies were stripped before they
-            // were added): a client naming them in `Connection` must not make them vanish
-            || (named.iter().any(|t| t == n) && !n.starts_with(IDENTITY_PREFIX))
+            || named.iter().any(|t| t == n)
             || matches!(n, "host" | "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host")
             || (n == "forwarded" && !caller.trust_forwarded)
-            || (caller.strip_identity && n.starts_with(IDENTITY_PREFIX))
+            || n.starts_with(IDENTITY_PREFIX)
         {
             continue;
         }
-        if let (Some(name), Ok(value)) = (upstream_name(n), RqValue::from_bytes(value.as_bytes())) {
+        if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
             out.append(name, value);
+        }
+    }
+    if let Some(principal) = &caller.identity {
+        let token = principal.token();
+        for (name, value) in [
+            ("x-sallyport-subject", &token.subject_header),
+            ("x-sallyport-client-id", &token.client_id_header),
+            ("x-sallyport-scope", &token.scope_header),
+        ] {
+            if let Ok(value) = RqValue::from_bytes(value.as_bytes()) {
+                out.insert(RqName::from_static(name), value);
+            }
         }
     }
     let forwarded_for = forwarded_for(incoming, caller);
@@ -78,17 +92,6 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
     }
     out
-}
-
-/// The `http` 1 name of a header; the identity headers the bearer middleware adds to every
-/// request are static, so they are neither parsed nor allocated again.
-fn upstream_name(name: &str) -> Option<RqName> {
-    match name {
-        "x-sallyport-subject" => Some(RqName::from_static("x-sallyport-subject")),
-        "x-sallyport-client-id" => Some(RqName::from_static("x-sallyport-client-id")),
-        "x-sallyport-scope" => Some(RqName::from_static("x-sallyport-scope")),
-        _ => RqName::from_bytes(name.as_bytes()).ok(),
-    }
 }
 
 /// `X-Forwarded-For`: the incoming chain when trusted, then the peer's address.
@@ -142,6 +145,7 @@ pub fn has_body(headers: &AxHeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verifier::VerifiedToken;
 
     fn map(pairs: &[(&str, &str)]) -> AxHeaderMap {
         let mut m = AxHeaderMap::new();
@@ -152,12 +156,25 @@ mod tests {
     }
 
     fn caller(trust: bool) -> Caller {
-        Caller {
-            peer: Some("10.1.1.1".parse().expect("ip")),
-            scheme: "http",
-            trust_forwarded: trust,
-            strip_identity: true,
-        }
+        Caller { peer: Some("10.1.1.1".parse().expect("ip")), scheme: "http", trust_forwarded: trust, identity: None }
+    }
+
+    /// A principal as the bearer middleware leaves it: subject `user-1`, client `client-1`, scope `mcp`.
+    fn verified() -> Principal {
+        let claims = domain::jwt::AccessTokenClaims {
+            iss: "https://as.example".into(),
+            sub: "user-1".into(),
+            aud: domain::jwt::Audience::One("https://mcp.example/mcp".into()),
+            client_id: "client-1".into(),
+            scope: "mcp".into(),
+            iat: 0,
+            exp: 1,
+            nbf: None,
+            jti: uuid::Uuid::nil(),
+            auth_time: None,
+            gid: None,
+        };
+        Principal::new(std::sync::Arc::new(VerifiedToken::new(claims).expect("verified")))
     }
 
     #[test]
@@ -214,7 +231,7 @@ mod tests {
             ("x-sallyport-scope", "mcp"),
             ("x-other", "1"),
         ]);
-        let behind_bearer = Caller { strip_identity: false, ..caller(false) };
+        let behind_bearer = Caller { identity: Some(verified()), ..caller(false) };
         let out = upstream_request_headers(&incoming, &behind_bearer);
         assert_eq!(out["x-sallyport-subject"], "user-1");
         assert_eq!(out["x-sallyport-client-id"], "client-1");

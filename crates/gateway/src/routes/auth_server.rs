@@ -19,5 +19,5 @@ pub async fn forward(
         return Err(OAuthError::invalid_request("the path contains dot segments"));
     }
     let url = mount.upstream_url(req.path(), req.query_string());
-    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req, true)).await
+    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req)).await
 }

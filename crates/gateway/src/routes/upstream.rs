@@ -1,5 +1,5 @@
 //! A configured upstream route. When it is protected, the bearer middleware has already checked
-//! the token, removed the client's credentials and set the identity headers.
+//! the token and removed the client's credentials; the proxy sends the verified identity on.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -21,7 +21,5 @@ pub async fn forward(
         return Err(OAuthError::invalid_request("the path contains dot segments"));
     }
     let url = route.upstream_url(req.path(), req.query_string());
-    // behind the bearer middleware the identity headers are ours; on a public route, strip copies
-    let strip_identity = !route.settings.auth;
-    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req, strip_identity)).await
+    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req)).await
 }

@@ -88,7 +88,7 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    fn new(claims: AccessTokenClaims) -> Result<Self, Failure> {
+    pub(crate) fn new(claims: AccessTokenClaims) -> Result<Self, Failure> {
         let scopes =
             Scopes::parse(&claims.scope).map_err(|_| Failure::Invalid("the token's scope is malformed".into()))?;
         let audiences = claims.aud.to_vec().iter().filter_map(|a| ResourceUri::parse(a).ok()).collect();
