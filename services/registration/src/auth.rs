@@ -89,9 +89,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ManagedClient, OAuthError> {
     let state = req
         .app_data::<web::Data<State>>()
         .ok_or_else(|| OAuthError::internal("the registration state is not configured"))?;
-    // the per-IP budget of registration covers client management too: each attempt costs a lookup
-    let ip = domain::http::client_ip(req, state.ctx.settings.trust_forwarded_for);
-    state.limiter.check(ip).map_err(OAuthError::rate_limited)?;
+    state.spend_budget(req)?;
     let token = bearer(req.headers()).ok_or_else(|| invalid_token("a registration access token is required"))?;
     let presented = SecretHash::of(token);
     let client_id = web::Path::<String>::extract(req)

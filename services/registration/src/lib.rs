@@ -21,7 +21,7 @@ use domain::service::{BuildError, Context, ServiceApp};
 pub struct State {
     pub ctx: Context,
     registry: ResourceRegistry,
-    /// Registrations per client IP (RFC 7591 §3 leaves abuse protection to the server).
+    /// Requests per client IP (RFC 7591 §3 leaves abuse protection to the server).
     limiter: IpRateLimiter,
     /// SHA-256 of the configured initial access token: compared with a presented one's hash in
     /// constant time, so neither its content nor its length leaks through timing.
@@ -38,6 +38,15 @@ impl State {
             registry,
             ctx,
         })
+    }
+
+    /// Spends one unit of the caller's per-IP budget, shared by registration and RFC 7592 client
+    /// management (each attempt costs a database round trip); 429 with `Retry-After` when spent.
+    /// Returns the client IP it charged.
+    pub fn spend_budget(&self, req: &actix_web::HttpRequest) -> Result<std::net::IpAddr, OAuthError> {
+        let ip = domain::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
+        self.limiter.check(ip).map_err(OAuthError::rate_limited)?;
+        Ok(ip)
     }
 
     /// What a client may register right now (CONTRACTS.md): the registry's scopes change at run time.

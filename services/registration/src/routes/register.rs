@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::OAuthError;
 use domain::client::{Client, ClientSource, parse_metadata_json};
-use domain::http::client_ip;
 use domain::secret::{PlainSecret, SecretKind};
 use domain::store::audit::{NewAuditEvent, kind};
 use domain::store::clients::{self, ClientRow};
@@ -24,8 +23,7 @@ pub async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let settings = &state.ctx.settings;
-    let ip = client_ip(&req, settings.trust_forwarded_for);
-    state.limiter.check(ip).map_err(OAuthError::rate_limited)?;
+    let ip = state.spend_budget(&req)?;
     check_initial_access(&state, req.headers())?;
     let body = read_json(req.headers(), payload).await?;
     // RFC 7591 §3.1: unknown members are ignored; a client_id sent here is not the client's to choose
