@@ -97,19 +97,24 @@ struct Applied {
 }
 
 /// Whether the database answers, and whether it carries at least this binary's migrations: a
-/// service on an unmigrated (or older) schema would fail every request, so it is not ready.
+/// service on an unmigrated (or older) schema would fail every request, so it is not ready. One
+/// query answers both: the database's own error (no such table) still proves it answers.
 async fn database_state(pool: &Pool) -> (bool, bool) {
+    use diesel::result::DatabaseErrorKind;
     use diesel_async::RunQueryDsl;
     let Ok(mut conn) = pool.get().await else { return (false, false) };
-    if diesel::sql_query("SELECT 1").execute(&mut conn).await.is_err() {
-        return (false, false);
-    }
-    // a missing table is an error: no migration has run
-    let applied = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
+    match diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result::<Applied>(&mut conn)
         .await
-        .map(|a| a.n);
-    (true, applied.is_ok_and(|n| usize::try_from(n).is_ok_and(|n| n >= crate::db::MIGRATIONS_COUNT)))
+    {
+        Ok(a) => (true, usize::try_from(a.n).is_ok_and(|n| n >= crate::db::MIGRATIONS_COUNT)),
+        Err(diesel::result::Error::DatabaseError(kind, _))
+            if !matches!(kind, DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand) =>
+        {
+            (true, false)
+        }
+        Err(_) => (false, false),
+    }
 }
 
 struct HealthState {
