@@ -72,6 +72,20 @@ pub fn limit_scope(granted: &Scopes, offered: Option<&Scopes>) -> Scopes {
     offered.map_or_else(|| granted.clone(), |o| granted.intersection(o))
 }
 
+/// A scope as the database stores it (written by `Scopes::to_string`); unparseable is a bug.
+pub fn stored_scope(raw: &str) -> Result<Scopes, OAuthError> {
+    Scopes::parse(raw).map_err(|_| OAuthError::internal("a stored scope is invalid"))
+}
+
+/// The `scope` of a token issued from a grant's stored scope: as stored when the request named no
+/// resource (no parsing on that path), else [`limit_scope`]d to what the named resources offer.
+pub fn token_scope(stored: String, offered: Option<&Scopes>) -> Result<String, OAuthError> {
+    match offered {
+        None => Ok(stored),
+        Some(o) => Ok(limit_scope(&stored_scope(&stored)?, Some(o)).to_string()),
+    }
+}
+
 /// RFC 6749 §4.1.3: when the authorization request carried `redirect_uri`, the token request must
 /// repeat it identically; when it did not, a `redirect_uri` sent now must still be the one used.
 pub fn check_redirect_uri(stored: &str, was_sent: bool, presented: Option<&str>) -> Result<(), OAuthError> {
@@ -154,6 +168,9 @@ mod tests {
         assert_eq!(limit_scope(&granted, None), granted, "no resource named: the whole grant");
         assert_eq!(limit_scope(&granted, Some(&api)), api);
         assert!(limit_scope(&granted, Some(&Scopes::default())).is_empty());
+        assert_eq!(token_scope("mcp read write".into(), None).expect("as stored"), "mcp read write");
+        assert_eq!(token_scope("mcp read write".into(), Some(&api)).expect("cut"), "read write");
+        assert!(token_scope("bad\"scope".into(), Some(&api)).is_err());
         assert!(audience_scope(None, Some(&api)).is_ok());
         assert!(audience_scope(Some(&s("read")), Some(&api)).is_ok());
         assert!(audience_scope(Some(&s("mcp")), None).is_ok(), "checked against the grant instead");

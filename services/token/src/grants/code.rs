@@ -9,7 +9,6 @@ use diesel_async::AsyncConnection;
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
 use domain::clock::after;
-use domain::scope::Scopes;
 use domain::secret::{PlainSecret, SecretHash, SecretKind};
 use domain::store::codes::{self, CodeRow, Redemption};
 use domain::store::refresh_tokens::{self, RefreshTokenRow};
@@ -111,10 +110,7 @@ pub async fn exchange(
                 sub: code.user_id.to_string(),
                 client_id: client.client_id.clone(),
                 audience,
-                scope: match Scopes::parse(&code.scope) {
-                    Ok(granted) => rules::limit_scope(&granted, offered.as_ref()).to_string(),
-                    Err(_) => return Err(OAuthError::internal("a stored scope is invalid")),
-                },
+                scope: rules::token_scope(code.scope.clone(), offered.as_ref())?,
                 auth_time: Some(code.auth_time),
                 grant_id: Some(code.grant_id),
             };

@@ -57,11 +57,7 @@ pub async fn exchange(
     let audience = rules::narrow_audience(&resources, &granted)?;
     let scope = match scope {
         Some(s) => s.to_string(),
-        None => {
-            let granted =
-                Scopes::parse(&rotated.scope).map_err(|_| OAuthError::internal("a stored scope is invalid"))?;
-            rules::limit_scope(&granted, offered.as_ref()).to_string()
-        }
+        None => rules::token_scope(rotated.scope, offered.as_ref())?,
     };
     let grant = AccessGrant {
         sub: rotated.user_id.map_or_else(|| client.client_id.clone(), |u| u.to_string()),
@@ -125,7 +121,7 @@ async fn refused(
     {
         return Ok(OAuthError::invalid_grant("the user is disabled"));
     }
-    let granted = Scopes::parse(&row.scope).map_err(|_| OAuthError::internal("a stored scope is invalid"))?;
+    let granted = rules::stored_scope(&row.scope)?;
     if let Err(e) = rules::narrow_scope(scope, &granted) {
         return Ok(e);
     }
