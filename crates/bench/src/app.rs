@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::cli::{BenchArgs, Cli, Command};
 use crate::endpoints::Endpoints;
-use crate::memory::{self, ServiceMemory};
+use crate::memory::{self, Resident, ServiceMemory};
 use crate::report::{Failure, GatewayOverhead, Machine, Report, Row, load_average};
 use crate::runner::Timing;
 use crate::scenarios::{Bench, Component, Credentials, GatewayTargets, Load, Scenario};
@@ -176,9 +176,9 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         b.access_token = args.access_token.clone();
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
-        anyhow::Ok((b, stack.issuer()?))
+        anyhow::Ok(b)
     })();
-    let (bench, issuer) = match prepared {
+    let bench = match prepared {
         Ok(p) => p,
         Err(e) => {
             stack.stop(true).await;
@@ -195,23 +195,18 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
     let postgres = stack.postgres.clone();
     stack.stop(failed).await;
     let Some((rows, failures)) = measured else { return Ok(None) };
-    let memory = idle
-        .into_iter()
-        .zip(end)
-        .map(|((service, pid, idle), (_, _, end))| ServiceMemory { service, pid, idle, end })
-        .collect();
     let routing = if args.through_gateway {
         "services started by the bench; every request through the gateway"
     } else {
         "services started by the bench; requests straight to each service (the gateway scenario through the gateway)"
     };
     Ok(Some(Outcome {
-        issuer: issuer.as_str().trim_end_matches('/').to_owned(),
+        issuer: bench.ep.issuer_str().to_owned(),
         routing: routing.into(),
         postgres,
         rows,
         failures,
-        memory,
+        memory: memory_between(idle, end),
     }))
 }
 
@@ -259,11 +254,7 @@ async fn with_running_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load
         m = measure_all(&bench, scenarios) => m,
         () = interrupted() => return Ok(None),
     };
-    let memory = idle
-        .into_iter()
-        .zip(read())
-        .map(|((service, pid, idle), (_, _, end))| ServiceMemory { service, pid, idle, end })
-        .collect();
+    let memory = memory_between(idle, read());
     let direct = [&args.registration_url, &args.authorize_url, &args.token_url, &args.metadata_url];
     let routing = if direct.iter().any(|u| u.is_some()) {
         "a running stack; some services addressed directly"
@@ -271,13 +262,24 @@ async fn with_running_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load
         "a running stack; every request through the issuer URL"
     };
     Ok(Some(Outcome {
-        issuer: issuer.as_str().trim_end_matches('/').to_owned(),
+        issuer: bench.ep.issuer_str().to_owned(),
         routing: routing.into(),
         postgres: None,
         rows: measured.0,
         failures: measured.1,
         memory,
     }))
+}
+
+/// Each service's memory at idle and at the end, from two readings of the same processes.
+fn memory_between(
+    idle: Vec<(String, u32, Option<Resident>)>,
+    end: Vec<(String, u32, Option<Resident>)>,
+) -> Vec<ServiceMemory> {
+    idle.into_iter()
+        .zip(end)
+        .map(|((service, pid, idle), (_, _, end))| ServiceMemory { service, pid, idle, end })
+        .collect()
 }
 
 /// The resource's `scopes_supported` (RFC 9728), or "" (the defaults) when it cannot be read.

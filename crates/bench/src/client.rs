@@ -73,11 +73,15 @@ pub fn what(method: &str, url: &Url) -> String {
 pub async fn unexpected(method: &str, url: &Url, res: reqwest::Response) -> String {
     let status = res.status().as_u16();
     let body = res.bytes().await.unwrap_or_default();
-    let code = serde_json::from_slice::<serde_json::Value>(&body)
+    format!("{}: {status}{}", what(method, url), error_code(&body))
+}
+
+/// " invalid_grant": the `error` of an OAuth error body, after a space; "" for any other body.
+pub fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(|e| format!(" {e}")))
-        .unwrap_or_default();
-    format!("{}: {status}{code}", what(method, url))
+        .unwrap_or_default()
 }
 
 /// "GET /x: connection refused" — a transport failure, without the URL (it may carry a secret).

@@ -150,11 +150,7 @@ fn brief(e: &hyper::Error) -> &'static str {
 
 /// "POST /oauth2/token: 400 invalid_grant": a refused request, with the OAuth error code if any.
 pub fn refused(what: &str, reply: &Reply) -> String {
-    let code = serde_json::from_slice::<serde_json::Value>(&reply.body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(|e| format!(" {e}")))
-        .unwrap_or_default();
-    format!("{what}: {}{code}", reply.status.as_u16())
+    format!("{what}: {}{}", reply.status.as_u16(), crate::client::error_code(&reply.body))
 }
 
 /// The path and query of a URL: what goes on the request line.

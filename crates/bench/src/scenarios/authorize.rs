@@ -3,7 +3,6 @@
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderValue, LOCATION};
-use url::Url;
 
 use super::oauth::{Pkce, authorize_base, code_from, with_challenge};
 use super::{Bench, measure};
@@ -14,7 +13,7 @@ use crate::runner::Worker;
 /// Asks for codes in one signed-in session, on its own connection.
 pub struct Authorizer {
     pub conn: Conn,
-    /// The request without challenge and state (see `oauth::authorize_base`).
+    /// The request target (path and query) without challenge and state (see `oauth::authorize_base`).
     pub base: String,
     pub cookie: HeaderValue,
     pub redirect_uri: String,
@@ -25,8 +24,8 @@ impl Authorizer {
     /// One per session of `b` (one session per worker).
     pub async fn for_each_session(b: &Bench) -> anyhow::Result<Vec<Self>> {
         let sessions = b.sessions().await?;
-        let base = authorize_base(b, &sessions.client)?;
-        let url = Url::parse(&base)?;
+        let url = authorize_base(b, &sessions.client)?;
+        let base = conn::target(&url);
         sessions
             .jars
             .iter()
@@ -43,10 +42,20 @@ impl Authorizer {
             .collect()
     }
 
+    /// The request target with `challenge` and `state`.
+    pub fn target(&self, challenge: &str, state: &str) -> String {
+        with_challenge(&self.base, challenge, state)
+    }
+
     /// One authorization request with `challenge`; the code from the 302.
     pub async fn code(&mut self, challenge: &str, state: &str) -> Result<String, String> {
-        let url = with_challenge(&self.base, challenge, state)?;
-        let reply = self.conn.get(&conn::target(&url), &[(COOKIE, self.cookie.clone())]).await?;
+        let target = self.target(challenge, state);
+        self.code_at(&target, state).await
+    }
+
+    /// One authorization request to `target` (from [`Authorizer::target`] with `state`).
+    async fn code_at(&mut self, target: &str, state: &str) -> Result<String, String> {
+        let reply = self.conn.get(target, &[(COOKIE, self.cookie.clone())]).await?;
         if reply.status != StatusCode::FOUND {
             return Err(conn::refused("GET /oauth2/authorize", &reply));
         }
@@ -54,16 +63,17 @@ impl Authorizer {
     }
 }
 
-/// Asks for a code again and again with one challenge (the codes are never redeemed).
+/// Asks for a code again and again with one challenge (the codes are never redeemed), so the
+/// request target is built once.
 struct Authorize {
     authorizer: Authorizer,
-    challenge: String,
+    target: String,
     state: String,
 }
 
 impl Worker for Authorize {
     async fn call(&mut self) -> Result<(), String> {
-        self.authorizer.code(&self.challenge, &self.state).await.map(drop)
+        self.authorizer.code_at(&self.target, &self.state).await.map(drop)
     }
 }
 
@@ -71,10 +81,9 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
     let mut workers: Vec<Authorize> = Authorizer::for_each_session(b)
         .await?
         .into_iter()
-        .map(|authorizer| Authorize {
-            authorizer,
-            challenge: Pkce::new().challenge,
-            state: domain::secret::random_token(12),
+        .map(|authorizer| {
+            let state = domain::secret::random_token(12);
+            Authorize { target: authorizer.target(&Pkce::new().challenge, &state), authorizer, state }
         })
         .collect();
     if let Some(first) = workers.first_mut() {

@@ -31,7 +31,8 @@ pub async fn sign_in(b: &Bench, client: &PublicClient) -> anyhow::Result<CookieJ
     let pkce = Pkce::new();
     let state = domain::secret::random_token(12);
     let mut jar = CookieJar::default();
-    let first = with_challenge(&authorize_base(b, client)?, &pkce.challenge, &state).map_err(|e| anyhow!(e))?;
+    let first = Url::parse(&with_challenge(authorize_base(b, client)?.as_str(), &pkce.challenge, &state))
+        .context("authorize URL")?;
     let mut next = Step::Get(first);
     let (mut signed_in, mut consented) = (false, false);
     for _ in 0..10 {

@@ -122,7 +122,7 @@ impl Default for Pkce {
 
 /// The authorization request (RFC 6749 §4.1.1, RFC 7636, RFC 8707) without its per-request parts
 /// (`code_challenge`, `state`): see [`with_challenge`].
-pub fn authorize_base(b: &Bench, client: &PublicClient) -> anyhow::Result<String> {
+pub fn authorize_base(b: &Bench, client: &PublicClient) -> anyhow::Result<Url> {
     let mut q = form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
         .append_pair("client_id", &client.client_id)
@@ -132,13 +132,13 @@ pub fn authorize_base(b: &Bench, client: &PublicClient) -> anyhow::Result<String
     if !b.scope.is_empty() {
         q.append_pair("scope", &b.scope);
     }
-    Ok(b.ep.url(&format!("/oauth2/authorize?{}", q.finish()))?.to_string())
+    b.ep.url(&format!("/oauth2/authorize?{}", q.finish()))
 }
 
-/// The full authorization request: `base` plus a challenge and a state (both base64url, so they
-/// need no escaping).
-pub fn with_challenge(base: &str, challenge: &str, state: &str) -> Result<Url, String> {
-    Url::parse(&format!("{base}&code_challenge={challenge}&state={state}")).map_err(|e| format!("authorize URL: {e}"))
+/// The full authorization request: `base` (a URL, or a request target) plus a challenge and a
+/// state (both base64url, so they need no escaping).
+pub fn with_challenge(base: &str, challenge: &str, state: &str) -> String {
+    format!("{base}&code_challenge={challenge}&state={state}")
 }
 
 /// The code from an authorization response at the redirect URI; checks `state` and, per RFC 9207,
@@ -178,6 +178,13 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// A form-urlencoded request body.
+pub fn form_body(form: &[(&str, &str)]) -> Bytes {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    body.extend_pairs(form);
+    Bytes::from(body.finish())
+}
+
 /// `POST /oauth2/token` with `form` (to `target`, the token endpoint's path) on `conn`,
 /// Basic-authenticated when `basic` is given; 200 with a Bearer access token, else an error
 /// description.
@@ -187,19 +194,22 @@ pub async fn token(
     form: &[(&str, &str)],
     basic: Option<&HeaderValue>,
 ) -> Result<TokenResponse, String> {
-    let body = {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
-        body.finish()
-    };
+    token_body(conn, target, form_body(form), basic).await
+}
+
+/// [`token`] with the body already encoded (see [`form_body`]), for a form that never changes.
+pub async fn token_body(
+    conn: &mut Conn,
+    target: &str,
+    body: Bytes,
+    basic: Option<&HeaderValue>,
+) -> Result<TokenResponse, String> {
     let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
     let mut headers = vec![(CONTENT_TYPE, form_type), (ACCEPT, HeaderValue::from_static("application/json"))];
     if let Some(b) = basic {
         headers.push((AUTHORIZATION, b.clone()));
     }
-    let reply = conn.send(Method::POST, target, &headers, Some(Bytes::from(body))).await?;
+    let reply = conn.send(Method::POST, target, &headers, Some(body)).await?;
     let what = "POST /oauth2/token";
     if reply.status != StatusCode::OK {
         return Err(refused(what, &reply));
