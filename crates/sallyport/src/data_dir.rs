@@ -61,7 +61,8 @@ pub fn local_server_answers() -> bool {
 /// finds the one it took.
 pub fn apply_to_admin(settings: &mut Settings, data_dir: &Path) -> anyhow::Result<()> {
     if settings.keys.encryption_key.is_none() {
-        settings.keys.encryption_key = read_key(data_dir)?;
+        // only `keys rotate` needs it (and says where it looked): a damaged file stops no other verb
+        settings.keys.encryption_key = read_key(data_dir).ok().flatten();
     }
     if configured_database(settings).is_some() {
         return Ok(());
