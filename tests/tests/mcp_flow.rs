@@ -3,6 +3,10 @@
 //! the code exchange with PKCE, `initialize` and `tools/call echo` over Streamable HTTP (SSE),
 //! refresh, and revocation followed by 401 with strict revocation checks. Discovery, registration,
 //! PKCE and token handling are done by the official Rust MCP SDK (`rmcp`'s OAuth client).
+//!
+//! The same flow also runs against a `sallyport up` started from outside (the quick start as a
+//! newcomer runs it; `.ci/run` does that): `SALLYPORT_E2E_URL` names its MCP URL and
+//! `SALLYPORT_E2E_PASSWORD` the demo password it printed.
 
 use std::net::TcpListener;
 
@@ -47,7 +51,7 @@ fn absolute(base: &str, target: &str) -> String {
 
 /// Plays the person at the browser: follows the authorization URL, signs in, allows, and returns
 /// the redirect to the client's callback.
-async fn browser_consents(authorization_url: &str) -> String {
+async fn browser_consents(authorization_url: &str, password: &str) -> String {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -68,7 +72,7 @@ async fn browser_consents(authorization_url: &str) -> String {
         let html = res.text().await.expect("html");
         let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
         let fields = if form.has_input("password") {
-            form.submission(&[("username", "demo"), ("password", PASSWORD)], None)
+            form.submission(&[("username", "demo"), ("password", password)], None)
         } else {
             assert!(form.has_button("decision", "allow"), "the consent page: {html}");
             form.submission(&[], Some(("decision", "allow")))
@@ -88,22 +92,39 @@ async fn browser_consents(authorization_url: &str) -> String {
 async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
     let db = TestDb::new().await;
     let system = start(&db).await;
+    flow(&system.mcp_url, PASSWORD, RevocationCheck::Strict).await;
+    system.stop().await;
+}
+
+/// The quick start: the same flow against a `sallyport up` that runs already (revocation checks off,
+/// as `up` runs the gateway).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a running `sallyport up` named by SALLYPORT_E2E_URL and SALLYPORT_E2E_PASSWORD (.ci/run)"]
+async fn an_mcp_client_works_with_a_running_sallyport_up() {
+    let need = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    flow(&need("SALLYPORT_E2E_URL"), &need("SALLYPORT_E2E_PASSWORD"), RevocationCheck::Off).await;
+}
+
+/// Discovery, registration, consent, token, refresh and tool calls through the gateway at `mcp_url`
+/// (`<issuer>/mcp`); with strict revocation checks, a revoked token is then refused.
+async fn flow(mcp_url: &str, password: &str, revocation: RevocationCheck) {
+    let issuer_of_url = mcp_url.strip_suffix("/mcp").expect("the MCP URL is <issuer>/mcp");
     let http = reqwest::Client::new();
 
     // 1. no token: 401 with exactly one Bearer challenge naming the PRM and the scope
-    let res = http.post(&system.mcp_url).json(&json!({})).send().await.expect("POST /mcp");
+    let res = http.post(mcp_url).json(&json!({})).send().await.expect("POST /mcp");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let challenges: Vec<_> = res.headers().get_all(WWW_AUTHENTICATE).iter().collect();
     assert_eq!(challenges.len(), 1);
     let challenge = challenges[0].to_str().expect("ascii").to_owned();
-    let params = WWWAuthenticateParams::parse(&challenge, &url::Url::parse(&system.mcp_url).expect("url"));
+    let params = WWWAuthenticateParams::parse(&challenge, &url::Url::parse(mcp_url).expect("url"));
     let prm_url = params.resource_metadata_url.clone().expect("resource_metadata in the challenge");
-    assert_eq!(prm_url.as_str(), format!("{}/.well-known/oauth-protected-resource/mcp", system.issuer));
+    assert_eq!(prm_url.as_str(), format!("{}/.well-known/oauth-protected-resource/mcp", issuer_of_url));
     assert_eq!(params.scope.as_deref(), Some("mcp"));
 
     // 2. protected-resource and authorization-server metadata agree byte for byte
     let prm: Value = http.get(prm_url).send().await.expect("PRM").json().await.expect("json");
-    assert_eq!(prm["resource"], system.mcp_url.as_str());
+    assert_eq!(prm["resource"], mcp_url);
     let issuer = prm["authorization_servers"][0].as_str().expect("issuer").to_owned();
     let asm: Value = http
         .get(format!("{issuer}/.well-known/oauth-authorization-server"))
@@ -117,7 +138,7 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
     assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
 
     // 3. the SDK discovers, registers (RFC 7591) and builds the PKCE authorization URL
-    let mut oauth = OAuthState::new(system.mcp_url.as_str(), None).await.expect("oauth state");
+    let mut oauth = OAuthState::new(mcp_url, None).await.expect("oauth state");
     oauth
         .start_authorization(
             AuthorizationRequest::new(CALLBACK).with_client_name("sallyport e2e").with_challenge(challenge.clone()),
@@ -134,10 +155,10 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
     )
     .expect("json");
     assert_eq!(query["code_challenge_method"], "S256");
-    assert_eq!(query["resource"], system.mcp_url.as_str(), "RFC 8707: the token is bound to the MCP server");
+    assert_eq!(query["resource"], mcp_url, "RFC 8707: the token is bound to the MCP server");
 
     // 4. login and consent, then the SDK redeems the code (it checks `iss`, RFC 9207)
-    let callback = browser_consents(&authorization_url).await;
+    let callback = browser_consents(&authorization_url, password).await;
     assert!(
         callback
             .contains(&format!("iss={}", url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>()))
@@ -155,7 +176,7 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
     // 6. initialize and tools/call through the gateway with the SDK's own transport
     let transport = StreamableHttpClientTransport::with_client(
         AuthClient::new(reqwest::Client::default(), manager),
-        StreamableHttpClientTransportConfig::with_uri(system.mcp_url.as_str()),
+        StreamableHttpClientTransportConfig::with_uri(mcp_url),
     );
     let client = ().serve(transport).await.expect("initialize through the gateway");
     let info = client.peer_info().expect("server info");
@@ -172,7 +193,7 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
 
     // 7. the response streams as SSE through the proxy
     let res = http
-        .post(&system.mcp_url)
+        .post(mcp_url)
         .bearer_auth(&access_token)
         .header("accept", "application/json, text/event-stream")
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -193,12 +214,12 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
         .await
         .expect("revoke");
     assert_eq!(res.status(), StatusCode::OK);
-    let res = http.post(&system.mcp_url).bearer_auth(&access_token).json(&json!({})).send().await.expect("POST /mcp");
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let challenge = res.headers()[WWW_AUTHENTICATE].to_str().expect("ascii").to_owned();
-    assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{challenge}");
-
-    system.stop().await;
+    if revocation == RevocationCheck::Strict {
+        let res = http.post(mcp_url).bearer_auth(&access_token).json(&json!({})).send().await.expect("POST /mcp");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let challenge = res.headers()[WWW_AUTHENTICATE].to_str().expect("ascii").to_owned();
+        assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

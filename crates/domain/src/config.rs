@@ -263,11 +263,13 @@ impl Default for Settings {
     }
 }
 
+/// `database.url` when neither it nor `DATABASE_URL` is set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/sallyport";
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/sallyport".into()),
+            url: std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into()),
             pool_size: 16,
             connect_timeout_ms: 5_000,
             acquire_timeout_ms: 5_000,

@@ -2,5 +2,6 @@
 //! so that tests and benchmarks start the whole system exactly as the command does.
 
 pub mod commands;
+pub mod data_dir;
 pub mod demo_mcp;
 pub mod up;

@@ -92,8 +92,8 @@ fn metadata_request(args: &AddArgs) -> anyhow::Result<ClientMetadataRequest> {
     })
 }
 
-pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(cmd: ClientCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     match cmd {

@@ -31,8 +31,8 @@ pub enum GrantCommand {
     },
 }
 
-pub async fn run(cmd: GrantCommand) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(cmd: GrantCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     match cmd {

@@ -38,8 +38,8 @@ fn at(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(cmd: KeysCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     let now = Utc::now();
@@ -68,9 +68,13 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Rotate { activate_in, alg } => {
-            let kek = settings
-                .encryption_key()
-                .context("keys.encryption_key is required: it seals the new key (SALLYPORT__KEYS__ENCRYPTION_KEY)")?;
+            let kek = settings.encryption_key().with_context(|| {
+                format!(
+                    "keys.encryption_key is required: it seals the new key (SALLYPORT__KEYS__ENCRYPTION_KEY); \
+                     beside `sallyport up` it is read from {}",
+                    crate::data_dir::key_path(data_dir).display()
+                )
+            })?;
             let alg = SigningAlg::parse(alg.as_deref().unwrap_or(&settings.tokens.signing_alg))?;
             if activate_in > 30 * 86_400 {
                 bail!("--activate-in is at most 30 days");

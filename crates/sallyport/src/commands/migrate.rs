@@ -10,8 +10,8 @@ pub struct Args {
     pub revert_all: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(args: Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let url = &settings.database.url;
     if args.pending {
         let pending = domain::db::pending(url).await?;

@@ -1,5 +1,7 @@
 //! The subcommands, one module each.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::Settings;
@@ -15,6 +17,10 @@ mod user;
 #[derive(Debug, Parser)]
 #[command(name = "sallyport", version, about = "Sallyport: an OAuth 2.1 authorization server for MCP servers")]
 pub struct Cli {
+    /// Where `sallyport up` keeps its key-encryption key and, without another database, its own
+    /// PostgreSQL cluster; the other commands find both there.
+    #[arg(long, global = true, default_value = ".sallyport")]
+    pub data_dir: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,22 +51,25 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.data_dir.as_path();
     match cli.command {
-        Command::Migrate(args) => migrate::run(args).await,
-        Command::User(cmd) => user::run(cmd).await,
-        Command::Client(cmd) => client::run(cmd).await,
-        Command::Resource(cmd) => resource::run(cmd).await,
-        Command::Grant(cmd) => grant::run(cmd).await,
+        Command::Migrate(args) => migrate::run(args, dir).await,
+        Command::User(cmd) => user::run(cmd, dir).await,
+        Command::Client(cmd) => client::run(cmd, dir).await,
+        Command::Resource(cmd) => resource::run(cmd, dir).await,
+        Command::Grant(cmd) => grant::run(cmd, dir).await,
         Command::DemoMcp(args) => demo::run(args).await,
-        Command::Up(args) => crate::up::run(args).await,
-        Command::Keys(cmd) => keys::run(cmd).await,
+        Command::Up(args) => crate::up::run(args, dir).await,
+        Command::Keys(cmd) => keys::run(cmd, dir).await,
     }
 }
 
-/// Loads and validates the configuration; the message names the key that is wrong.
-pub fn settings() -> anyhow::Result<Settings> {
-    let settings = Settings::load().context("invalid configuration")?;
+/// Loads and validates the configuration (the message names the key that is wrong), then takes
+/// the database and key of a `sallyport up` in `data_dir` unless configured otherwise.
+pub fn settings(data_dir: &Path) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load().context("invalid configuration")?;
     domain::telemetry::init(&settings.log);
+    crate::data_dir::apply_to_admin(&mut settings, data_dir)?;
     Ok(settings)
 }
 

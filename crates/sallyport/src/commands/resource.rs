@@ -34,8 +34,8 @@ pub enum ResourceCommand {
     Remove { resource: String },
 }
 
-pub async fn run(cmd: ResourceCommand) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(cmd: ResourceCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     match cmd {

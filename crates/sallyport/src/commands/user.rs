@@ -43,8 +43,8 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     }
 }
 
-pub async fn run(cmd: UserCommand) -> anyhow::Result<()> {
-    let settings = super::settings()?;
+pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = super::settings(data_dir)?;
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     let now = chrono::Utc::now();

@@ -1,15 +1,19 @@
 //! `sallyport up`: the whole system on one machine, one command.
 
+mod cluster;
 mod database;
 pub mod system;
 
+use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use base64::Engine;
 use domain::Settings;
 use domain::config::RevocationCheck;
+
+use crate::data_dir;
 
 pub use system::{Options, System};
 
@@ -18,38 +22,57 @@ pub struct Args {
     /// Where the gateway listens; the issuer is then `http://<listen>` and the demo MCP server `http://<listen>/mcp`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where `up` keeps its key-encryption key and, without another database, its own Postgres cluster.
-    #[arg(long, default_value = ".sallyport")]
-    pub data_dir: PathBuf,
+    /// Run a cluster of its own in the data directory even when a server answers on 127.0.0.1:5432
+    /// (`DATABASE_URL` still wins).
+    #[arg(long)]
+    pub own_cluster: bool,
     /// HTTP workers per service.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
 }
 
 /// The key that seals signing keys: from configuration, else kept in the data directory (0600).
-fn encryption_key(settings: &Settings, data_dir: &std::path::Path) -> anyhow::Result<String> {
+fn encryption_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(k) = &settings.keys.encryption_key {
         return Ok(k.clone());
     }
-    let path = data_dir.join("encryption-key");
-    if let Ok(k) = std::fs::read_to_string(&path) {
-        let k = k.trim().to_owned();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(&k).map(|b| b.len());
-        if decoded != Ok(32) {
-            anyhow::bail!(
-                "{} is not a key-encryption key (base64 of 32 bytes); restore it, or delete it to start \
-                 afresh with a new database (signing keys sealed with the old key cannot be read)",
-                path.display()
-            );
-        }
+    if let Some(k) = data_dir::read_key(data_dir)? {
         return Ok(k);
     }
     let mut key = [0u8; 32];
     domain::secret::fill_random(&mut key);
     let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir::key_path(data_dir);
     write_private(&path, &encoded).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(encoded)
+}
+
+/// The data directory, created and made absolute once: every path `up` hands to a child process
+/// (initdb, postgres) derives from it, and a relative one would be read against their working directory.
+fn absolute_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))
+}
+
+/// One `up` per data directory: the lock is held while `up` runs and released by the kernel however
+/// it ends, so a cluster found running while we hold it was left by a killed `up`.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("up.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `sallyport up` runs with the data directory {}: stop it first, or give this one another \
+             --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
@@ -59,7 +82,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     f.write_all(contents.as_bytes())
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let mut base = Settings::load().context("invalid configuration")?;
     domain::telemetry::init(&base.log);
     // the issuer is http://<listen>: only a loopback address makes that an issuer clients can use
@@ -72,13 +95,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let gateway = domain::http::bind(args.listen)?;
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let data_dir = absolute_data_dir(data_dir)?;
+    let _lock = lock_data_dir(&data_dir)?;
     let key_source = match &base.keys.encryption_key {
         Some(_) => "keys.encryption_key (configuration)".to_owned(),
-        None => args.data_dir.join("encryption-key").display().to_string(),
+        None => data_dir::key_path(&data_dir).display().to_string(),
     };
-    base.keys.encryption_key = Some(encryption_key(&base, &args.data_dir)?);
-    let (database_url, found) = database::obtain(&args.data_dir).await?;
+    base.keys.encryption_key = Some(encryption_key(&base, &data_dir)?);
+    let (database_url, found) = database::obtain(&base, &data_dir, args.own_cluster).await?;
     let started = System::start(Options {
         gateway,
         database_url: database_url.clone(),
