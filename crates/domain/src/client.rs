@@ -347,6 +347,10 @@ impl ClientMetadataRequest {
         }
         let jwks = match self.jwks {
             None | Some(serde_json::Value::Null) => None,
+            // jsonb cannot store U+0000 anywhere in a document
+            Some(v) if crate::ident::json_has_nul(&v) => {
+                return Err(metadata_error("jwks contains a NUL character"));
+            }
             Some(v) if v.get("keys").is_some_and(serde_json::Value::is_array) => Some(v),
             Some(_) => return Err(metadata_error("jwks must be a JWK Set: an object with a keys array")),
         };
@@ -605,6 +609,10 @@ mod tests {
             ErrorCode::InvalidClientMetadata
         );
         assert_eq!(code_of(json!({"redirect_uris": "https://a.example/cb"})), ErrorCode::InvalidClientMetadata);
+        assert_eq!(
+            code_of(json!({"redirect_uris": cb, "jwks": {"keys": [{"kty": "EC\u{0}"}]}})),
+            ErrorCode::InvalidClientMetadata
+        );
         let bad = parse_metadata_json(b"not json").expect_err("refused");
         assert_eq!(bad.code, ErrorCode::InvalidClientMetadata);
         let arr = parse_metadata_json(b"[]").expect_err("refused");

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ident;
 pub mod jwt;
 pub mod keys;
 pub mod local_pg;

@@ -26,6 +26,33 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// A token request's `code_verifier`, parsed (RFC 7636 §4.1: `43*128unreserved`); `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeVerifier(String);
+
+impl CodeVerifier {
+    pub fn parse(raw: &str) -> Result<Self, PkceError> {
+        if raw.is_empty() {
+            return Err(PkceError::MissingVerifier);
+        }
+        if !(43..=128).contains(&raw.len()) || !raw.bytes().all(is_unreserved) {
+            return Err(PkceError::MalformedVerifier);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CodeVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeVerifier(<redacted>)")
+    }
+}
+
 /// Checks the authorization request's challenge: present, method S256 (defaulting to `plain` when
 /// absent, RFC 7636 §4.3, which is then refused), and shaped like a base64url SHA-256.
 pub fn validate_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<String, PkceError> {
@@ -47,11 +74,12 @@ pub fn s256(verifier: &str) -> String {
 
 /// Verifies a token request's `code_verifier` against the stored S256 challenge, in constant time.
 pub fn verify(verifier: Option<&str>, challenge: &str) -> Result<(), PkceError> {
-    let verifier = verifier.filter(|v| !v.is_empty()).ok_or(PkceError::MissingVerifier)?;
-    if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(is_unreserved) {
-        return Err(PkceError::MalformedVerifier);
+    let verifier = CodeVerifier::parse(verifier.unwrap_or_default())?;
+    if constant_time_eq(s256(verifier.as_str()).as_bytes(), challenge.as_bytes()) {
+        Ok(())
+    } else {
+        Err(PkceError::Mismatch)
     }
-    if constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) { Ok(()) } else { Err(PkceError::Mismatch) }
 }
 
 #[cfg(test)]

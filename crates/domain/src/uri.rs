@@ -144,7 +144,7 @@ impl fmt::Display for RedirectUri {
 }
 
 /// A protected resource's identifier (RFC 8707 §2), normalised: lowercase scheme and host (by URL
-/// parsing), default port dropped, no fragment, and a single trailing slash removed so that
+/// parsing), default port dropped, no fragment, and trailing slashes removed so that
 /// `https://h/mcp/` and `https://h/` compare equal to `https://h/mcp` and `https://h`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -166,9 +166,9 @@ impl ResourceUri {
             out.push(':');
             out.push_str(&port.to_string());
         }
-        let path = url.path();
-        let path = path.strip_suffix('/').unwrap_or(path);
-        out.push_str(path);
+        // every trailing slash: stripping one would leave `https://h//` as `https://h/`, which
+        // normalises again to something else (found by the property test of idempotence)
+        out.push_str(url.path().trim_end_matches('/'));
         if let Some(q) = url.query() {
             out.push('?');
             out.push_str(q);
@@ -297,6 +297,7 @@ mod tests {
         assert_eq!(n("http://127.0.0.1:8080").as_deref(), Ok("http://127.0.0.1:8080"));
         assert_eq!(n("http://127.0.0.1:8080/").as_deref(), Ok("http://127.0.0.1:8080"));
         assert_eq!(n("https://h.example/mcp/").as_deref(), Ok("https://h.example/mcp"));
+        assert_eq!(n("https://h.example//").as_deref(), Ok("https://h.example"));
         assert_eq!(n("https://h.example/a/b?x=1").as_deref(), Ok("https://h.example/a/b?x=1"));
         assert_eq!(n("https://h.example/mcp#x"), Err(UriError::Fragment));
         assert_eq!(n("mcp"), Err(UriError::NotAbsolute));

@@ -7,6 +7,7 @@ mod api {
     mod bearer;
     mod cors;
     mod limits;
+    mod malformed;
     mod proxy;
     mod revocation;
     mod routing;

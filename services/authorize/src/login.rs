@@ -10,12 +10,10 @@ use domain::clock::{Clock, after};
 use domain::config::LoginSettings;
 use domain::db::Pool;
 use domain::error::OAuthError;
+use domain::ident::{Password, Username};
 use domain::store::users;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
-
-/// Longest password we spend argon2 on; the CLI refuses longer ones anyway.
-const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// What the login form sent.
 pub struct Credentials<'a> {
@@ -108,14 +106,14 @@ impl Authenticator for LocalPasswords {
         credentials: Credentials<'a>,
     ) -> BoxFuture<'a, Result<AuthenticatedUser, LoginError>> {
         Box::pin(async move {
-            if credentials.username.is_empty()
-                || credentials.username.len() > 256
-                || credentials.password.is_empty()
-                || credentials.password.len() > MAX_PASSWORD_BYTES
-            {
+            // parsed before anything else: a name Postgres cannot hold (NUL) or no page can show
+            // is an ordinary failed sign-in, never a query
+            let (Ok(username), Ok(password)) =
+                (Username::parse(credentials.username), Password::parse(credentials.password))
+            else {
                 return Err(LoginError::Rejected);
-            }
-            self.check(credentials.username, credentials.password).await
+            };
+            self.check(username.as_str(), password.expose()).await
         })
     }
 }

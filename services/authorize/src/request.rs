@@ -74,12 +74,18 @@ pub fn target(params: &AuthzParams, client: Option<Arc<Client>>) -> Result<Targe
     if params.repeated.contains(&"client_id") {
         return Err(page("The request names more than one client_id."));
     }
+    if params.malformed.contains(&"client_id") {
+        return Err(page("The request's client_id is malformed."));
+    }
     if params.client_id.is_none() {
         return Err(page("The request names no application (client_id is missing)."));
     }
     let client = client.ok_or_else(|| page("The application is not registered here (unknown client_id)."))?;
     if params.repeated.contains(&"redirect_uri") {
         return Err(page("The request carries more than one redirect_uri."));
+    }
+    if params.malformed.contains(&"redirect_uri") {
+        return Err(page("The request's redirect_uri is malformed."));
     }
     let presented = params.redirect_uri.as_deref();
     let redirect = client.resolve_redirect(presented).ok_or_else(|| match presented {
@@ -107,6 +113,10 @@ pub fn validate(params: &AuthzParams, target: Target, all: &[Resource]) -> Resul
     if let Some(name) = params.repeated.first() {
         // RFC 6749 §3.1: request parameters must not be included more than once
         return fail(&target, OAuthError::invalid_request(format!("{name} was sent more than once")));
+    }
+    if let Some(name) = params.malformed.first() {
+        // RFC 6749 §4.1.2.1: a malformed parameter is invalid_request; a malformed state is not echoed
+        return fail(&target, OAuthError::invalid_request(format!("{name} is malformed")));
     }
     if params.request_object {
         return fail(&target, OAuthError::invalid_request("request objects (request, request_uri) are not supported"));

@@ -8,5 +8,6 @@ mod api {
     mod failures;
     mod flow;
     mod login;
+    mod malformed;
     mod sessions;
 }

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
 use domain::client::Client;
 use domain::error::quote;
+use domain::ident::ClientId;
 use domain::secret::SecretHash;
 use domain::store::clients::{self, ClientRow};
 use domain::{ErrorCode, OAuthError};
@@ -92,10 +93,13 @@ async fn authenticate(req: &HttpRequest) -> Result<ManagedClient, OAuthError> {
     state.spend_budget(req)?;
     let token = bearer(req.headers()).ok_or_else(|| invalid_token("a registration access token is required"))?;
     let presented = SecretHash::of(token);
+    // RFC 7592 §2.1: a path that cannot name a client (invalid UTF-8, NUL, …) is answered like
+    // an unknown client, and never reaches a query
     let client_id = web::Path::<String>::extract(req)
         .await
-        .map_err(|_| invalid_token("the registration access token is not valid for this client"))?
-        .into_inner();
+        .ok()
+        .and_then(|id| ClientId::parse(&id).ok())
+        .ok_or_else(|| invalid_token("the registration access token is not valid for this client"))?;
     let row = {
         let mut conn = state.ctx.pool.get().await?;
         clients::find_row(&mut conn, &client_id).await?

@@ -5,6 +5,8 @@
 
 #[path = "api/common.rs"]
 mod common;
+#[path = "api/malformed.rs"]
+mod malformed;
 #[path = "api/management.rs"]
 mod management;
 #[path = "api/metadata_documents.rs"]

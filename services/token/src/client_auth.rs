@@ -7,7 +7,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
 use domain::OAuthError;
 use domain::client::Client;
-use domain::secret::SecretHash;
+use domain::ident::{ClientId, PresentedSecret};
 
 use std::sync::Arc;
 
@@ -28,10 +28,10 @@ pub fn invalid_client(description: &'static str) -> OAuthError {
     OAuthError::invalid_client(description).with_challenge(CHALLENGE)
 }
 
-/// What the client presented; the secret is `None` for a public client (or an empty secret).
+/// What the client presented, parsed; the secret is `None` for a public client (or an empty secret).
 pub struct Credentials {
-    pub client_id: String,
-    pub secret: Option<String>,
+    pub client_id: ClientId,
+    pub secret: Option<PresentedSecret>,
     pub via_basic: bool,
 }
 
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("client_id", &self.client_id)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret", &self.secret)
             .field("via_basic", &self.via_basic)
             .finish()
     }
@@ -59,7 +59,7 @@ pub fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAut
             if body_secret.is_some() {
                 return Err(invalid_client("the client used more than one authentication method"));
             }
-            if body_id.is_some_and(|id| id != client_id) {
+            if body_id.is_some_and(|id| id != client_id.as_str()) {
                 return Err(invalid_client("client_id differs from the authenticated client"));
             }
             Ok(Credentials { client_id, secret, via_basic: true })
@@ -67,17 +67,26 @@ pub fn credentials(headers: &HeaderMap, form: &Form) -> Result<Credentials, OAut
         None => {
             let client_id = body_id.ok_or_else(|| invalid_client("client authentication is required"))?;
             Ok(Credentials {
-                client_id: client_id.to_owned(),
-                secret: body_secret.map(str::to_owned),
+                client_id: parse_client_id(client_id)?,
+                secret: body_secret.map(parse_secret).transpose()?,
                 via_basic: false,
             })
         }
     }
 }
 
+/// RFC 6749 §5.2: a client id that cannot be one names no client, so it is `invalid_client`.
+fn parse_client_id(raw: &str) -> Result<ClientId, OAuthError> {
+    ClientId::parse(raw).map_err(|_| invalid_client("client_id is malformed (RFC 6749 Appendix A.1)"))
+}
+
+fn parse_secret(raw: &str) -> Result<PresentedSecret, OAuthError> {
+    PresentedSecret::parse(raw).map_err(|_| invalid_client("client_secret is malformed (RFC 6749 Appendix A.2)"))
+}
+
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1). Another scheme (e.g. a
 /// stray Bearer) is not client authentication and is ignored.
-fn parse_basic(value: &str) -> Result<Option<(String, Option<String>)>, OAuthError> {
+fn parse_basic(value: &str) -> Result<Option<(ClientId, Option<PresentedSecret>)>, OAuthError> {
     let Some((scheme, rest)) = value.trim().split_once(' ') else {
         return Ok(None);
     };
@@ -91,7 +100,8 @@ fn parse_basic(value: &str) -> Result<Option<(String, Option<String>)>, OAuthErr
     if client_id.is_empty() {
         return Err(invalid_client("malformed Basic credentials"));
     }
-    Ok(Some((client_id, Some(secret).filter(|s| !s.is_empty()))))
+    let secret = Some(secret).filter(|s| !s.is_empty()).as_deref().map(parse_secret).transpose()?;
+    Ok(Some((parse_client_id(&client_id)?, secret)))
 }
 
 /// Checks the presented secret against the client: a confidential client must present its
@@ -103,7 +113,7 @@ pub fn verify(client: &Client, creds: &Credentials, now: DateTime<Utc>) -> Resul
         (None, _) => Err(invalid_client("a public client has no secret")),
         (Some(_), None) => Err(invalid_client("client authentication failed")),
         (Some(stored), Some(secret)) => {
-            if !SecretHash::of(secret).matches(stored) {
+            if !secret.hash().matches(stored) {
                 return Err(invalid_client("client authentication failed"));
             }
             if client.secret_expires_at.is_some_and(|at| at <= now) {
@@ -147,16 +157,16 @@ mod tests {
     #[test]
     fn basic_is_form_decoded() {
         let c = credentials(&headers(Some(&basic("my%20client", "s%3Ae+t"))), &form("")).expect("creds");
-        assert_eq!(c.client_id, "my client");
-        assert_eq!(c.secret.as_deref(), Some("s:e t"));
+        assert_eq!(c.client_id.as_str(), "my client");
+        assert_eq!(c.secret.as_ref().map(PresentedSecret::expose), Some("s:e t"));
         assert!(c.via_basic);
         // a secret containing ':' after the first one, unencoded, is still the rest of the string
         let c = credentials(&headers(Some(&basic("id", "a:b"))), &form("")).expect("creds");
-        assert_eq!(c.secret.as_deref(), Some("a:b"));
+        assert_eq!(c.secret.as_ref().map(PresentedSecret::expose), Some("a:b"));
         let unpadded = basic("a", "");
         assert!(unpadded.ends_with('='));
         let c = credentials(&headers(Some(unpadded.trim_end_matches('='))), &form("")).expect("unpadded");
-        assert_eq!(c.client_id, "a");
+        assert_eq!(c.client_id.as_str(), "a");
         assert!(c.secret.is_none(), "empty secret is absent");
     }
 
@@ -174,7 +184,10 @@ mod tests {
     #[test]
     fn post_and_none() {
         let c = credentials(&headers(None), &form("client_id=a&client_secret=b")).expect("post");
-        assert_eq!((c.client_id.as_str(), c.secret.as_deref(), c.via_basic), ("a", Some("b"), false));
+        assert_eq!(
+            (c.client_id.as_str(), c.secret.as_ref().map(PresentedSecret::expose), c.via_basic),
+            ("a", Some("b"), false)
+        );
         let c = credentials(&headers(None), &form("client_id=a&client_secret=")).expect("none");
         assert!(c.secret.is_none());
         assert_eq!(credentials(&headers(None), &form("")).expect_err("nothing").code, ErrorCode::InvalidClient);
@@ -182,6 +195,27 @@ mod tests {
         assert!(credentials(&headers(Some("Bearer x")), &form("client_id=a")).is_ok());
         for bad in ["Basic !!!", "Basic Zm9v", "Basic OnNlY3JldA=="] {
             assert_eq!(credentials(&headers(Some(bad)), &form("")).expect_err(bad).code, ErrorCode::InvalidClient);
+        }
+    }
+
+    #[test]
+    fn malformed_ids_and_secrets_are_invalid_client() {
+        let basic_bytes = |raw: &[u8]| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw));
+        let cases = [
+            (headers(Some(&basic("a%00b", "s"))), form("")),
+            (headers(Some(&basic_bytes(b"a\0b:s"))), form("")),
+            (headers(Some(&basic_bytes(b"\xff\xfe:s"))), form("")),
+            (headers(Some(&basic("id", "s%0Ds"))), form("")),
+            (headers(None), form("client_id=%00")),
+            (headers(None), form("client_id=%C3%28")),
+            (headers(None), form("client_id=a%0D%0Ab")),
+            (headers(None), form("client_id=a&client_secret=%00")),
+            (headers(None), form(&format!("client_id={}", "a".repeat(9000)))),
+        ];
+        for (h, f) in cases {
+            let err = credentials(&h, &f).expect_err("malformed");
+            assert_eq!(err.code, ErrorCode::InvalidClient, "{f:?}");
+            assert_eq!(err.challenge.as_deref(), Some(CHALLENGE));
         }
     }
 }

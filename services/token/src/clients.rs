@@ -15,6 +15,7 @@ use domain::cimd::{MetadataDocuments, is_document_url};
 use domain::client::{Client, MetadataPolicy};
 use domain::config::Settings;
 use domain::error::ErrorCode;
+use domain::ident::ClientId;
 use domain::registry::ResourceRegistry;
 use domain::scope::Scopes;
 use domain::{OAuthError, Pool};
@@ -44,14 +45,16 @@ impl ClientDirectory {
         Self { cache: quick_cache::sync::Cache::new(CAPACITY), documents }
     }
 
-    /// The client, or 401 `invalid_client` when no such client exists.
+    /// The client, or 401 `invalid_client` when no such client exists. The id was parsed at the
+    /// edge, so only a well-formed one reaches the cache, a fetch or a query.
     pub async fn get(
         &self,
         pool: &Pool,
         registry: &ResourceRegistry,
         settings: &Settings,
-        client_id: &str,
+        client_id: &ClientId,
     ) -> Result<Arc<Client>, OAuthError> {
+        let client_id = client_id.as_str();
         if is_document_url(client_id) {
             let policy = policy(settings, &registry.supported_scopes(pool).await?);
             return self.documents.resolve(pool, client_id, &policy).await.map_err(|e| match e.code {

@@ -62,6 +62,28 @@ impl Form {
         self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("the parameter {name} is required")))
     }
 
+    /// A parameter parsed into its protocol type; one that cannot be is `invalid_request`
+    /// (RFC 6749 §5.2: "otherwise malformed"), before it reaches a query.
+    pub fn parsed<'a, T, E: std::fmt::Display>(
+        &'a self,
+        name: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Result<Option<T>, OAuthError> {
+        self.get(name)
+            .map(|v| parse(v).map_err(|e| OAuthError::invalid_request(format!("the parameter {name} {e}"))))
+            .transpose()
+    }
+
+    /// A parameter that must be present, parsed like [`Form::parsed`].
+    pub fn require_parsed<'a, T, E: std::fmt::Display>(
+        &'a self,
+        name: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Result<T, OAuthError> {
+        self.parsed(name, parse)?
+            .ok_or_else(|| OAuthError::invalid_request(format!("the parameter {name} is required")))
+    }
+
     /// Every value of a repeatable parameter.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
@@ -140,6 +162,21 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert!(Form::parse(b"client_secret=&client_secret=x").is_ok(), "an empty repeat is absent");
         assert!(Form::parse(b"").expect("empty").get("x").is_none());
+    }
+
+    #[test]
+    fn parsed_parameters() {
+        let f = Form::parse(b"code=a%00b&state=ok").expect("parse");
+        let err = f.require_parsed("code", domain::ident::PresentedSecret::parse).expect_err("NUL");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(err.description.is_some_and(|d| d.contains("code")));
+        assert_eq!(
+            f.parsed("state", |v| domain::ident::vschar(v, 5).map(str::to_owned)).expect("ok").as_deref(),
+            Some("ok")
+        );
+        assert!(f.parsed("absent", domain::ident::PresentedSecret::parse).expect("absent").is_none());
+        let missing = f.require_parsed("absent", domain::ident::PresentedSecret::parse).expect_err("missing");
+        assert_eq!(missing.code, ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::OAuthError;
+use domain::ident::PresentedSecret;
 use domain::jwt::{AccessTokenClaims, Expectations};
-use domain::secret::{SecretHash, SecretKind};
+use domain::secret::SecretKind;
 use domain::store::refresh_tokens::{self, RefreshTokenRow};
 
 use crate::State;
@@ -34,7 +35,14 @@ pub enum Found {
 }
 
 /// Looks the token up in the hinted order.
-pub async fn find(state: &State, token: &str, hint: Option<&str>, now: DateTime<Utc>) -> Result<Found, OAuthError> {
+pub async fn find(
+    state: &State,
+    token: &PresentedSecret,
+    hint: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Found, OAuthError> {
+    let presented = token;
+    let token = token.expose();
     for kind in search_order(hint) {
         match kind {
             Kind::AccessToken => {
@@ -45,7 +53,7 @@ pub async fn find(state: &State, token: &str, hint: Option<&str>, now: DateTime<
             // only strings shaped like our refresh tokens are worth a query
             Kind::RefreshToken if token.starts_with(SecretKind::RefreshToken.prefix()) => {
                 let mut conn = state.pool.get().await?;
-                if let Some(row) = refresh_tokens::find_by_hash(&mut conn, SecretHash::of(token).as_bytes()).await? {
+                if let Some(row) = refresh_tokens::find_by_hash(&mut conn, presented.hash().as_bytes()).await? {
                     return Ok(Found::Refresh(Box::new(row)));
                 }
             }

@@ -11,6 +11,8 @@ mod code;
 mod introspect;
 #[path = "api/keys.rs"]
 mod keys;
+#[path = "api/malformed.rs"]
+mod malformed;
 #[path = "api/refresh.rs"]
 mod refresh;
 #[path = "api/revoke.rs"]

@@ -9,11 +9,13 @@ use diesel_async::AsyncConnection;
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
 use domain::clock::after;
-use domain::secret::{PlainSecret, SecretHash, SecretKind};
+use domain::ident::{self, PresentedSecret};
+use domain::pkce::CodeVerifier;
+use domain::secret::{PlainSecret, SecretKind};
 use domain::store::codes::{self, CodeRow, Redemption};
 use domain::store::refresh_tokens::{self, RefreshTokenRow};
 use domain::store::revocations::GrantRevocation;
-use domain::uri::ResourceUri;
+use domain::uri::{MAX_URI_LEN, ResourceUri};
 use uuid::Uuid;
 
 use super::{Caller, keep_revoked_until, offered_by, require_grant, revoke_family};
@@ -36,14 +38,14 @@ pub async fn exchange(
     caller: &Caller,
 ) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::AuthorizationCode)?;
-    let code = form.require("code")?;
+    let code = form.require_parsed("code", PresentedSecret::parse)?;
     // RFC 7636 §4.5: every code here was issued with a challenge, so the verifier is required
-    let verifier = form.require("code_verifier")?;
-    let redirect_uri = form.get("redirect_uri");
+    let verifier = form.require_parsed("code_verifier", CodeVerifier::parse)?;
+    let redirect_uri = form.parsed("redirect_uri", |v| ident::vschar(v, MAX_URI_LEN))?;
     let resources = rules::requested_resources(form.all("resource"))?;
     let offered = offered_by(state, &resources).await?;
     let now = state.clock.now();
-    let hash = SecretHash::of(code);
+    let hash = code.hash();
     let refresh = client.allows_grant(GrantType::RefreshToken).then(|| PlainSecret::generate(SecretKind::RefreshToken));
     let tokens = &state.settings.tokens;
 
@@ -55,7 +57,7 @@ pub async fn exchange(
                 Redemption::Replayed(row) => return Ok(Outcome::Replayed(Box::new(row))),
                 Redemption::Fresh(row) => row,
             };
-            let audience = match check(&row, client, redirect_uri, verifier, &resources, now) {
+            let audience = match check(&row, client, redirect_uri, &verifier, &resources, now) {
                 Ok(audience) => audience,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
@@ -126,7 +128,7 @@ fn check(
     row: &CodeRow,
     client: &Client,
     redirect_uri: Option<&str>,
-    verifier: &str,
+    verifier: &CodeVerifier,
     requested: &[ResourceUri],
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, OAuthError> {
@@ -137,7 +139,7 @@ fn check(
         return Err(OAuthError::invalid_grant("the code has expired"));
     }
     rules::check_redirect_uri(&row.redirect_uri, row.redirect_uri_sent, redirect_uri)?;
-    domain::pkce::verify(Some(verifier), &row.code_challenge)
+    domain::pkce::verify(Some(verifier.as_str()), &row.code_challenge)
         .map_err(|e| OAuthError::invalid_grant(format!("PKCE: {e}")))?;
     let granted: Vec<String> = row.resources.iter().flatten().cloned().collect();
     rules::narrow_audience(requested, &granted)

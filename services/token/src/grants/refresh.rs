@@ -9,8 +9,9 @@ use diesel_async::AsyncPgConnection;
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
 use domain::clock::after;
+use domain::ident::PresentedSecret;
 use domain::scope::Scopes;
-use domain::secret::{PlainSecret, SecretHash, SecretKind};
+use domain::secret::{PlainSecret, SecretKind};
 use domain::store::refresh_tokens::{self, Rotation};
 use domain::store::revocations::{self, GrantRevocation};
 use domain::uri::ResourceUri;
@@ -29,7 +30,7 @@ pub async fn exchange(
     caller: &Caller,
 ) -> Result<TokenResponse, OAuthError> {
     require_grant(client, GrantType::RefreshToken)?;
-    let presented = form.require("refresh_token")?;
+    let presented = form.require_parsed("refresh_token", PresentedSecret::parse)?;
     let scope = rules::requested_scope(form.get("scope"))?;
     let resources = rules::requested_resources(form.all("resource"))?;
     let offered = offered_by(state, &resources).await?;
@@ -37,7 +38,7 @@ pub async fn exchange(
     let now = state.clock.now();
     let next = PlainSecret::generate(SecretKind::RefreshToken);
     let rotation = Rotation {
-        presented_hash: SecretHash::of(presented).to_vec(),
+        presented_hash: presented.hash().to_vec(),
         client_id: client.client_id.clone(),
         scopes: scope.as_ref().map(Scopes::to_vec).unwrap_or_default(),
         resources: resources.iter().map(|r| r.as_str().to_owned()).collect(),

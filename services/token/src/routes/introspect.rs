@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::OAuthError;
 use domain::error::ErrorCode;
+use domain::ident::{self, PresentedSecret};
 use domain::jwt::Audience;
 use domain::store::{revocations, users};
 use serde::Serialize;
@@ -52,10 +53,11 @@ pub async fn introspect(
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not introspect tokens")
             .with_status(StatusCode::FORBIDDEN));
     }
-    let token = form.require("token")?;
+    let token = form.require_parsed("token", PresentedSecret::parse)?;
+    let hint = form.parsed("token_type_hint", |v| ident::vschar(v, ident::MAX_NAME_LEN))?;
     let now = state.clock.now();
     let inactive = Introspection::default();
-    let answer = match inspect::find(&state, token, form.get("token_type_hint"), now).await? {
+    let answer = match inspect::find(&state, &token, hint, now).await? {
         Found::Nothing => inactive,
         Found::Access(claims) => {
             let mut conn = state.pool.get().await?;

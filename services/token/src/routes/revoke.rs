@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::DateTime;
 use domain::OAuthError;
 use domain::error::ErrorCode;
+use domain::ident::{self, PresentedSecret};
 use domain::store::revocations::{self, GrantRevocation, RevokedAccessTokenRow};
 
 use crate::State;
@@ -21,11 +22,12 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::read(&req, payload).await?;
     let client = authenticate(&state, req.headers(), &form).await?;
-    let token = form.require("token")?;
+    let token = form.require_parsed("token", PresentedSecret::parse)?;
+    let hint = form.parsed("token_type_hint", |v| ident::vschar(v, ident::MAX_NAME_LEN))?;
     let now = state.clock.now();
     // RFC 7009 §2.1: the token must have been issued to the client asking
     let not_yours = || OAuthError::new(ErrorCode::UnauthorizedClient, "the token was not issued to this client");
-    match inspect::find(&state, token, form.get("token_type_hint"), now).await? {
+    match inspect::find(&state, &token, hint, now).await? {
         Found::Nothing => {}
         Found::Refresh(row) => {
             if row.client_id != client.client_id {

@@ -114,7 +114,8 @@ async fn every_check_of_a_code_exchange() {
     assert_eq!(refused(&env, &client, spec, &[("code", Some("spac_unknown"))]).await, bad("invalid_grant"));
     let other_verifier = "x".repeat(50);
     assert_eq!(refused(&env, &client, spec, &[("code_verifier", Some(&other_verifier))]).await, bad("invalid_grant"));
-    assert_eq!(refused(&env, &client, spec, &[("code_verifier", Some("short"))]).await, bad("invalid_grant"));
+    // a verifier outside RFC 7636 §4.1's syntax is a malformed request (RFC 6749 §5.2), refused before the code is spent
+    assert_eq!(refused(&env, &client, spec, &[("code_verifier", Some("short"))]).await, bad("invalid_request"));
     assert_eq!(refused(&env, &client, spec, &[("code_verifier", None)]).await, bad("invalid_request"));
     assert_eq!(refused(&env, &client, spec, &[("code", None)]).await, bad("invalid_request"));
     // RFC 6749 §4.1.3: redirect_uri repeated when it was sent, identical when present
