@@ -103,6 +103,11 @@ impl ClientSource {
         }
     }
 
+    /// Registered itself (RFC 7591 or a metadata document): anyone on the network may have made it.
+    pub fn is_self_registered(self) -> bool {
+        self != Self::Admin
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "dynamic" => Some(Self::Dynamic),
@@ -181,6 +186,19 @@ impl ClientMetadata {
         }
         detail
     }
+}
+
+/// Clients that registered themselves act for a user, never as themselves: a token without a user
+/// (client_credentials) is for clients an operator made (`sallyport client add`). Registration and
+/// RFC 7592 updates refuse the grant with this error.
+pub fn refuse_machine_grant(metadata: &ClientMetadata) -> Result<(), OAuthError> {
+    if metadata.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(metadata_error(
+            "client_credentials is not available to self-registered clients: a token without a user is only \
+             for clients an operator creates (sallyport client add --grant-type client_credentials)",
+        ));
+    }
+    Ok(())
 }
 
 /// What the deployment allows a client to register.
@@ -403,7 +421,9 @@ impl Client {
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
+        // a self-registered client never gets a token without a user, whatever an old row says
         self.metadata.grant_types.contains(&grant)
+            && !(grant == GrantType::ClientCredentials && self.source.is_self_registered())
     }
 
     /// The registered redirect URI that `presented` matches; when none is presented, the only one

@@ -161,6 +161,10 @@ pub struct ResourceSettings {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub documentation: Option<String>,
+    /// Tokens without a user (client_credentials of an operator-made client) are issued for it and
+    /// accepted by the gateway. Off: every token must name a user.
+    #[serde(default)]
+    pub accept_machine_tokens: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -41,6 +41,7 @@ pub fn base_settings(db: &TestDb) -> Settings {
         name: "MCP".into(),
         scopes: vec!["mcp".into(), "mcp:admin".into()],
         documentation: None,
+        accept_machine_tokens: true,
     }];
     s
 }
@@ -52,6 +53,7 @@ pub fn with_files(s: &mut Settings) {
         name: "Files".into(),
         scopes: vec!["files".into()],
         documentation: None,
+        accept_machine_tokens: false,
     });
 }
 
