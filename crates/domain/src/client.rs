@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RegistrationSettings;
 use crate::error::{ErrorCode, OAuthError};
+use crate::redact::SecretString;
 use crate::scope::Scopes;
 use crate::uri::{RedirectUri, validate_info_url};
 
@@ -140,7 +141,7 @@ pub struct ClientMetadataRequest {
     /// Only meaningful in RFC 7592 updates and metadata documents, where it must equal the client's id.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send its current secret back in an update; it must match.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
 }
 
 /// Validated metadata, as stored and echoed.
@@ -450,12 +451,12 @@ impl Client {
 pub struct ClientInformation {
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     pub client_id_issued_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_access_token: Option<String>,
+    pub registration_access_token: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_client_uri: Option<String>,
     pub redirect_uris: Vec<String>,
