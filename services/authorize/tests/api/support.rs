@@ -134,7 +134,10 @@ pub async fn add_client(
     .validate(&policy)
     .expect("valid client");
     let id = uuid::Uuid::new_v4().to_string();
-    let row = clients::ClientRow::new(id.clone(), source, &metadata, Utc::now());
+    let mut row = clients::ClientRow::new(id.clone(), source, &metadata, Utc::now());
+    if auth_method != "none" {
+        row.client_secret_hash = Some(domain::secret::SecretHash::of("spcs_test-secret").to_vec());
+    }
     clients::insert(&mut pool.get().await.expect("conn"), &row).await.expect("insert client");
     id
 }
