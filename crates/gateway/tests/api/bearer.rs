@@ -97,6 +97,17 @@ async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
             c.gid = None;
         })
     };
+    // /form's resource accepts them through `sallyport resource add --accept-machine-tokens` (a row
+    // the registry reads, cached for seconds: written before the first machine token arrives)
+    let row = domain::store::resources::ResourceRow {
+        resource: s.url("/form"),
+        name: "added at run time".into(),
+        scopes: vec![Some("mcp".into())],
+        documentation_url: None,
+        created_at: chrono::Utc::now(),
+        accept_machine_tokens: true,
+    };
+    domain::store::resources::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("row");
     // /mcp: its resource says nothing, so it needs a user
     let res = s.get_with("/mcp/echo", &machine(s.url("/mcp"))).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -120,16 +131,6 @@ async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
     assert_eq!(seen["headers"]["x-sallyport-subject"], serde_json::json!(["batch-job"]));
     assert_eq!(seen["headers"]["x-sallyport-subject-type"], serde_json::json!(["client"]));
 
-    // /form's resource accepts them through `sallyport resource add --accept-machine-tokens`
-    let row = domain::store::resources::ResourceRow {
-        resource: s.url("/form"),
-        name: "added at run time".into(),
-        scopes: vec![Some("mcp".into())],
-        documentation_url: None,
-        created_at: chrono::Utc::now(),
-        accept_machine_tokens: true,
-    };
-    domain::store::resources::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("row");
     let res = s.get_with("/form/echo", &machine(s.url("/form"))).await;
     assert_eq!(res.status(), StatusCode::OK, "the registry's row counts");
 
