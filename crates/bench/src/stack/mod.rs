@@ -230,7 +230,7 @@ impl Stack {
     async fn seed_machine_client(&self, db_url: &str) -> anyhow::Result<()> {
         use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
         use domain::store::clients;
-        let scopes = domain::scope::Scopes::parse(super::SCOPE)?;
+        let scopes = domain::scope::Scopes::parse(SCOPE)?;
         let policy =
             MetadataPolicy { max_redirect_uris: 1, default_scopes: scopes.clone(), allowed_scopes: scopes.clone() };
         let metadata = ClientMetadataRequest {
