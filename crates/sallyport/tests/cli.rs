@@ -117,9 +117,13 @@ async fn operators_manage_resources() {
         "files:write",
         "--documentation",
         "https://docs.example/files",
+        "--accept-machine-tokens",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("https://files.example/api"), "normalised: {}", text(&out));
+    assert!(text(&out).contains("tokens without a user: accepted"), "{}", text(&out));
+    let rows = domain::store::resources::list(&mut *db.conn().await).await.expect("rows");
+    assert!(rows[0].accept_machine_tokens, "stored");
     let list = text(&run(&["resource", "list"]));
     assert!(list.contains("https://files.example/api\tdatabase\tfiles files:write\tFiles"), "{list}");
     // the scope it offers can now be given to a client
