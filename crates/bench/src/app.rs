@@ -174,6 +174,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
             Some(stack.gateway_targets()?),
         )?;
         b.access_token = args.access_token.clone();
+        b.machine_client = Some(stack.machine.clone());
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
         anyhow::Ok(b)

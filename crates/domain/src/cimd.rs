@@ -261,6 +261,7 @@ impl MetadataDocuments {
         }
         let request = ClientMetadataRequest { token_endpoint_auth_method: Some("none".into()), ..request };
         let metadata = request.validate(policy).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        crate::client::refuse_machine_grant(&metadata).map_err(|e| CimdError::Invalid(e.to_string()))?;
         debug_assert_eq!(metadata.token_endpoint_auth_method, AuthMethod::None);
         if metadata.redirect_uris.is_empty() {
             return Err(CimdError::Invalid("redirect_uris is required".into()));

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RegistrationSettings;
 use crate::error::{ErrorCode, OAuthError};
+use crate::redact::SecretString;
 use crate::scope::Scopes;
 use crate::uri::{RedirectUri, validate_info_url};
 
@@ -103,6 +104,11 @@ impl ClientSource {
         }
     }
 
+    /// Registered itself (RFC 7591 or a metadata document): anyone on the network may have made it.
+    pub fn is_self_registered(self) -> bool {
+        self != Self::Admin
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "dynamic" => Some(Self::Dynamic),
@@ -135,7 +141,7 @@ pub struct ClientMetadataRequest {
     /// Only meaningful in RFC 7592 updates and metadata documents, where it must equal the client's id.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send its current secret back in an update; it must match.
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
 }
 
 /// Validated metadata, as stored and echoed.
@@ -181,6 +187,19 @@ impl ClientMetadata {
         }
         detail
     }
+}
+
+/// Clients that registered themselves act for a user, never as themselves: a token without a user
+/// (client_credentials) is for clients an operator made (`sallyport client add`). Registration and
+/// RFC 7592 updates refuse the grant with this error.
+pub fn refuse_machine_grant(metadata: &ClientMetadata) -> Result<(), OAuthError> {
+    if metadata.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(metadata_error(
+            "client_credentials is not available to self-registered clients: a token without a user is only \
+             for clients an operator creates (sallyport client add --grant-type client_credentials)",
+        ));
+    }
+    Ok(())
 }
 
 /// What the deployment allows a client to register.
@@ -407,7 +426,9 @@ impl Client {
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
+        // a self-registered client never gets a token without a user, whatever an old row says
         self.metadata.grant_types.contains(&grant)
+            && !(grant == GrantType::ClientCredentials && self.source.is_self_registered())
     }
 
     /// The registered redirect URI that `presented` matches; when none is presented, the only one
@@ -434,12 +455,12 @@ impl Client {
 pub struct ClientInformation {
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     pub client_id_issued_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_access_token: Option<String>,
+    pub registration_access_token: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_client_uri: Option<String>,
     pub redirect_uris: Vec<String>,

@@ -21,6 +21,21 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+// `Debug` of the sections that hold a secret (issue 13): the secret is never printed
+macro_rules! debug_redacted {
+    ($ty:ident, [$($secret:literal),*]) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                crate::redact::debug_settings(f, stringify!($ty), self, &[$($secret),*])
+            }
+        }
+    };
+}
+debug_redacted!(DatabaseSettings, []);
+debug_redacted!(KeySettings, ["encryption_key"]);
+debug_redacted!(RegistrationSettings, ["initial_access_token"]);
+debug_redacted!(GatewaySettings, ["introspection_client_secret"]);
+
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
 }
@@ -50,7 +65,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
@@ -96,7 +111,7 @@ pub struct TokenSettings {
     pub signing_alg: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeySettings {
     /// Base64 of 32 random bytes: the AES-256-GCM key that seals signing keys at rest.
@@ -123,7 +138,7 @@ pub struct LoginSettings {
     pub per_ip_per_minute: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrationSettings {
     /// When set, RFC 7591 §3 registration requires this initial access token as a Bearer token.
@@ -161,6 +176,10 @@ pub struct ResourceSettings {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub documentation: Option<String>,
+    /// Tokens without a user (client_credentials of an operator-made client) are issued for it and
+    /// accepted by the gateway. Off: every token must name a user.
+    #[serde(default)]
+    pub accept_machine_tokens: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -175,7 +194,7 @@ pub enum RevocationCheck {
     Strict,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
     pub routes: Vec<RouteSettings>,

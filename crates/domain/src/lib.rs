@@ -15,6 +15,7 @@ pub mod local_pg;
 pub mod password;
 pub mod pkce;
 pub mod ratelimit;
+pub mod redact;
 pub mod registry;
 pub mod schema;
 pub mod scope;

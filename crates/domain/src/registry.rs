@@ -17,6 +17,8 @@ pub struct Resource {
     pub name: String,
     pub scopes: Scopes,
     pub documentation: Option<String>,
+    /// Whether tokens without a user (client_credentials) are issued for it and accepted.
+    pub accept_machine_tokens: bool,
 }
 
 impl Resource {
@@ -26,6 +28,7 @@ impl Resource {
             name: s.name.clone(),
             scopes: Scopes::from_tokens(&s.scopes).map_err(|e| e.to_string())?,
             documentation: s.documentation.clone(),
+            accept_machine_tokens: s.accept_machine_tokens,
         })
     }
 }
@@ -72,7 +75,13 @@ impl ResourceRegistry {
                 continue;
             }
             let scopes = Scopes::from_tokens(store::flat(row.scopes)).unwrap_or_default();
-            list.push(Resource { id, name: row.name, scopes, documentation: row.documentation_url });
+            list.push(Resource {
+                id,
+                name: row.name,
+                scopes,
+                documentation: row.documentation_url,
+                accept_machine_tokens: row.accept_machine_tokens,
+            });
         }
         let list = Arc::new(list);
         if let Ok(mut guard) = self.cached.write() {

@@ -96,6 +96,7 @@ diesel::table! {
         scopes -> Array<Nullable<Text>>,
         documentation_url -> Nullable<Text>,
         created_at -> Timestamptz,
+        accept_machine_tokens -> Bool,
     }
 }
 

@@ -179,22 +179,45 @@ async fn deleting_a_client_removes_its_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn user_lockout_counts_failures() {
+async fn user_lockout_counts_attempts_before_the_check() {
     let db = TestDb::new().await;
     let id = a_user(&db).await;
-    let until = Utc::now() + TimeDelta::seconds(300);
-    for _ in 0..2 {
-        users::record_failure(&mut *db.conn().await, id, 3, until).await.expect("fail");
+    let name = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists").username;
+    let now = Utc::now();
+    let until = now + TimeDelta::seconds(300);
+    let claim = |at| {
+        let db = &db;
+        let name = name.clone();
+        async move { users::claim_attempt(&mut *db.conn().await, &name, 3, at, at + TimeDelta::seconds(300)).await }
+    };
+    for n in 1..=2 {
+        let a = claim(now).await.expect("claim").expect("let through");
+        assert_eq!(a.failed_logins, n);
     }
     let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
     assert_eq!((u.failed_logins, u.locked_until), (2, None));
-    users::record_failure(&mut *db.conn().await, id, 3, until).await.expect("fail");
+    let third = claim(now).await.expect("claim").expect("the last one let through");
+    assert_eq!(third.failed_logins, 3, "it locks the user itself");
     let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
-    assert_eq!(u.failed_logins, 3);
-    assert!(u.locked_until.is_some());
+    assert!(u.locked_until.is_some_and(|t| (t - until).num_milliseconds().abs() < 1), "{u:?}");
+    assert!(claim(now).await.expect("claim").is_none(), "locked: not even counted");
+    assert_eq!(users::find(&mut *db.conn().await, id).await.expect("f").expect("e").failed_logins, 3);
+
+    // the lockout expires: the count starts again from zero
+    let later = now + TimeDelta::seconds(301);
+    let a = claim(later).await.expect("claim").expect("unlocked");
+    assert_eq!(a.failed_logins, 1, "a new run");
+    let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
+    assert_eq!((u.failed_logins, u.locked_until), (1, None));
     users::reset_failures(&mut *db.conn().await, id).await.expect("reset");
     let u = users::find(&mut *db.conn().await, id).await.expect("find").expect("exists");
     assert_eq!((u.failed_logins, u.locked_until), (0, None));
+
+    // a disabled or unknown user is never let through
+    users::set_disabled(&mut *db.conn().await, &name, true, now).await.expect("disable");
+    assert!(claim(now).await.expect("claim").is_none());
+    let unknown = users::claim_attempt(&mut *db.conn().await, "nobody", 3, now, until).await.expect("claim");
+    assert!(unknown.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,7 +59,7 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the routing table, the proxy and the verifier; a route the middleware cannot
     /// compile (bad resource, scope or origin) is an error that names it.
-    pub fn new(settings: Arc<Settings>, clock: Clock) -> Result<Self, BuildError> {
+    pub fn new(settings: Arc<Settings>, clock: Clock, pool: domain::db::Pool) -> Result<Self, BuildError> {
         let g = &settings.gateway;
         let proxy = Proxy::new(ProxyConfig {
             connect_timeout: Duration::from_millis(g.upstream_connect_timeout_ms),
@@ -67,11 +67,15 @@ impl Gateway {
         })?;
         let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_settings(&settings), clock)?);
         let issuer_origin = settings.issuer_origin();
+        let registry = Arc::new(domain::registry::ResourceRegistry::new(&settings.resources)?);
         let mut routes = Vec::new();
         for route in router::routes_longest_first(&g.routes) {
             let named = |e: String| format!("gateway route {}: {e}", route.settings.prefix);
             let bearer = match ResourcePolicy::from_route(&route.settings).filter(|_| route.settings.auth) {
-                Some(policy) => Some(BearerAuth::new(Arc::clone(&verifier), policy).map_err(named)?),
+                Some(policy) => Some(
+                    BearerAuth::with_registry(Arc::clone(&verifier), policy, Arc::clone(&registry), pool.clone())
+                        .map_err(named)?,
+                ),
                 None => None,
             };
             let mut own = vec![issuer_origin.clone()];
@@ -126,6 +130,6 @@ impl Gateway {
 /// Builds the gateway from its context. It keeps no state in the database. A client that
 /// disconnects drops its request at once, which cancels the upstream request.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let gateway = Arc::new(Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone())?);
+    let gateway = Arc::new(Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone(), ctx.pool.clone())?);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)).with_cancel_on_disconnect())
 }

@@ -27,6 +27,11 @@ impl Principal {
         &self.0.claims.sub
     }
 
+    /// A token without a user (client_credentials): `sub` is then the client.
+    pub fn is_machine(&self) -> bool {
+        self.0.is_machine()
+    }
+
     pub fn client_id(&self) -> &str {
         &self.0.claims.client_id
     }

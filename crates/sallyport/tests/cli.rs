@@ -117,9 +117,13 @@ async fn operators_manage_resources() {
         "files:write",
         "--documentation",
         "https://docs.example/files",
+        "--accept-machine-tokens",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("https://files.example/api"), "normalised: {}", text(&out));
+    assert!(text(&out).contains("tokens without a user: accepted"), "{}", text(&out));
+    let rows = domain::store::resources::list(&mut *db.conn().await).await.expect("rows");
+    assert!(rows[0].accept_machine_tokens, "stored");
     let list = text(&run(&["resource", "list"]));
     assert!(list.contains("https://files.example/api\tdatabase\tfiles files:write\tFiles"), "{list}");
     // the scope it offers can now be given to a client
@@ -288,4 +292,171 @@ async fn signing_keys_are_rotated_with_overlap() {
     let out = keys(&["rotate"], Some("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="));
     assert!(!out.status.success() && text(&out).contains("does not unseal"), "{}", text(&out));
     assert_eq!(signing_keys::list(&mut *db.conn().await).await.expect("rows").len(), 2);
+}
+
+/// Issue 13: `user passwd` and `user disable` end the user's sessions and revoke every grant of
+/// theirs, seen over HTTP at the token service (refresh refused at once, access tokens inactive at
+/// introspection); `user enable` revives none of it; each is an audit event.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_lifecycle_ends_sessions_and_grants() {
+    use chrono::{TimeDelta, Utc};
+    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use domain::config::ResourceSettings;
+    use domain::scope::Scopes;
+    use domain::secret::{PlainSecret, SecretHash, SecretKind};
+    use domain::store::{audit, clients, codes, sessions, users};
+    use serde_json::Value;
+
+    const MCP: &str = "https://mcp.example/mcp";
+    const CB: &str = "http://127.0.0.1/cb";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-lifecycle";
+    let db = TestDb::new().await;
+    let out = sallyport(&db.url, &["user", "add", "alice", "--password-stdin"], Some("correct horse battery\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    let alice = users::find_by_username(&mut *db.conn().await, "alice").await.expect("q").expect("alice").id;
+
+    let mut settings = testkit::settings(&db);
+    settings.resources = vec![ResourceSettings {
+        resource: MCP.into(),
+        name: "MCP".into(),
+        scopes: vec!["mcp".into()],
+        documentation: None,
+        accept_machine_tokens: false,
+    }];
+    let app = token::app(testkit::context(&db, settings)).await.expect("token service");
+    let server = testkit::spawn_app(&app, Some(db.pool()));
+    let http = reqwest::Client::new();
+
+    let policy = MetadataPolicy {
+        max_redirect_uris: 1,
+        default_scopes: Scopes::parse("mcp").expect("scope"),
+        allowed_scopes: Scopes::parse("mcp").expect("scope"),
+    };
+    let public = ClientMetadataRequest {
+        redirect_uris: Some(vec![CB.into()]),
+        token_endpoint_auth_method: Some("none".into()),
+        grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
+        ..Default::default()
+    }
+    .validate(&policy)
+    .expect("metadata");
+    let mut conn = db.conn().await;
+    clients::insert(&mut conn, &clients::ClientRow::new("app".into(), ClientSource::Admin, &public, Utc::now()))
+        .await
+        .expect("client");
+    let rs_meta = ClientMetadataRequest { grant_types: Some(vec!["client_credentials".into()]), ..Default::default() }
+        .validate(&policy)
+        .expect("metadata");
+    let mut rs = clients::ClientRow::new("rs".into(), ClientSource::Admin, &rs_meta, Utc::now());
+    rs.client_secret_hash = Some(SecretHash::of("rs-secret").to_vec());
+    rs.may_introspect = true;
+    clients::insert(&mut conn, &rs).await.expect("rs");
+    drop(conn);
+
+    // what a sign-in leaves: a session, and tokens from a code
+    let sign_in = || async {
+        let now = Utc::now();
+        let session = sessions::SessionRow {
+            id: uuid::Uuid::now_v7(),
+            session_hash: SecretHash::of(&uuid::Uuid::new_v4().to_string()).to_vec(),
+            user_id: alice,
+            auth_time: now,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + TimeDelta::hours(1),
+        };
+        sessions::insert(&mut *db.conn().await, &session).await.expect("session");
+        let code = PlainSecret::generate(SecretKind::AuthorizationCode);
+        let row = codes::CodeRow {
+            code_hash: code.hash().to_vec(),
+            grant_id: uuid::Uuid::now_v7(),
+            client_id: "app".into(),
+            user_id: alice,
+            redirect_uri: CB.into(),
+            redirect_uri_sent: true,
+            code_challenge: domain::pkce::s256(VERIFIER),
+            resources: vec![Some(MCP.into())],
+            scope: "mcp".into(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + TimeDelta::seconds(60),
+            used_at: None,
+        };
+        codes::insert(&mut *db.conn().await, &row).await.expect("code");
+        code.into_inner()
+    };
+    let token = |form: Vec<(&'static str, String)>| {
+        let req = http.post(server.url("/oauth2/token")).form(&form);
+        async move {
+            let res = req.send().await.expect("token");
+            (res.status().as_u16(), res.json::<Value>().await.expect("json"))
+        }
+    };
+    let redeem = |code: String| {
+        token(vec![
+            ("grant_type", "authorization_code".into()),
+            ("client_id", "app".into()),
+            ("code", code),
+            ("code_verifier", VERIFIER.into()),
+            ("redirect_uri", CB.into()),
+        ])
+    };
+    let refresh = |rt: &str| {
+        token(vec![("grant_type", "refresh_token".into()), ("client_id", "app".into()), ("refresh_token", rt.into())])
+    };
+    let active = |t: &str| {
+        let req = http.post(server.url("/oauth2/introspect")).basic_auth("rs", Some("rs-secret")).form(&[("token", t)]);
+        async move { req.send().await.expect("introspect").json::<Value>().await.expect("json")["active"] == true }
+    };
+    let kinds = || async {
+        audit::for_user(&mut *db.conn().await, alice)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect::<Vec<_>>()
+    };
+
+    for (args, stdin, kind) in [
+        (vec!["user", "passwd", "alice", "--password-stdin"], Some("another long password\n"), "user.password_changed"),
+        (vec!["user", "disable", "alice"], None, "user.disabled"),
+    ] {
+        let (status, tokens) = redeem(sign_in().await).await;
+        assert_eq!(status, 200, "{tokens}");
+        let at = tokens["access_token"].as_str().expect("at").to_owned();
+        let rt = tokens["refresh_token"].as_str().expect("rt").to_owned();
+        let pending = sign_in().await;
+        assert!(active(&at).await);
+
+        let out = sallyport(&db.url, &args, stdin);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("ended 2 session(s)"), "{}", text(&out));
+        let (status, body) = refresh(&rt).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{kind}: refresh at once: {body}");
+        assert!(!active(&at).await, "{kind}: the access token is inactive at introspection");
+        let (status, body) = redeem(pending).await;
+        assert_eq!(status, 400, "{kind}: a code issued before is gone: {body}");
+        let user_sessions: i64 = {
+            use diesel::prelude::*;
+            use diesel_async::RunQueryDsl;
+            domain::schema::sessions::table
+                .filter(domain::schema::sessions::user_id.eq(alice))
+                .count()
+                .get_result(&mut *db.conn().await)
+                .await
+                .expect("count")
+        };
+        assert_eq!(user_sessions, 0, "{kind}: sessions ended");
+        assert!(kinds().await.contains(&kind.to_owned()), "{kind} audited");
+    }
+
+    // disabled: a code issued meanwhile redeems nothing; enabling revives nothing that was ended
+    let (status, _) = redeem(sign_in().await).await;
+    assert_eq!(status, 400, "a disabled user's code");
+    let out = sallyport(&db.url, &["user", "enable", "alice"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(kinds().await.contains(&"user.enabled".to_owned()));
+    let (status, tokens) = redeem(sign_in().await).await;
+    assert_eq!(status, 200, "enabled: a new sign-in works: {tokens}");
+    assert!(active(tokens["access_token"].as_str().expect("at")).await);
 }

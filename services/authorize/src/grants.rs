@@ -2,20 +2,22 @@
 //! remembered grant that covers every scope it asks for, and the client's identity is assured
 //! enough for a past approval to stand in for the user.
 
-use domain::client::ClientSource;
 use domain::store::consents::ConsentRow;
 
 use crate::request::Validated;
 
 /// Whether a remembered consent may approve this request without the user. RFC 8252 §8.6: unless
 /// the client's identity can be assured, a request SHOULD be handled as if nothing had been
-/// approved before. A client ID metadata document is public by design (any program may present
-/// its URL as `client_id`), and a loopback or private-use-scheme redirect reaches whatever program
-/// listens there, so such a request proves nothing about who asks: the user decides every time.
-/// An https redirect is bound to its host, and a dynamically registered client's id is a random
-/// value its one installation holds, so those keep their remembered consent.
+/// approved before. The id of a public client that registered itself is no secret (a client ID
+/// metadata document's URL is public by design, and a registered public client's id travels in
+/// every authorization request), and a loopback or private-use-scheme redirect reaches whatever
+/// program listens there, so such a request proves nothing about who asks: the user decides every
+/// time. An https redirect is bound to its host, a confidential client must still prove its secret
+/// to redeem the code, and an operator's client is vouched for, so those keep their remembered
+/// consent.
 pub fn may_remember(request: &Validated) -> bool {
-    request.target.client.source != ClientSource::MetadataDocument
+    let client = &request.target.client;
+    !(client.source.is_self_registered() && client.is_public())
         || request.target.redirect.as_str().starts_with("https://")
 }
 
@@ -81,6 +83,7 @@ mod tests {
                     name: (*r).into(),
                     scopes: Scopes::default(),
                     documentation: None,
+                    accept_machine_tokens: false,
                 })
                 .collect(),
             scope: Scopes::parse(scope).expect("scope"),
@@ -101,7 +104,7 @@ mod tests {
     }
 
     #[test]
-    fn a_metadata_document_client_redirecting_locally_is_asked_every_time() {
+    fn a_self_registered_public_client_redirecting_locally_is_asked_every_time() {
         let mut r = request(&["https://r.example"], "a");
         assert!(may_remember(&r), "an operator's client");
         let doc_client = |source: ClientSource, redirect: &str, r: &mut Validated| {
@@ -117,7 +120,18 @@ mod tests {
         doc_client(ClientSource::MetadataDocument, "https://app.example/cb", &mut r);
         assert!(may_remember(&r), "https: bound to its host");
         doc_client(ClientSource::Dynamic, "http://127.0.0.1:4444/callback", &mut r);
-        assert!(may_remember(&r), "a registered client's id is its installation's own");
+        assert!(!may_remember(&r), "a registered public client's id is no secret either");
+        doc_client(ClientSource::Dynamic, "com.example.app:/cb", &mut r);
+        assert!(!may_remember(&r), "nor with a private-use scheme");
+        doc_client(ClientSource::Dynamic, "https://app.example/cb", &mut r);
+        assert!(may_remember(&r), "https: bound to its host");
+        doc_client(ClientSource::Admin, "http://127.0.0.1:4444/callback", &mut r);
+        assert!(may_remember(&r), "an operator's client is vouched for");
+        let mut confidential = Client::clone(&r.target.client);
+        confidential.source = ClientSource::Dynamic;
+        confidential.metadata.token_endpoint_auth_method = domain::client::AuthMethod::ClientSecretBasic;
+        r.target.client = Arc::new(confidential);
+        assert!(may_remember(&r), "a confidential client still proves its secret to redeem the code");
     }
 
     #[test]

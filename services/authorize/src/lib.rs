@@ -41,7 +41,12 @@ use crate::request::{Rejection, Validated};
 
 /// Builds the service with local password login.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let authenticator = LocalPasswords::new(ctx.pool.clone(), ctx.clock.clone(), ctx.settings.login.clone());
+    let authenticator = LocalPasswords::new(
+        ctx.pool.clone(),
+        ctx.clock.clone(),
+        ctx.settings.login.clone(),
+        ctx.settings.tokens.access_token_ttl_secs,
+    );
     app_with(ctx, authenticator).await
 }
 

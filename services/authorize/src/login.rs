@@ -2,7 +2,9 @@
 //! can be added beside local passwords: whatever proves the user ends in the same
 //! `session::start`. Local users: argon2id, an unknown user costs as much as a wrong password, and
 //! a user is locked for `login.lockout_secs` after `login.max_failures` failures in a row (the
-//! per-IP limit is the caller's, before it gets here).
+//! per-IP limit is the caller's, before it gets here). Each attempt is counted as a failure before
+//! its password is checked, so concurrent guesses get no more than `max_failures` checks; the one
+//! that locks the user also ends their sessions and grants.
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use domain::config::LoginSettings;
 use domain::db::Pool;
 use domain::error::OAuthError;
 use domain::ident::{Password, Username};
+use domain::store::audit::kind;
 use domain::store::users;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -19,6 +22,8 @@ use uuid::Uuid;
 pub struct Credentials<'a> {
     pub username: &'a str,
     pub password: &'a str,
+    /// Where the attempt came from, for the audit trail.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// A user whose identity was proved.
@@ -48,42 +53,55 @@ pub struct LocalPasswords {
     pool: Pool,
     clock: Clock,
     settings: LoginSettings,
+    /// How long a lockout's revocations are kept: past the life of every access token.
+    revoke_for_secs: u64,
 }
 
+/// Verifiers may accept a token this long past `exp`; a revocation must outlive that too.
+const VERIFIER_LEEWAY_SECS: u64 = 300;
+
 impl LocalPasswords {
-    pub fn new(pool: Pool, clock: Clock, settings: LoginSettings) -> Arc<Self> {
-        Arc::new(Self { pool, clock, settings })
+    pub fn new(pool: Pool, clock: Clock, settings: LoginSettings, access_token_ttl_secs: u64) -> Arc<Self> {
+        let revoke_for_secs = access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS);
+        Arc::new(Self { pool, clock, settings, revoke_for_secs })
     }
 
-    async fn check(&self, username: &str, password: &str) -> Result<AuthenticatedUser, LoginError> {
-        let user = {
+    async fn check(&self, credentials: &Credentials<'_>) -> Result<AuthenticatedUser, LoginError> {
+        let now = self.clock.now();
+        let max = i32::try_from(self.settings.max_failures).unwrap_or(i32::MAX);
+        let lock_until = after(now, self.settings.lockout_secs);
+        let attempt = {
             let mut conn = self.pool.get().await.map_err(OAuthError::from)?;
-            users::find_by_username(&mut conn, username).await.map_err(OAuthError::from)?
+            users::claim_attempt(&mut conn, credentials.username, max, now, lock_until)
+                .await
+                .map_err(OAuthError::from)?
         };
-        let password = password.to_owned();
-        let Some(user) = user else {
-            // the same argon2 work as a real verification: no user enumeration by timing
+        let password = credentials.password.to_owned();
+        let Some(attempt) = attempt else {
+            // unknown, disabled or locked: the same argon2 work as a real verification, so neither
+            // timing nor answer tells them apart
             spawn_hash(move || domain::password::verify_dummy(&password)).await?;
             return Err(LoginError::Rejected);
         };
-        let stored = user.password_hash.clone();
+        let stored = attempt.password_hash.clone();
         let matches = spawn_hash(move || domain::password::verify(&password, &stored)).await?;
-        let now = self.clock.now();
-        let locked = user.locked_until.is_some_and(|t| t > now);
-        if locked || user.disabled {
-            return Err(LoginError::Rejected);
-        }
         let mut conn = self.pool.get().await.map_err(OAuthError::from)?;
-        if !matches {
-            let max = i32::try_from(self.settings.max_failures).unwrap_or(i32::MAX);
-            users::record_failure(&mut conn, user.id, max, after(now, self.settings.lockout_secs))
-                .await
-                .map_err(OAuthError::from)?;
-            tracing::info!(user_id = %user.id, "login failed");
-            return Err(LoginError::Rejected);
+        if matches {
+            users::reset_failures(&mut conn, attempt.id).await.map_err(OAuthError::from)?;
+            return Ok(AuthenticatedUser { id: attempt.id, username: attempt.username });
         }
-        users::reset_failures(&mut conn, user.id).await.map_err(OAuthError::from)?;
-        Ok(AuthenticatedUser { id: user.id, username: user.username })
+        tracing::info!(user_id = %attempt.id, failures = attempt.failed_logins, "login failed");
+        if attempt.failed_logins >= max {
+            // this attempt locked the user: whatever a guessed password may have won ends with it
+            let ip = credentials.ip.map(|ip| ip.to_string());
+            let until = after(now, self.revoke_for_secs);
+            let ended =
+                users::end_access_audited(&mut conn, attempt.id, kind::USER_LOCKED_OUT, ip.as_deref(), now, until)
+                    .await
+                    .map_err(OAuthError::from)?;
+            tracing::warn!(user_id = %attempt.id, sessions = ended.sessions, grants = ended.grants, "user locked out");
+        }
+        Err(LoginError::Rejected)
     }
 }
 
@@ -113,7 +131,9 @@ impl Authenticator for LocalPasswords {
             else {
                 return Err(LoginError::Rejected);
             };
-            self.check(username.as_str(), password.expose()).await
+            // the parsed values are the very strings sent: check them, never the raw ones
+            let parsed = Credentials { username: username.as_str(), password: password.expose(), ip: credentials.ip };
+            self.check(&parsed).await
         })
     }
 }

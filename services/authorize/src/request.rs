@@ -269,6 +269,7 @@ mod tests {
             name: id.into(),
             scopes: Scopes::parse(scopes).expect("scope"),
             documentation: None,
+            accept_machine_tokens: false,
         }
     }
 

@@ -36,8 +36,8 @@ pub fn information(
     registration_access_token: String,
 ) -> ClientInformation {
     let mut info = ClientInformation::of(client);
-    info.client_secret = client_secret.map(PlainSecret::into_inner);
-    info.registration_access_token = Some(registration_access_token);
+    info.client_secret = client_secret.map(|s| s.into_inner().into());
+    info.registration_access_token = Some(registration_access_token.into());
     info.registration_client_uri = Some(registration_client_uri(settings, &client.client_id));
     info
 }

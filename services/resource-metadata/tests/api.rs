@@ -13,6 +13,7 @@ fn resource(uri: &str, name: &str, scopes: &[&str]) -> ResourceSettings {
         name: name.into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         documentation: None,
+        accept_machine_tokens: false,
     }
 }
 
@@ -107,6 +108,7 @@ async fn root_document_serves_the_only_resource_and_table_resources_appear() {
             scopes: vec![Some("files:write".into())],
             documentation_url: Some("https://files.example.com/docs".into()),
             created_at: Utc::now(),
+            accept_machine_tokens: false,
         },
     )
     .await

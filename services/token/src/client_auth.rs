@@ -138,6 +138,14 @@ mod tests {
     use actix_web::http::header::HeaderValue;
     use domain::ErrorCode;
 
+    #[test]
+    fn credentials_debug_prints_no_secret() {
+        let form = Form::default();
+        let creds = credentials(&headers(Some(&basic("c", "introspect-secret-1"))), &form).expect("basic");
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains("introspect-secret-1") && shown.contains("<redacted>"), "{shown}");
+    }
+
     fn headers(auth: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(a) = auth {

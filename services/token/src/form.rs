@@ -15,10 +15,23 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Parameters that may be repeated: RFC 8707 §2 allows several `resource` values.
 const REPEATABLE: &[&str] = &["resource"];
 
+/// Parameters whose values are secrets: `Debug` shows that they are there, not what they are.
+const SECRET: &[&str] = &["client_secret", "code", "code_verifier", "refresh_token", "token", "password", "assertion"];
+
 /// A parsed form: name/value pairs in order, none empty, none repeated unless allowed.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Form {
     pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |(n, v): &(String, String)| {
+            let v = if SECRET.contains(&n.as_str()) { domain::redact::REDACTED } else { v.as_str() };
+            (n.clone(), v.to_owned())
+        };
+        f.debug_map().entries(self.pairs.iter().map(shown)).finish()
+    }
 }
 
 impl Form {
@@ -140,6 +153,18 @@ fn is_form_content_type(value: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_prints_no_secret() {
+        let body = b"grant_type=authorization_code&code=spac_code-1&code_verifier=verifier-2&client_id=c\
+&client_secret=secret-3&refresh_token=sprt_refresh-4&token=token-5";
+        let form = Form::parse(body).expect("form");
+        let shown = format!("{form:?}");
+        for secret in ["code-1", "verifier-2", "secret-3", "refresh-4", "token-5"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        assert!(shown.contains("authorization_code") && shown.contains("client_id"), "{shown}");
+    }
+
     use super::*;
 
     #[test]

@@ -27,8 +27,8 @@ pub struct AccessGrant {
     pub grant_id: Option<Uuid>,
 }
 
-/// RFC 6749 §5.1; absent members are omitted, never `null`.
-#[derive(Debug, Serialize)]
+/// RFC 6749 §5.1; absent members are omitted, never `null`. `Debug` shows no token.
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -37,6 +37,19 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use domain::redact::REDACTED;
+        f.debug_struct("TokenResponse")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| REDACTED))
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 /// Signs an access token for `grant` with the current key. CPU only: call it outside any
@@ -71,4 +84,23 @@ pub fn json_no_store(body: &impl Serialize) -> Result<HttpResponse, OAuthError> 
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
         .body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenResponse;
+
+    #[test]
+    fn debug_prints_no_token() {
+        let response = TokenResponse {
+            access_token: "eyJ.access-1".into(),
+            token_type: "Bearer",
+            expires_in: 900,
+            refresh_token: Some("sprt_refresh-2".into()),
+            scope: "mcp".into(),
+        };
+        let shown = format!("{response:?}");
+        assert!(!shown.contains("access-1") && !shown.contains("refresh-2"), "{shown}");
+        assert!(shown.contains("Bearer") && shown.contains("mcp"), "{shown}");
+    }
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use super::oauth::{Confidential, TokenResponse, form_body, register_confidential, token_body};
+use super::oauth::{Confidential, TokenResponse, form_body, token_body};
 use super::{Bench, measure};
 use crate::conn::{self, Conn};
 use crate::report::Row;
@@ -48,7 +48,7 @@ pub async fn access_token(b: &Bench, client: &Confidential) -> anyhow::Result<St
 }
 
 pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
-    let client = register_confidential(b, &b.scope).await?;
+    let client = super::oauth::machine_client(b).await?;
     access_token(b, &client).await?;
     let url = b.ep.url("/oauth2/token")?;
     let basic = client.basic_header()?;

@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
 use super::client_credentials::access_token;
-use super::oauth::register_confidential;
 use super::{Bench, GetWorker, probe, run_once};
 use crate::report::{Row, RunStats};
 
@@ -21,7 +20,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
     let token = match &b.access_token {
         Some(t) => t.clone(),
         None => {
-            let client = register_confidential(b, &b.scope).await?;
+            let client = super::oauth::machine_client(b).await?;
             access_token(b, &client).await?
         }
     };

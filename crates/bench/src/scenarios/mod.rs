@@ -151,6 +151,9 @@ pub struct Bench {
     pub initial_access_token: Option<String>,
     /// A token for the gateway scenario; by default one is obtained with client_credentials.
     pub access_token: Option<String>,
+    /// The operator-made client for client_credentials (the stack seeds one); without it the
+    /// bench tries to register one, which a Sallyport server refuses.
+    pub machine_client: Option<oauth::Confidential>,
     /// Processes whose CPU use is reported (name, pid): the bench itself and the services.
     pub tracked: Vec<(String, u32)>,
     /// The stack's database, when known: its Postgres backends are told apart from the rest.
@@ -185,6 +188,7 @@ impl Bench {
             gateway,
             initial_access_token: None,
             access_token: None,
+            machine_client: None,
             tracked: vec![("bench".into(), std::process::id())],
             database: None,
             sessions: OnceCell::new(),

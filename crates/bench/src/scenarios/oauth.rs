@@ -19,9 +19,11 @@ use super::Bench;
 use crate::client::{transport, unexpected};
 use crate::conn::{Conn, refused};
 
-/// The redirect URI of the bench's public client: loopback (RFC 8252 §7.3), port 9 (discard). The
-/// bench reads the code from the `Location` header and never follows it.
-pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+/// The redirect URI of the bench's public client. The bench reads the code from the `Location`
+/// header and never follows it. https (on a reserved name), not loopback: a public self-registered
+/// client redirecting to loopback sees the consent page on every request (RFC 8252 §8.6), and the
+/// flows measure the remembered-consent path.
+pub const REDIRECT_URI: &str = "https://bench.sallyport.invalid/callback";
 
 /// A registered public client (`token_endpoint_auth_method: none`), as MCP clients register.
 #[derive(Debug, Clone)]
@@ -80,6 +82,17 @@ pub async fn register_public(b: &Bench, name: &str) -> anyhow::Result<PublicClie
     let body = register(b, &public_client_metadata(name)).await?;
     let client_id = body["client_id"].as_str().context("registration response without client_id")?.to_owned();
     Ok(PublicClient { client_id, redirect_uri: REDIRECT_URI.to_owned() })
+}
+
+/// The client for client_credentials: the operator-made one the bench was given, else one
+/// registered (which only a server that allows self-registered machine clients accepts).
+pub async fn machine_client(b: &Bench) -> anyhow::Result<Confidential> {
+    match &b.machine_client {
+        Some(c) => Ok(c.clone()),
+        None => register_confidential(b, &b.scope).await.context(
+            "client_credentials needs a client made with `sallyport client add --grant-type client_credentials`",
+        ),
+    }
 }
 
 /// A confidential client for the client_credentials grant, Basic authentication.
@@ -229,14 +242,15 @@ mod tests {
     #[test]
     fn authorization_responses() {
         let iss = "http://127.0.0.1:8080";
-        let ok = "http://127.0.0.1:9/callback?code=spac_abc&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        let ok = "https://bench.sallyport.invalid/callback?code=spac_abc&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
         assert_eq!(code_from(ok, REDIRECT_URI, "s1", iss), Ok("spac_abc".into()));
         assert!(code_from(ok, REDIRECT_URI, "s2", iss).is_err(), "state must match");
         assert!(code_from(ok, REDIRECT_URI, "s1", "http://other").is_err(), "iss must match");
-        let err = "http://127.0.0.1:9/callback?error=access_denied&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        let err =
+            "https://bench.sallyport.invalid/callback?error=access_denied&state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
         assert_eq!(code_from(err, REDIRECT_URI, "s1", iss), Err("authorize: error response access_denied".into()));
         assert!(code_from("http://127.0.0.1:8080/oauth2/login?x=1", REDIRECT_URI, "s1", iss).is_err());
-        let no_code = "http://127.0.0.1:9/callback?state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
+        let no_code = "https://bench.sallyport.invalid/callback?state=s1&iss=http%3A%2F%2F127.0.0.1%3A8080";
         assert!(code_from(no_code, REDIRECT_URI, "s1", iss).is_err());
     }
 

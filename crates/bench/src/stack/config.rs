@@ -55,6 +55,7 @@ filter = "warn"
 resource = {resource}
 name = "sallyport-bench upstream"
 scopes = ["{SCOPE}"]
+accept_machine_tokens = true
 
 [gateway]
 register_per_ip_per_minute = {unlimited}

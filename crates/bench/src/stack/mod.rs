@@ -132,6 +132,8 @@ pub struct Stack {
     ports: Ports,
     processes: Vec<Process>,
     pub user: Credentials,
+    /// An operator-made client for `client_credentials` (self-registered clients may not use it).
+    pub machine: crate::scenarios::oauth::Confidential,
     pub postgres: Option<PostgresInfo>,
 }
 
@@ -163,6 +165,10 @@ impl Stack {
             ports: Ports::allocate()?,
             processes: Vec::new(),
             user: Credentials { username: USERNAME.into(), password: domain::secret::random_token(18) },
+            machine: crate::scenarios::oauth::Confidential {
+                client_id: "sallyport-bench-service".into(),
+                client_secret: domain::secret::random_token(24),
+            },
             postgres: None,
         };
         match stack.launch(opts).await {
@@ -186,6 +192,7 @@ impl Stack {
         let db_url = self.db_url()?;
         domain::db::migrate(&db_url).await.context("migrating the bench database")?;
         self.seed_user(&db_url).await?;
+        self.seed_machine_client(&db_url).await?;
         let config = self.dir.join("sallyport.toml");
         std::fs::write(&config, config::render(&self.ports, &db_url))?;
         let me = std::env::current_exe()?;
@@ -216,6 +223,28 @@ impl Stack {
         let mut conn = AsyncPgConnection::establish(db_url).await?;
         let row = domain::store::users::UserRow::new(&self.user.username, hash, chrono::Utc::now());
         domain::store::users::insert(&mut conn, &row).await.context("seeding the bench user")?;
+        Ok(())
+    }
+
+    /// What `sallyport client add --grant-type client_credentials --scope SCOPE` would store.
+    async fn seed_machine_client(&self, db_url: &str) -> anyhow::Result<()> {
+        use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+        use domain::store::clients;
+        let scopes = domain::scope::Scopes::parse(SCOPE)?;
+        let policy =
+            MetadataPolicy { max_redirect_uris: 1, default_scopes: scopes.clone(), allowed_scopes: scopes.clone() };
+        let metadata = ClientMetadataRequest {
+            grant_types: Some(vec!["client_credentials".into()]),
+            client_name: Some("sallyport-bench service".into()),
+            ..Default::default()
+        }
+        .validate(&policy)
+        .map_err(|e| anyhow::anyhow!("bench client metadata: {e}"))?;
+        let mut row =
+            clients::ClientRow::new(self.machine.client_id.clone(), ClientSource::Admin, &metadata, chrono::Utc::now());
+        row.client_secret_hash = Some(domain::secret::SecretHash::of(&self.machine.client_secret).to_vec());
+        let mut conn = AsyncPgConnection::establish(db_url).await?;
+        clients::insert(&mut conn, &row).await.context("seeding the bench's service client")?;
         Ok(())
     }
 

@@ -19,6 +19,14 @@ pub mod kind {
     pub const REGISTRATION_TOKEN_ROTATED: &str = "client.registration_token_rotated";
     /// RFC 7592 delete, or `sallyport client remove`.
     pub const CLIENT_DELETED: &str = "client.deleted";
+    /// `sallyport user passwd`: the user's sessions and grants were ended.
+    pub const USER_PASSWORD_CHANGED: &str = "user.password_changed";
+    /// `sallyport user disable`: the user's sessions and grants were ended.
+    pub const USER_DISABLED: &str = "user.disabled";
+    /// `sallyport user enable`: nothing that was ended comes back.
+    pub const USER_ENABLED: &str = "user.enabled";
+    /// `login.max_failures` wrong passwords in a row: locked, sessions and grants ended.
+    pub const USER_LOCKED_OUT: &str = "user.locked_out";
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -51,6 +59,15 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> 
 pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Vec<AuditEventRow>> {
     audit_events::table
         .filter(audit_events::client_id.eq(client_id))
+        .order(audit_events::id.asc())
+        .select(AuditEventRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<AuditEventRow>> {
+    audit_events::table
+        .filter(audit_events::user_id.eq(user_id))
         .order(audit_events::id.asc())
         .select(AuditEventRow::as_select())
         .load(conn)

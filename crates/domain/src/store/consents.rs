@@ -193,3 +193,9 @@ pub async fn revoke(
     }
     query.execute(conn).await
 }
+
+/// Forgets every user's consent to a client (its `redirect_uris` changed: whoever receives its
+/// codes now is not who the users approved). Returns how many went.
+pub async fn forget_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(consents::table.filter(consents::client_id.eq(client_id))).execute(conn).await
+}

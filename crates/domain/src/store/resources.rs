@@ -14,6 +14,8 @@ pub struct ResourceRow {
     pub scopes: Vec<Option<String>>,
     pub documentation_url: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Tokens without a user (client_credentials) are issued for it and accepted by the gateway.
+    pub accept_machine_tokens: bool,
 }
 
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ResourceRow>> {
@@ -30,6 +32,7 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
             resources::name.eq(&row.name),
             resources::scopes.eq(&row.scopes),
             resources::documentation_url.eq(&row.documentation_url),
+            resources::accept_machine_tokens.eq(row.accept_machine_tokens),
         ))
         .execute(conn)
         .await

@@ -11,7 +11,7 @@ use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::{clients, revoked_access_tokens, revoked_grants};
+use crate::schema::{clients, revoked_access_tokens, revoked_grants, users};
 
 /// Why a grant family was revoked (the `reason` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,29 +103,34 @@ pub struct AccessTokenState {
     pub client_exists: bool,
     pub grant_revoked: bool,
     pub token_revoked: bool,
+    /// The token's user is disabled (`sallyport user disable`).
+    pub user_disabled: bool,
 }
 
 impl AccessTokenState {
     pub fn is_live(self) -> bool {
-        self.client_exists && !self.grant_revoked && !self.token_revoked
+        self.client_exists && !self.grant_revoked && !self.token_revoked && !self.user_disabled
     }
 }
 
-/// One round trip: does the token's client still exist, is its family revoked, is it revoked itself.
+/// One round trip: does the token's client still exist, is its family revoked, is it revoked
+/// itself, is its user (`None` for a token without one) disabled.
 pub async fn access_token_state(
     conn: &mut AsyncPgConnection,
     client_id: &str,
     grant_id: Option<Uuid>,
     jti: Uuid,
+    user_id: Option<Uuid>,
 ) -> QueryResult<AccessTokenState> {
-    let (client_exists, grant_revoked, token_revoked) = diesel::select((
+    let (client_exists, grant_revoked, token_revoked, user_disabled) = diesel::select((
         exists(clients::table.find(client_id)),
         exists(revoked_grants::table.filter(revoked_grants::grant_id.nullable().eq(grant_id))),
         exists(revoked_access_tokens::table.find(jti)),
+        exists(users::table.filter(users::id.nullable().eq(user_id)).filter(users::disabled)),
     ))
-    .get_result::<(bool, bool, bool)>(conn)
+    .get_result::<(bool, bool, bool, bool)>(conn)
     .await?;
-    Ok(AccessTokenState { client_exists, grant_revoked, token_revoked })
+    Ok(AccessTokenState { client_exists, grant_revoked, token_revoked, user_disabled })
 }
 
 /// Removes revocation records whose tokens have all expired before `before` (housekeeping).

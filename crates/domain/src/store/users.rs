@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::audit::{self, NewAuditEvent};
 use crate::schema::users;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -82,30 +83,134 @@ pub async fn set_password(
         .map(|n| n == 1)
 }
 
-/// Counts a failed login; after `max_failures` in a row the user is locked until `lock_until`.
-pub async fn record_failure(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    max_failures: i32,
-    lock_until: DateTime<Utc>,
-) -> QueryResult<()> {
-    use diesel::dsl::case_when;
-    diesel::update(users::table.find(id))
-        .set((
-            users::failed_logins.eq(users::failed_logins + 1),
-            users::locked_until
-                .eq(case_when(users::failed_logins.ge(max_failures - 1), Some(lock_until))
-                    .otherwise(users::locked_until)),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
+/// A sign-in attempt that was let through to the password check (see [`claim_attempt`]).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Attempt {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub username: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub password_hash: String,
+    /// This attempt's place in the run of failures; `max_failures` means it locked the user
+    /// (undone by [`reset_failures`] when the password was right).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub failed_logins: i32,
 }
 
+/// Counts a sign-in attempt as failed BEFORE its password is checked, in one UPDATE ... RETURNING,
+/// so concurrent guesses cannot outrun the lockout: of any number of attempts at once at most
+/// `max_failures` get a row back (the rest `None`). The attempt that reaches `max_failures` sets
+/// `locked_until` itself. A lockout that has expired starts a new run from zero. Disabled and
+/// unknown users get `None`.
+pub async fn claim_attempt(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    max_failures: i32,
+    now: DateTime<Utc>,
+    lock_until: DateTime<Utc>,
+) -> QueryResult<Option<Attempt>> {
+    use diesel::sql_types::{Integer, Text, Timestamptz};
+    // `locked_until <= now` is NULL for an unlocked user: the CASE then keeps the count
+    diesel::sql_query(
+        "UPDATE users SET \
+           failed_logins = (CASE WHEN locked_until <= $2 THEN 0 ELSE failed_logins END) + 1, \
+           locked_until = CASE WHEN (CASE WHEN locked_until <= $2 THEN 0 ELSE failed_logins END) + 1 >= $3 \
+                          THEN $4 ELSE NULL END \
+         WHERE username = $1 AND NOT disabled AND (locked_until IS NULL OR locked_until <= $2) \
+         RETURNING id, username, password_hash, failed_logins",
+    )
+    .bind::<Text, _>(username)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Integer, _>(max_failures)
+    .bind::<Timestamptz, _>(lock_until)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// A right password: the run of failures (and a lockout its own attempt set) ends.
 pub async fn reset_failures(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
     diesel::update(users::table.find(id).filter(users::failed_logins.ne(0).or(users::locked_until.is_not_null())))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<DateTime<Utc>>)))
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// Whether the user exists and is not disabled.
+pub async fn is_active(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    users::table.find(id).select(users::disabled).first::<bool>(conn).await.optional().map(|d| d == Some(false))
+}
+
+/// What [`end_sessions_and_grants`] took away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Ended {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sessions: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub grants: i64,
+}
+
+/// Ends everything a user's sign-ins led to, in one statement: every session is deleted, and every
+/// grant family of the user's codes and refresh tokens (any client) is recorded in
+/// `revoked_grants` with `reason` until `revoked_until` (which must outlive the access tokens, so
+/// their introspection turns inactive), its refresh tokens are marked revoked and its unused codes
+/// deleted. Used on a password change, a disable and a lockout; nothing undoes it.
+pub async fn end_sessions_and_grants(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+) -> QueryResult<Ended> {
+    use diesel::sql_types::{Text, Timestamptz};
+    diesel::sql_query(
+        "WITH fam AS ( \
+           SELECT grant_id FROM refresh_tokens WHERE user_id = $1 \
+           UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1), \
+         r AS (UPDATE refresh_tokens SET revoked_at = $3 \
+                WHERE grant_id IN (SELECT grant_id FROM fam) AND revoked_at IS NULL RETURNING 1), \
+         c AS (DELETE FROM authorization_codes \
+                WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL RETURNING 1), \
+         s AS (DELETE FROM sessions WHERE user_id = $1 RETURNING 1), \
+         g AS (INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
+                SELECT grant_id, $2, $3, $4 FROM fam \
+                ON CONFLICT (grant_id) DO UPDATE \
+                SET expires_at = greatest(revoked_grants.expires_at, EXCLUDED.expires_at) RETURNING 1) \
+         SELECT (SELECT count(*) FROM s) AS sessions, (SELECT count(*) FROM g) AS grants",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<Text, _>(reason)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(revoked_until)
+    .get_result(conn)
+    .await
+}
+
+/// [`end_sessions_and_grants`] and its audit event (`kind`, with what was ended as detail), in one
+/// transaction. `kind` is also the revocation's reason.
+pub async fn end_access_audited(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: &str,
+    ip: Option<&str>,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+) -> QueryResult<Ended> {
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        let ended = end_sessions_and_grants(conn, user_id, kind, now, revoked_until).await?;
+        let event = NewAuditEvent {
+            occurred_at: now,
+            kind,
+            client_id: None,
+            user_id: Some(user_id),
+            ip,
+            detail: serde_json::json!({ "sessions_ended": ended.sessions, "grants_revoked": ended.grants }),
+        };
+        audit::record(conn, &event).await?;
+        Ok(ended)
+    })
+    .await
 }

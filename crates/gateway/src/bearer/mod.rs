@@ -38,6 +38,8 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
 use domain::config::RouteSettings;
+use domain::db::Pool;
+use domain::registry::ResourceRegistry;
 use domain::scope::Scopes;
 use domain::uri::ResourceUri;
 
@@ -52,6 +54,7 @@ const FORM_LIMIT: usize = 64 * 1024;
 static SUBJECT: HeaderName = HeaderName::from_static("x-sallyport-subject");
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-sallyport-client-id");
 static SCOPE: HeaderName = HeaderName::from_static("x-sallyport-scope");
+static SUBJECT_TYPE: HeaderName = HeaderName::from_static("x-sallyport-subject-type");
 
 /// What a protected resource requires, as plain values.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -66,6 +69,9 @@ pub struct ResourcePolicy {
     pub allow_form_token: bool,
     /// RFC 6750 §2.3 query tokens (off by default: MCP forbids tokens in URLs).
     pub allow_query_token: bool,
+    /// Tokens without a user (client_credentials) pass (off by default: 401 "this resource needs a
+    /// user"). With [`BearerAuth::with_registry`] the resource registry's flag counts too.
+    pub accept_machine_tokens: bool,
 }
 
 impl ResourcePolicy {
@@ -77,6 +83,8 @@ impl ResourcePolicy {
             method_scopes: route.method_scopes.clone(),
             allow_form_token: route.allow_form_token,
             allow_query_token: route.allow_query_token,
+            // the resource's setting, read from the registry (see BearerAuth::with_registry)
+            accept_machine_tokens: false,
         })
     }
 }
@@ -100,6 +108,10 @@ struct Policy {
     method_scopes: HashMap<Method, Scopes>,
     allow_form_token: bool,
     allow_query_token: bool,
+    accept_machine_tokens: bool,
+    /// Where `[[resources]]` and `sallyport resource add` say whether machine tokens are accepted;
+    /// asked only when one arrives (the registry caches for seconds).
+    registry: Option<(Arc<ResourceRegistry>, Pool)>,
 }
 
 /// The middleware factory; cheap to clone (one per worker).
@@ -115,6 +127,25 @@ impl std::fmt::Debug for BearerAuth {
 impl BearerAuth {
     /// Validates and compiles the policy.
     pub fn new(verifier: Arc<TokenVerifier>, policy: ResourcePolicy) -> Result<Self, String> {
+        Self::build(verifier, policy, None)
+    }
+
+    /// Like [`BearerAuth::new`], and a token without a user also passes when the resource
+    /// registry (configuration and `resources` table) says the resource accepts one.
+    pub fn with_registry(
+        verifier: Arc<TokenVerifier>,
+        policy: ResourcePolicy,
+        registry: Arc<ResourceRegistry>,
+        pool: Pool,
+    ) -> Result<Self, String> {
+        Self::build(verifier, policy, Some((registry, pool)))
+    }
+
+    fn build(
+        verifier: Arc<TokenVerifier>,
+        policy: ResourcePolicy,
+        registry: Option<(Arc<ResourceRegistry>, Pool)>,
+    ) -> Result<Self, String> {
         let resource =
             ResourceUri::parse(&policy.resource).map_err(|e| format!("resource {}: {e}", policy.resource))?;
         let scopes = Scopes::from_tokens(&policy.scopes).map_err(|e| format!("scopes: {e}"))?;
@@ -133,6 +164,8 @@ impl BearerAuth {
             method_scopes,
             allow_form_token: policy.allow_form_token,
             allow_query_token: policy.allow_query_token,
+            accept_machine_tokens: policy.accept_machine_tokens,
+            registry,
         })))
     }
 
@@ -145,6 +178,21 @@ impl BearerAuth {
 impl Policy {
     fn required(&self, method: &Method) -> &Scopes {
         self.method_scopes.get(method).unwrap_or(&self.scopes)
+    }
+
+    /// Whether a token without a user may pass: the policy's flag, or the registry's for the resource.
+    async fn accepts_machine_tokens(&self) -> Result<bool, Rejection> {
+        if self.accept_machine_tokens {
+            return Ok(true);
+        }
+        let Some((registry, pool)) = &self.registry else { return Ok(false) };
+        match registry.find(pool, &self.resource).await {
+            Ok(found) => Ok(found.is_some_and(|r| r.accept_machine_tokens)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the resource registry cannot be read");
+                Err(Rejection::Unavailable)
+            }
+        }
     }
 
     fn reject(&self, req: ServiceRequest, rejection: &Rejection) -> ServiceResponse {
@@ -184,6 +232,9 @@ impl Policy {
         // RFC 8707: a token for another resource is no token for this one
         if !verified.is_for(&self.resource) {
             return Err(Rejection::InvalidToken("the token is not for this resource".into()));
+        }
+        if verified.is_machine() && !self.accepts_machine_tokens().await? {
+            return Err(Rejection::InvalidToken("this resource needs a user".into()));
         }
         if !self.required(req.method()).is_subset(&verified.scopes) {
             return Err(Rejection::InsufficientScope);
@@ -246,6 +297,7 @@ fn forward_identity(req: &mut ServiceRequest, token: &VerifiedToken) {
     headers.insert(SUBJECT.clone(), token.subject_header.clone());
     headers.insert(CLIENT_ID.clone(), token.client_id_header.clone());
     headers.insert(SCOPE.clone(), token.scope_header.clone());
+    headers.insert(SUBJECT_TYPE.clone(), token.subject_type_header.clone());
 }
 
 impl<S, B> Transform<S, ServiceRequest> for BearerAuth

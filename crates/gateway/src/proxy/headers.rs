@@ -71,6 +71,7 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
             ("x-sallyport-subject", &token.subject_header),
             ("x-sallyport-client-id", &token.client_id_header),
             ("x-sallyport-scope", &token.scope_header),
+            ("x-sallyport-subject-type", &token.subject_type_header),
         ] {
             if let Ok(value) = RqValue::from_bytes(value.as_bytes()) {
                 out.insert(RqName::from_static(name), value);

@@ -64,3 +64,20 @@ impl Introspector {
         Ok(answer.active)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::IntrospectionConfig;
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let config = IntrospectionConfig {
+            url: "http://token/oauth2/introspect".into(),
+            client_id: "gateway".into(),
+            client_secret: "gateway-secret-1".into(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("gateway-secret-1") && shown.contains("gateway"), "{shown}");
+    }
+}

@@ -85,6 +85,8 @@ pub struct VerifiedToken {
     pub subject_header: HeaderValue,
     pub client_id_header: HeaderValue,
     pub scope_header: HeaderValue,
+    /// `X-Sallyport-Subject-Type`: `client` for a token without a user, else `user`.
+    pub subject_type_header: HeaderValue,
 }
 
 impl VerifiedToken {
@@ -99,16 +101,28 @@ impl VerifiedToken {
             subject_header: header(&claims.sub)?,
             client_id_header: header(&claims.client_id)?,
             scope_header: header(&scopes.to_string())?,
+            subject_type_header: HeaderValue::from_static(if is_machine(&claims) { "client" } else { "user" }),
             scopes,
             audiences,
             claims,
         })
     }
 
+    /// A token without a user (client_credentials): see [`is_machine`].
+    pub fn is_machine(&self) -> bool {
+        is_machine(&self.claims)
+    }
+
     /// Whether the token is for `resource`.
     pub fn is_for(&self, resource: &ResourceUri) -> bool {
         self.audiences.iter().any(|a| a == resource)
     }
+}
+
+/// RFC 9068 §2.2: a token obtained without a resource owner has the client's identifier as `sub`;
+/// a user's token has the user's id, which is never a client's.
+pub fn is_machine(claims: &AccessTokenClaims) -> bool {
+    claims.sub == claims.client_id
 }
 
 /// Why a token was not accepted.

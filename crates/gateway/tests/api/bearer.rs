@@ -54,6 +54,7 @@ async fn a_valid_token_passes_without_its_credentials_and_with_the_identity() {
         .header("authorization", format!("bEaReR {}", s.token()))
         .header("x-sallyport-subject", "admin")
         .header("X-Sallyport-Role", "root")
+        .header("x-sallyport-subject-type", "client")
         // naming them hop-by-hop must not remove the identity the gateway adds
         .header("connection", "keep-alive, X-Sallyport-Subject, x-sallyport-client-id, x-sallyport-scope")
         .header("content-type", "application/json")
@@ -69,7 +70,72 @@ async fn a_valid_token_passes_without_its_credentials_and_with_the_identity() {
     assert_eq!(h["x-sallyport-subject"], serde_json::json!(["user-1"]));
     assert_eq!(h["x-sallyport-client-id"], serde_json::json!(["client-1"]));
     assert_eq!(h["x-sallyport-scope"], serde_json::json!(["mcp"]));
+    assert_eq!(h["x-sallyport-subject-type"], serde_json::json!(["user"]), "the client's copy never passes");
     assert_eq!(seen["body"], r#"{"jsonrpc":"2.0"}"#);
+}
+
+/// Issue 13: a token without a user (RFC 9068 §2.2: `sub` is the client) reaches only resources
+/// that accept one (`accept_machine_tokens`, in `[[resources]]` or the `resources` table); the
+/// others answer 401 `invalid_token` "this resource needs a user", with the usual challenge.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
+    let s = Stack::start_with(|settings, urls| {
+        settings.resources.push(domain::config::ResourceSettings {
+            resource: format!("{}/query", urls.gateway),
+            name: "machines welcome".into(),
+            scopes: vec!["mcp".into()],
+            documentation: None,
+            accept_machine_tokens: true,
+        });
+    })
+    .await;
+    let machine = |aud: String| {
+        s.token_with(|c| {
+            c.sub = "batch-job".into();
+            c.client_id = "batch-job".into();
+            c.aud = Audience::One(aud);
+            c.gid = None;
+        })
+    };
+    // /form's resource accepts them through `sallyport resource add --accept-machine-tokens` (a row
+    // the registry reads, cached for seconds: written before the first machine token arrives)
+    let row = domain::store::resources::ResourceRow {
+        resource: s.url("/form"),
+        name: "added at run time".into(),
+        scopes: vec![Some("mcp".into())],
+        documentation_url: None,
+        created_at: chrono::Utc::now(),
+        accept_machine_tokens: true,
+    };
+    domain::store::resources::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("row");
+    // /mcp: its resource says nothing, so it needs a user
+    let res = s.get_with("/mcp/echo", &machine(s.url("/mcp"))).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let c = challenges(&res);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].starts_with(r#"Bearer error="invalid_token", error_description="this resource needs a user""#),
+        "{c:?}"
+    );
+    assert!(c[0].contains(&format!(r#"resource_metadata="{}""#, metadata_url(&s))), "{c:?}");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        (body["error"].as_str(), body["error_description"].as_str()),
+        (Some("invalid_token"), Some("this resource needs a user"))
+    );
+
+    // /query's resource accepts them (configuration): the upstream learns it is a client
+    let res = s.http.get(s.url("/query/echo")).bearer_auth(machine(s.url("/query"))).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.expect("json");
+    assert_eq!(seen["headers"]["x-sallyport-subject"], serde_json::json!(["batch-job"]));
+    assert_eq!(seen["headers"]["x-sallyport-subject-type"], serde_json::json!(["client"]));
+
+    let res = s.get_with("/form/echo", &machine(s.url("/form"))).await;
+    assert_eq!(res.status(), StatusCode::OK, "the registry's row counts");
+
+    // a user's token still passes /mcp
+    assert_eq!(s.get_with("/mcp/echo", &s.token()).await.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -177,6 +177,11 @@ impl Stack {
         self.gateway.url(path)
     }
 
+    /// The test database's pool (e.g. for `resources` rows the registry reads).
+    pub fn pool(&self) -> domain::db::Pool {
+        self._db.pool()
+    }
+
     /// The claims of a valid token for `/mcp` with scope `mcp`.
     pub fn claims(&self) -> AccessTokenClaims {
         let now = self.clock.unix();

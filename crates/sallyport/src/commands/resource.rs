@@ -27,6 +27,10 @@ pub enum ResourceCommand {
         /// Its documentation (RFC 9728 `resource_documentation`).
         #[arg(long)]
         documentation: Option<String>,
+        /// Accept tokens without a user (client_credentials of clients made with `client add`);
+        /// without it every token must name a signed-in user.
+        #[arg(long)]
+        accept_machine_tokens: bool,
     },
     /// List every protected resource: identifier, where it is defined, scopes, name.
     List,
@@ -39,9 +43,15 @@ pub async fn run(cmd: ResourceCommand, data_dir: &std::path::Path) -> anyhow::Re
     let pool = super::pool(&settings).await?;
     let mut conn = pool.get().await?;
     match cmd {
-        ResourceCommand::Add { resource, name, scopes, documentation } => {
-            let row = add(&mut conn, &settings, &resource, &name, &scopes, documentation.as_deref()).await?;
-            println!("registered resource {} (scopes: {})", row.resource, shown(&row.scopes));
+        ResourceCommand::Add { resource, name, scopes, documentation, accept_machine_tokens } => {
+            let docs = documentation.as_deref();
+            let row = add(&mut conn, &settings, &resource, &name, &scopes, docs, accept_machine_tokens).await?;
+            let machine = if row.accept_machine_tokens { "accepted" } else { "refused" };
+            println!(
+                "registered resource {} (scopes: {}; tokens without a user: {machine})",
+                row.resource,
+                shown(&row.scopes)
+            );
         }
         ResourceCommand::List => {
             let lines = list(&mut conn, &settings).await?;
@@ -83,6 +93,7 @@ pub async fn add(
     name: &str,
     scopes: &[String],
     documentation: Option<&str>,
+    accept_machine_tokens: bool,
 ) -> anyhow::Result<ResourceRow> {
     let id = ResourceUri::parse(resource).with_context(|| format!("{resource} is not a valid resource URI"))?;
     if configured(settings, &id)? {
@@ -102,6 +113,7 @@ pub async fn add(
         scopes: scopes.to_vec().into_iter().map(Some).collect(),
         documentation_url: documentation.map(str::to_owned),
         created_at: chrono::Utc::now(),
+        accept_machine_tokens,
     };
     resources::upsert(conn, &row).await?;
     Ok(row)
@@ -148,9 +160,10 @@ mod tests {
             name: "Configured".into(),
             scopes: vec!["mcp".into()],
             documentation: None,
+            accept_machine_tokens: false,
         }];
 
-        let row = add(&mut conn, &settings, "HTTPS://Files.example/api/", "Files", &["files".into()], None)
+        let row = add(&mut conn, &settings, "HTTPS://Files.example/api/", "Files", &["files".into()], None, false)
             .await
             .expect("add");
         assert_eq!(row.resource, "https://files.example/api", "stored normalised");
@@ -162,6 +175,7 @@ mod tests {
             "Files v2",
             &["files".into(), "files:write".into()],
             None,
+            true,
         )
         .await
         .expect("replace");
@@ -182,7 +196,7 @@ mod tests {
             ("https://a.example/x", "x", vec![], Some("javascript:alert(1)"), "a bad documentation URL"),
             ("https://mcp.example/mcp/", "x", vec![], None, "a configured resource"),
         ] {
-            assert!(add(&mut conn, &settings, uri, name, &scopes, doc).await.is_err(), "{why} is refused");
+            assert!(add(&mut conn, &settings, uri, name, &scopes, doc, false).await.is_err(), "{why} is refused");
         }
 
         let registry = domain::registry::ResourceRegistry::new(&settings.resources).expect("registry");
@@ -190,6 +204,9 @@ mod tests {
         let all = registry.all(&pool).await.expect("registry");
         assert_eq!(all.len(), 2, "the services see it: {all:?}");
         assert!(registry.supported_scopes(&pool).await.expect("scopes").contains("files:write"));
+        let files = all.iter().find(|r| r.name == "Files v2").expect("files");
+        assert!(files.accept_machine_tokens, "--accept-machine-tokens reaches the registry");
+        assert!(!all[0].accept_machine_tokens, "off unless said");
 
         assert!(remove(&mut conn, &settings, "https://mcp.example/mcp").await.is_err(), "configured");
         assert_eq!(

@@ -1,10 +1,18 @@
 //! `sallyport user add | list | disable | enable | passwd`: local accounts with argon2id hashes.
+//! A new password and a disable end the user's sessions and revoke every grant family of theirs
+//! (refresh tokens at once, access tokens at introspection); enabling revives none of them.
 
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use domain::store::audit::{self, NewAuditEvent, kind};
 use domain::store::users;
+
+/// Verifiers may accept a token this long past `exp`; a revocation must outlive that too.
+const VERIFIER_LEEWAY_SECS: u64 = 300;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -16,11 +24,12 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Stop a user from logging in (existing sessions stop working too).
+    /// Stop a user from signing in; their sessions end and every grant of theirs is revoked.
     Disable { username: String },
-    /// Let a disabled user log in again.
+    /// Let a disabled user sign in again (what the disable revoked stays revoked).
     Enable { username: String },
-    /// Set a new password (read from stdin with --password-stdin, else generated and printed).
+    /// Set a new password (read from stdin with --password-stdin, else generated and printed); the
+    /// user's sessions end and every grant of theirs is revoked.
     Passwd {
         username: String,
         #[arg(long)]
@@ -71,28 +80,95 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
             }
         }
         UserCommand::Disable { username } => {
-            if !users::set_disabled(&mut conn, &username, true, now).await? {
-                bail!("no user {username}");
-            }
-            println!("disabled {username}");
+            let until = revoked_until(&settings, now);
+            let ended = disable(&mut conn, &username, now, until).await?;
+            println!("disabled {username}; {}", ended_text(ended));
         }
         UserCommand::Enable { username } => {
-            if !users::set_disabled(&mut conn, &username, false, now).await? {
-                bail!("no user {username}");
-            }
-            println!("enabled {username}");
+            enable(&mut conn, &username, now).await?;
+            println!("enabled {username}; sessions and grants ended before stay ended");
         }
         UserCommand::Passwd { username, password_stdin } => {
             let (password, generated) = read_password(password_stdin)?;
             let hash = domain::password::hash(&password)?;
-            if !users::set_password(&mut conn, &username, &hash, now).await? {
-                bail!("no user {username}");
-            }
-            println!("password changed for {username}");
+            let ended = passwd(&mut conn, &username, &hash, now, revoked_until(&settings, now)).await?;
+            println!("password changed for {username}; {}", ended_text(ended));
             if generated {
                 println!("password: {password}");
             }
         }
     }
     Ok(())
+}
+
+fn revoked_until(settings: &domain::Settings, now: DateTime<Utc>) -> DateTime<Utc> {
+    domain::clock::after(now, settings.tokens.access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS))
+}
+
+fn ended_text(ended: users::Ended) -> String {
+    format!(
+        "ended {} session(s) and revoked {} grant(s) (their refresh and access tokens)",
+        ended.sessions, ended.grants
+    )
+}
+
+async fn user_id(conn: &mut AsyncPgConnection, username: &str) -> anyhow::Result<uuid::Uuid> {
+    match users::find_by_username(conn, username).await? {
+        Some(u) => Ok(u.id),
+        None => bail!("no user {username}"),
+    }
+}
+
+/// Disables the user and ends their sessions and grants, in one transaction with its audit event.
+pub async fn disable(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+) -> anyhow::Result<users::Ended> {
+    let id = user_id(conn, username).await?;
+    let ended = conn
+        .transaction(async |conn| {
+            users::set_disabled(conn, username, true, now).await?;
+            users::end_access_audited(conn, id, kind::USER_DISABLED, None, now, revoked_until).await
+        })
+        .await?;
+    Ok(ended)
+}
+
+/// Lets the user sign in again; nothing ended by a disable comes back.
+pub async fn enable(conn: &mut AsyncPgConnection, username: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let id = user_id(conn, username).await?;
+    conn.transaction(async |conn| {
+        users::set_disabled(conn, username, false, now).await?;
+        let event = NewAuditEvent {
+            occurred_at: now,
+            kind: kind::USER_ENABLED,
+            client_id: None,
+            user_id: Some(id),
+            ip: None,
+            detail: serde_json::json!({}),
+        };
+        audit::record(conn, &event).await
+    })
+    .await?;
+    Ok(())
+}
+
+/// Sets a new password hash (which also ends a lockout) and ends the user's sessions and grants.
+pub async fn passwd(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+    revoked_until: DateTime<Utc>,
+) -> anyhow::Result<users::Ended> {
+    let id = user_id(conn, username).await?;
+    let ended = conn
+        .transaction(async |conn| {
+            users::set_password(conn, username, hash, now).await?;
+            users::end_access_audited(conn, id, kind::USER_PASSWORD_CHANGED, None, now, revoked_until).await
+        })
+        .await?;
+    Ok(ended)
 }

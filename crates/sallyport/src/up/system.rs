@@ -115,6 +115,7 @@ impl System {
             name: "Demo MCP server".into(),
             scopes: vec!["mcp".into()],
             documentation: None,
+            accept_machine_tokens: false,
         };
         settings.resources.retain(|r| r.resource != demo.resource);
         settings.resources.insert(0, demo);

@@ -75,7 +75,7 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
         }
         return Ok(res);
     }
-    let credentials = Credentials { username: &form.username, password: &form.password };
+    let credentials = Credentials { username: &form.username, password: &form.password, ip: Some(ip) };
     let user = match state.authenticator.authenticate(credentials).await {
         Ok(user) => user,
         Err(LoginError::Rejected) => {

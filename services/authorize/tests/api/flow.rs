@@ -286,3 +286,50 @@ async fn metadata_document_client() {
     let res = b.get(format!("{url}&prompt=none")).send().await.expect("prompt=none");
     assert_error_redirect(&env, &location(&res), "consent_required");
 }
+
+/// RFC 8252 §8.6 (issue 13): a public client that registered itself, redirecting to loopback or a
+/// private-use scheme, is asked every time: its id is no secret and any local program can listen
+/// there. The same client with an https redirect keeps its remembered consent.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_self_registered_client_is_asked_every_time_on_local_redirects() {
+    let https = "https://app.example.org/cb";
+    let env = Env::new().await;
+    let scope = "mcp:tools mcp:admin";
+    let public = add_client(
+        &env.db.pool(),
+        "Public",
+        &[REDIRECT, "com.example.app:/cb", https],
+        scope,
+        domain::client::ClientSource::Dynamic,
+        "none",
+    )
+    .await;
+    let b = browser();
+    let url = env.authorize_url("").replace(&enc(&env.client_id), &enc(&public));
+    let html = consent_page(&env, &b, &url).await;
+    let res = decide(&env, &b, &html, "allow").await;
+    assert!(location(&res).contains("code=spac_"), "{}", location(&res));
+    assert_eq!(env.count("consents").await, 1, "the consent is remembered (for the https redirect)");
+
+    for redirect in [REDIRECT, "http://127.0.0.1:4444/callback", "com.example.app:/cb"] {
+        let again = url.replace(&enc(REDIRECT), &enc(redirect));
+        let res = b.get(&again).send().await.expect("again");
+        assert_eq!(res.status(), 200, "{redirect}: the consent page, not a code: {:?}", res.headers().get("location"));
+        assert!(res.text().await.expect("html").contains("consent-form"));
+    }
+    let res = b.get(format!("{url}&prompt=none")).send().await.expect("prompt=none");
+    assert_error_redirect(&env, &location(&res), "consent_required");
+
+    // the same client and grant with its https redirect: remembered
+    let to_https = url.replace(&enc(REDIRECT), &enc(https));
+    let res = b.get(&to_https).send().await.expect("https");
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).starts_with(&format!("{https}?code=spac_")), "{}", location(&res));
+
+    // the confidential self-registered client of `Env` keeps its remembered consent on loopback
+    let res = b.get(env.authorize_url("")).send().await.expect("signed in already");
+    assert_eq!(res.status(), 200, "its consent page");
+    decide(&env, &b, &res.text().await.expect("html"), "allow").await;
+    let res = b.get(env.authorize_url("")).send().await.expect("remembered");
+    assert!(location(&res).contains("code=spac_"), "{}", location(&res));
+}

@@ -45,11 +45,63 @@ async fn users_are_locked_after_repeated_failures() {
     let locked = post_login(&env, &b, &html, USER, PASSWORD).await;
     assert_eq!(locked.status(), 400, "locked: even the right password is refused");
     env.clock.advance(301);
-    let ok = post_login(&env, &b, &html, USER, PASSWORD).await;
-    assert_eq!(ok.status(), 303, "the lock expired");
+    // the lock expired: the count starts again, so one more wrong password does not lock
+    assert_eq!(post_login(&env, &b, &html, USER, "wrong password!").await.status(), 400);
     let mut conn = env.db.conn().await;
     let alice = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    assert_eq!((alice.failed_logins, alice.locked_until), (1, None), "a new run after the lockout expired");
+    let ok = post_login(&env, &b, &html, USER, PASSWORD).await;
+    assert_eq!(ok.status(), 303, "not locked");
+    let alice = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
     assert_eq!(alice.failed_logins, 0, "a success resets the count");
+}
+
+/// Issue 13: each attempt is counted before its password is checked, in one statement, so 30
+/// concurrent guesses for one user get at most `login.max_failures` checks; the one that locks the
+/// user ends the sessions they already had (and is audited), and the right password is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_guesses_cannot_outrun_the_lockout() {
+    use domain::store::{audit, users};
+    let env = Env::with(|s| {
+        s.login.max_failures = 5;
+        s.login.per_ip_per_minute = 1000;
+    })
+    .await;
+    // the user is signed in elsewhere
+    let victim = browser();
+    let back = sign_in(&env, &victim, &env.authorize_url("")).await;
+    assert_eq!(victim.get(&back).send().await.expect("consent").status(), 200, "signed in: the consent page");
+    assert_eq!(env.count("sessions").await, 1);
+
+    let b = browser();
+    let html = login_html(&env, &b).await;
+    let guesses = (0..30).map(|i| {
+        let (env, b, html) = (&env, &b, &html);
+        async move { post_login(env, b, html, USER, &format!("guess number {i}")).await.status() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+
+    let mut conn = env.db.conn().await;
+    let alice = users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    assert_eq!(alice.failed_logins, 5, "only max_failures of the 30 guesses were checked");
+    assert!(alice.locked_until.is_some_and(|t| t > env.clock.now()));
+    let locked: Vec<_> = audit::for_user(&mut conn, alice.id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.kind == "user.locked_out")
+        .collect();
+    assert_eq!(locked.len(), 1, "one lockout, audited once: {locked:?}");
+    assert_eq!(locked[0].detail["sessions_ended"], 1);
+    assert_eq!(locked[0].ip.as_deref(), Some("127.0.0.1"));
+    drop(conn);
+
+    assert_eq!(env.count("sessions").await, 0, "the lockout ended the user's session");
+    let res = victim.get(env.authorize_url("")).send().await.expect("authorize");
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).contains("/oauth2/login?"), "signed out: {}", location(&res));
+    assert_eq!(post_login(&env, &b, &html, USER, PASSWORD).await.status(), 400, "locked");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,6 +50,7 @@ impl Env {
             name: "Demo MCP".into(),
             scopes: vec!["mcp:tools".into(), "mcp:admin".into(), "mcp:other".into()],
             documentation: None,
+            accept_machine_tokens: false,
         }];
         tweak(&mut s);
         let mut ctx = testkit::context(&db, s);
@@ -60,7 +61,10 @@ impl Env {
         let app = authorize::app(ctx).await.expect("build the app");
         let server = testkit::spawn_app_on(listener, &app, Some(db.pool()));
         add_user(&db.pool(), USER, PASSWORD).await;
-        let client_id = add_client(&db.pool(), "Test Client", redirects, scope, ClientSource::Dynamic).await;
+        // self-registered (the consent page warns) and confidential, so its remembered consent
+        // stands (RFC 8252 §8.6: it proves its secret to redeem a code)
+        let client_id =
+            add_client(&db.pool(), "Test Client", redirects, scope, ClientSource::Dynamic, "client_secret_basic").await;
         Self { db, server, clock, settings, client_id }
     }
 
@@ -105,7 +109,14 @@ pub async fn add_user(pool: &Pool, name: &str, password: &str) -> uuid::Uuid {
     row.id
 }
 
-pub async fn add_client(pool: &Pool, name: &str, redirects: &[&str], scope: &str, source: ClientSource) -> String {
+pub async fn add_client(
+    pool: &Pool,
+    name: &str,
+    redirects: &[&str],
+    scope: &str,
+    source: ClientSource,
+    auth_method: &str,
+) -> String {
     let policy = MetadataPolicy {
         max_redirect_uris: 10,
         default_scopes: Scopes::parse(scope).expect("scope"),
@@ -113,7 +124,7 @@ pub async fn add_client(pool: &Pool, name: &str, redirects: &[&str], scope: &str
     };
     let metadata = ClientMetadataRequest {
         redirect_uris: Some(redirects.iter().map(|r| (*r).to_owned()).collect()),
-        token_endpoint_auth_method: Some("none".into()),
+        token_endpoint_auth_method: Some(auth_method.into()),
         grant_types: Some(vec!["authorization_code".into(), "refresh_token".into()]),
         client_name: Some(name.into()),
         client_uri: Some("https://client.example.org/about".into()),
@@ -123,7 +134,10 @@ pub async fn add_client(pool: &Pool, name: &str, redirects: &[&str], scope: &str
     .validate(&policy)
     .expect("valid client");
     let id = uuid::Uuid::new_v4().to_string();
-    let row = clients::ClientRow::new(id.clone(), source, &metadata, Utc::now());
+    let mut row = clients::ClientRow::new(id.clone(), source, &metadata, Utc::now());
+    if auth_method != "none" {
+        row.client_secret_hash = Some(domain::secret::SecretHash::of("spcs_test-secret").to_vec());
+    }
     clients::insert(&mut pool.get().await.expect("conn"), &row).await.expect("insert client");
     id
 }

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use domain::OAuthError;
-use domain::client::{Client, ClientSource, parse_metadata_json};
+use domain::client::{Client, ClientSource, parse_metadata_json, refuse_machine_grant};
 use domain::secret::{PlainSecret, SecretKind};
 use domain::store::audit::{NewAuditEvent, kind};
 use domain::store::clients::{self, ClientRow};
@@ -28,6 +28,7 @@ pub async fn register(
     let body = read_json(req.headers(), payload).await?;
     // RFC 7591 §3.1: unknown members are ignored; a client_id sent here is not the client's to choose
     let metadata = parse_metadata_json(&body)?.validate(&state.policy().await?)?;
+    refuse_machine_grant(&metadata)?;
 
     let now = state.ctx.clock.now();
     let client_id = uuid::Uuid::new_v4().to_string();

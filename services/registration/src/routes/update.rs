@@ -3,11 +3,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
-use domain::client::{Client, ClientMetadataRequest, parse_metadata_json};
+use domain::client::{Client, ClientMetadataRequest, parse_metadata_json, refuse_machine_grant};
 use domain::http::client_ip;
 use domain::secret::{PlainSecret, SecretHash, SecretKind};
 use domain::store::audit::{self, NewAuditEvent, kind};
 use domain::store::clients::{self, ClientRow};
+use domain::store::consents;
 use domain::{ErrorCode, OAuthError};
 
 use crate::State;
@@ -52,6 +53,9 @@ pub async fn update(
     let request = parse_metadata_json(&body)?;
     check_identity(&request, &managed.row)?;
     let metadata = request.validate(&state.policy().await?)?;
+    if managed.client.source.is_self_registered() {
+        refuse_machine_grant(&metadata)?;
+    }
 
     let current = &managed.row;
     let (secret_hash, new_secret) =
@@ -77,13 +81,19 @@ pub async fn update(
     row.may_introspect = current.may_introspect;
     row.updated_at = now;
 
+    // a new place for the codes to go is not what the users approved: they are asked again
+    let mut old_redirects: Vec<&str> = current.redirect_uris.iter().flatten().map(String::as_str).collect();
+    let mut new_redirects: Vec<&str> = metadata.redirect_uris.iter().map(|r| r.as_str()).collect();
+    old_redirects.sort_unstable();
+    new_redirects.sort_unstable();
+    let redirects_changed = old_redirects != new_redirects;
     let mut detail = metadata.audit_detail();
     if let Some(obj) = detail.as_object_mut() {
         obj.insert("secret_issued".into(), new_secret.is_some().into());
         obj.insert("registration_token_rotated".into(), new_token.is_some().into());
     }
     let ip = client_ip(&req, settings.trust_forwarded_for).to_string();
-    let event = NewAuditEvent {
+    let mut event = NewAuditEvent {
         occurred_at: now,
         kind: kind::CLIENT_UPDATED,
         client_id: Some(&row.client_id),
@@ -96,6 +106,12 @@ pub async fn update(
         .transaction(async |conn| {
             let replaced = clients::replace(conn, &row, managed.token_hash.as_bytes()).await?;
             if replaced {
+                if redirects_changed {
+                    let forgotten = consents::forget_client(conn, &row.client_id).await?;
+                    if let Some(obj) = event.detail.as_object_mut() {
+                        obj.insert("consents_forgotten".into(), forgotten.into());
+                    }
+                }
                 audit::record(conn, &event).await?;
             }
             Ok::<_, diesel::result::Error>(replaced)

@@ -37,6 +37,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> App {
         name: "Example MCP".into(),
         scopes: vec!["mcp".into(), "files:read".into()],
         documentation: None,
+        accept_machine_tokens: false,
     }];
     tweak(&mut settings);
     settings.validate().expect("test settings are valid");

@@ -414,3 +414,55 @@ async fn delete_revokes_everything_the_client_holds() {
         .expect("request");
     assert_error(res, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
+
+/// Issue 13: an RFC 7592 update cannot add client_credentials to a self-registered client.
+#[tokio::test(flavor = "multi_thread")]
+async fn update_refuses_client_credentials() {
+    let app = start().await;
+    let mut body = rust_client();
+    body["token_endpoint_auth_method"] = json!("client_secret_basic");
+    let info = app.register_ok(&body).await;
+    let id = info["client_id"].as_str().expect("id");
+    let mut update = body.clone();
+    update["client_id"] = json!(id);
+    update["grant_types"] = json!(["authorization_code", "refresh_token", "client_credentials"]);
+    let res = put(&app, &info, token_of(&info), &update).await;
+    let status = res.status();
+    let err: Value = res.json().await.expect("json");
+    assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{err}");
+    assert!(err["error_description"].as_str().expect("why").contains("sallyport client add"), "{err}");
+    let client = clients::find(&mut *app.conn().await, id).await.expect("query").expect("client");
+    assert!(!client.metadata.grant_types.contains(&domain::client::GrantType::ClientCredentials), "unchanged");
+}
+
+/// Issue 13: codes now going somewhere else is not what the users approved: a change of
+/// `redirect_uris` forgets the client's remembered consents; an update that keeps them does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_redirect_uris_forget_remembered_consents() {
+    use domain::store::consents;
+    let app = start().await;
+    let info = app.register_ok(&rust_client()).await;
+    let id = info["client_id"].as_str().expect("id");
+    let user = users::UserRow::new("alice", "$argon2id$x".into(), Utc::now());
+    users::insert(&mut *app.conn().await, &user).await.expect("user");
+    let remembered = || async {
+        consents::find(&mut *app.conn().await, user.id, id, &[crate::common::RESOURCE.to_owned()]).await.expect("q")
+    };
+    let resource = vec![crate::common::RESOURCE.to_owned()];
+    consents::grant(&mut *app.conn().await, user.id, id, &resource, &["mcp".into()], Utc::now()).await.expect("g");
+    assert_eq!(remembered().await.len(), 1);
+
+    // same redirect URIs (in another order is the same set), a new name: the consent stays
+    let mut same = rust_client();
+    same["client_id"] = json!(id);
+    same["client_name"] = json!("renamed");
+    assert_eq!(put(&app, &info, token_of(&info), &same).await.status(), StatusCode::OK);
+    assert_eq!(remembered().await.len(), 1, "nothing about where codes go changed");
+
+    let mut moved = same.clone();
+    moved["redirect_uris"] = json!(["http://127.0.0.1:8765/callback", "http://127.0.0.1:9999/other"]);
+    assert_eq!(put(&app, &info, token_of(&info), &moved).await.status(), StatusCode::OK);
+    assert!(remembered().await.is_empty(), "a new redirect URI: the users are asked again");
+    let events = audit::for_client(&mut *app.conn().await, id).await.expect("audit");
+    assert_eq!(events.last().expect("event").detail["consents_forgotten"], 1, "{events:?}");
+}

@@ -153,7 +153,7 @@ async fn every_member_is_echoed() {
         .register_ok(&json!({
             "redirect_uris": ["https://app.example.com/cb", "com.example.app:/oauth2redirect"],
             "token_endpoint_auth_method": "client_secret_basic",
-            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "application_type": "web",
             "client_name": "Everything",
@@ -176,7 +176,7 @@ async fn every_member_is_echoed() {
     }
     assert_eq!(info["contacts"], json!(["ops@app.example.com"]));
     assert_eq!(info["jwks"], jwks);
-    assert_eq!(info["grant_types"], json!(["authorization_code", "refresh_token", "client_credentials"]));
+    assert_eq!(info["grant_types"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(info["redirect_uris"], json!(["https://app.example.com/cb", "com.example.app:/oauth2redirect"]));
     assert_eq!(info["scope"], "files:read mcp", "narrowed to what the deployment supports");
     assert_ne!(info["client_id"], "i-would-like-this-id", "the server assigns client ids");
@@ -184,18 +184,33 @@ async fn every_member_is_echoed() {
     assert_usable(&app, &info).await;
 }
 
+/// Issue 13: open registration hands out no token without a user. A client that wants
+/// client_credentials is one an operator creates (`sallyport client add`); the refusal says so.
 #[tokio::test(flavor = "multi_thread")]
-async fn machine_client_with_client_credentials() {
+async fn client_credentials_is_refused_to_self_registered_clients() {
     let app = start().await;
+    for body in [
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}),
+        json!({"grant_types": ["client_credentials"], "scope": "mcp", "client_name": "batch job"}),
+        json!({"grant_types": ["authorization_code", "client_credentials"], "redirect_uris": ["https://a.example/cb"],
+               "token_endpoint_auth_method": "client_secret_basic"}),
+    ] {
+        let res = app.register(&body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let err: Value = res.json().await.expect("json");
+        assert_eq!(err["error"], "invalid_client_metadata", "{err}");
+        let why = err["error_description"].as_str().expect("description");
+        assert!(why.contains("client_credentials") && why.contains("sallyport client add"), "{why}");
+    }
+    assert_eq!(client_count(&app).await, 0, "nothing was stored");
+    // a confidential client for users registers as before
     let info = app
-        .register_ok(&json!({"grant_types": ["client_credentials"], "scope": "mcp", "client_name": "batch job"}))
+        .register_ok(
+            &json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
+        )
         .await;
-    assert_eq!(info["redirect_uris"], json!([]), "present even when empty: strict parsers need it");
-    assert_eq!(info["response_types"], json!([]));
-    assert!(info["client_secret"].is_string());
     let client = assert_usable(&app, &info).await;
-    assert!(client.allows_grant(GrantType::ClientCredentials));
-    assert!(!client.allows_grant(GrantType::AuthorizationCode));
+    assert!(!client.allows_grant(GrantType::ClientCredentials));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! `grant_type=client_credentials` (RFC 6749 §4.4): confidential clients only, no refresh token,
-//! and no database write at all. The token carries no `gid`; it can be revoked on its own by `jti`.
+//! `grant_type=client_credentials` (RFC 6749 §4.4): confidential clients an operator created only,
+//! for resources that accept tokens without a user, no refresh token, and no database write at all. The token carries no `gid`; it can be revoked on its own by `jti`.
 
 use domain::OAuthError;
 use domain::client::{Client, GrantType};
@@ -19,6 +19,14 @@ pub async fn exchange(state: &State, client: &Client, form: &Form) -> Result<Tok
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "client_credentials is only for confidential clients",
+        ));
+    }
+    if client.source.is_self_registered() {
+        // issue 13: a client anyone could have registered never acts without a user, even when an
+        // older row lists the grant
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "client_credentials is only for clients an operator created; this client registered itself",
         ));
     }
     require_grant(client, GrantType::ClientCredentials)?;
@@ -41,6 +49,14 @@ pub async fn exchange(state: &State, client: &Client, form: &Form) -> Result<Tok
             })
             .collect::<Result<_, _>>()?
     };
+    // issue 13: a resource takes a token without a user only when its configuration says so; the
+    // gateway refuses such tokens for the others too, this keeps them from being minted at all
+    if let Some(r) = resources.iter().find(|r| !r.accept_machine_tokens) {
+        return Err(OAuthError::invalid_target(format!(
+            "resource {} needs a user: it does not accept tokens without one (accept_machine_tokens)",
+            r.id.as_str()
+        )));
+    }
     let offered = resources.iter().fold(Scopes::default(), |acc, r| acc.union(&r.scopes));
     let scope = rules::client_credentials_scope(scope, &client.metadata.scope, &offered)?;
     let grant = AccessGrant {

@@ -15,6 +15,7 @@ use domain::secret::{PlainSecret, SecretKind};
 use domain::store::codes::{self, CodeRow, Redemption};
 use domain::store::refresh_tokens::{self, RefreshTokenRow};
 use domain::store::revocations::GrantRevocation;
+use domain::store::users;
 use domain::uri::{MAX_URI_LEN, ResourceUri};
 use uuid::Uuid;
 
@@ -61,6 +62,10 @@ pub async fn exchange(
                 Ok(audience) => audience,
                 Err(e) => return Ok(Outcome::Refused(e)),
             };
+            // issue 13: a user disabled since signing in gets nothing from the code (it is spent)
+            if !users::is_active(conn, row.user_id).await? {
+                return Ok(Outcome::Refused(OAuthError::invalid_grant("the user of this code is disabled")));
+            }
             if let Some(secret) = &refresh {
                 let family_expires_at = after(now, tokens.refresh_absolute_ttl_secs);
                 let new = RefreshTokenRow {

@@ -61,7 +61,10 @@ pub async fn introspect(
         Found::Nothing => inactive,
         Found::Access(claims) => {
             let mut conn = state.pool.get().await?;
-            let live = revocations::access_token_state(&mut conn, &claims.client_id, claims.gid, claims.jti).await?;
+            // RFC 9068 §2.2: `sub` is the user's id, or the client's for a token without a user
+            let user_id = (claims.sub != claims.client_id).then(|| uuid::Uuid::parse_str(&claims.sub).ok()).flatten();
+            let live =
+                revocations::access_token_state(&mut conn, &claims.client_id, claims.gid, claims.jti, user_id).await?;
             if !live.is_live() {
                 inactive
             } else {

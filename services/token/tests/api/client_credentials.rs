@@ -1,6 +1,6 @@
 //! `grant_type=client_credentials`.
 
-use domain::client::{AuthMethod, GrantType};
+use domain::client::{AuthMethod, ClientSource, GrantType};
 use oauth2::{Scope, TokenResponse};
 use serde_json::json;
 
@@ -121,4 +121,51 @@ async fn only_confidential_clients_registered_for_it() {
     let (status, body) =
         env.post_form("/oauth2/token", &not_registered.post_auth(&[("grant_type", "client_credentials")])).await;
     assert_eq!((status, error(&body)), (400, "unauthorized_client"));
+}
+
+/// Issue 13: a client that registered itself (RFC 7591 or a metadata document) never gets a token
+/// without a user, even when its row, written before the rule, lists the grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn self_registered_clients_are_refused_even_with_an_old_row() {
+    let env = Env::start().await;
+    for source in [ClientSource::Dynamic, ClientSource::MetadataDocument] {
+        let client = env.client(ClientSpec { source, ..service("mcp") }).await;
+        let secret = client.secret.as_deref().expect("secret");
+        let res = env.post_basic("/oauth2/token", &client.id, secret, &[("grant_type", "client_credentials")]).await;
+        assert_eq!(res.status(), 400, "{source:?}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(error(&body), "unauthorized_client", "{source:?}: {body}");
+        assert!(body["error_description"].as_str().expect("why").contains("operator"), "{body}");
+    }
+    // the operator's client with the same metadata gets its token
+    let client = env.client(service("mcp")).await;
+    let secret = client.secret.as_deref().expect("secret");
+    let res = env.post_basic("/oauth2/token", &client.id, secret, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// Issue 13: a token without a user is minted only for resources that accept one
+/// (`accept_machine_tokens`); FILES does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_for_resources_that_accept_machine_tokens() {
+    let env = Env::start_with(|s| {
+        with_files(s);
+        s.resources[1].accept_machine_tokens = false;
+    })
+    .await;
+    let client = env.client(service("mcp files")).await;
+    let secret = client.secret.as_deref().expect("secret");
+    for resources in [vec![FILES], vec![MCP, FILES]] {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(resources.iter().map(|r| ("resource", *r)));
+        let res = env.post_basic("/oauth2/token", &client.id, secret, &form).await;
+        assert_eq!(res.status(), 400, "{resources:?}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(error(&body), "invalid_target", "{body}");
+        assert!(body["error_description"].as_str().expect("why").contains("needs a user"), "{body}");
+    }
+    let res = env
+        .post_basic("/oauth2/token", &client.id, secret, &[("grant_type", "client_credentials"), ("resource", MCP)])
+        .await;
+    assert_eq!(res.status(), 200, "MCP accepts machine tokens");
 }

@@ -107,3 +107,60 @@ async fn only_clients_allowed_to_introspect_learn_anything() {
     let (status, body) = env.post_form("/oauth2/introspect", &rs.post_auth(&[])).await;
     assert_eq!((status, error(&body)), (400, "invalid_request"));
 }
+
+/// Issue 13: a disabled user's access tokens are inactive at introspection and a code of theirs
+/// redeems nothing; what `sallyport user disable` ends (refresh tokens at once, access tokens at
+/// introspection) stays ended when the user is enabled again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_user_gets_nothing_and_enabling_revives_nothing() {
+    use domain::store::{audit, users};
+    let env = Env::start().await;
+    let client = env.client(ClientSpec::default()).await;
+    let rs = env.resource_server().await;
+    let user = env.user().await;
+    let name = users::find(&mut *env.db.conn().await, user).await.expect("q").expect("user").username;
+    let redeem = |code: String| {
+        let client = &client;
+        let env = &env;
+        async move {
+            let form = client.post_auth(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+                ("redirect_uri", CALLBACK),
+            ]);
+            env.post_form("/oauth2/token", &form).await
+        }
+    };
+    let (status, tokens) = redeem(env.code(&client.id, user, CodeSpec::default()).await).await;
+    assert_eq!(status, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().expect("at");
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let later_code = env.code(&client.id, user, CodeSpec::default()).await;
+
+    let now = chrono::Utc::now();
+    users::set_disabled(&mut *env.db.conn().await, &name, true, now).await.expect("disable");
+    assert_eq!(env.introspect(&rs, at).await, json!({"active": false}), "the user is disabled");
+    assert_eq!(env.introspect(&rs, rt).await, json!({"active": false}));
+    let (status, body) = redeem(later_code).await;
+    assert_eq!((status, error(&body)), (400, "invalid_grant"), "{body}");
+
+    // what the CLI's disable does besides the flag: every grant family of the user is revoked
+    let until = now + chrono::TimeDelta::seconds(1200);
+    let mut conn = env.db.conn().await;
+    let ended =
+        users::end_access_audited(&mut conn, user, audit::kind::USER_DISABLED, None, now, until).await.expect("end");
+    assert_eq!(ended.grants, 2, "the redeemed code's family and the spent one's");
+    users::set_disabled(&mut conn, &name, false, now).await.expect("enable");
+    drop(conn);
+    assert_eq!(env.introspect(&rs, at).await, json!({"active": false}), "enabled: the access token stays dead");
+    let (status, body) = env.refresh(&client, rt).await;
+    assert_eq!((status, error(&body)), (400, "invalid_grant"), "the refresh token too: {body}");
+    let events = audit::for_user(&mut *env.db.conn().await, user).await.expect("audit");
+    assert!(events.iter().any(|e| e.kind == "user.disabled" && e.detail["grants_revoked"] == 2), "{events:?}");
+
+    // a new sign-in works as before
+    let (status, fresh) = redeem(env.code(&client.id, user, CodeSpec::default()).await).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(env.introspect(&rs, fresh["access_token"].as_str().expect("at")).await["active"], true);
+}

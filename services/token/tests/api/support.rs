@@ -41,6 +41,7 @@ pub fn base_settings(db: &TestDb) -> Settings {
         name: "MCP".into(),
         scopes: vec!["mcp".into(), "mcp:admin".into()],
         documentation: None,
+        accept_machine_tokens: true,
     }];
     s
 }
@@ -52,6 +53,7 @@ pub fn with_files(s: &mut Settings) {
         name: "Files".into(),
         scopes: vec!["files".into()],
         documentation: None,
+        accept_machine_tokens: true,
     });
 }
 
@@ -101,7 +103,7 @@ impl Env {
             software_version: None,
         };
         let id = spec.id.map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-        let mut row = clients::ClientRow::new(id.clone(), ClientSource::Admin, &metadata, Utc::now());
+        let mut row = clients::ClientRow::new(id.clone(), spec.source, &metadata, Utc::now());
         let secret = spec.auth.is_confidential().then(|| PlainSecret::generate(SecretKind::ClientSecret));
         row.client_secret_hash = secret.as_ref().map(|s| s.hash().to_vec());
         row.may_introspect = spec.may_introspect;
@@ -270,6 +272,8 @@ pub struct ClientSpec<'a> {
     pub grants: &'a [GrantType],
     pub scope: &'a str,
     pub may_introspect: bool,
+    /// An operator's client unless said otherwise.
+    pub source: ClientSource,
 }
 
 impl Default for ClientSpec<'_> {
@@ -280,6 +284,7 @@ impl Default for ClientSpec<'_> {
             grants: &[GrantType::AuthorizationCode, GrantType::RefreshToken],
             scope: "mcp mcp:admin files",
             may_introspect: false,
+            source: ClientSource::Admin,
         }
     }
 }

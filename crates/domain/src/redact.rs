@@ -1,0 +1,137 @@
+//! Secrets out of `Debug`: a value printed with `{:?}` (a log line, a panic, an error report)
+//! shows that a secret is there, never what it is.
+
+use std::fmt;
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
+
+/// What `Debug` prints instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// A secret string a client or operator sent or is sent: serialised and compared as the string,
+/// debug-printed as [`REDACTED`].
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for SecretString {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// `Debug` for a serialisable settings struct: its fields as JSON, with the members named in
+/// `secrets` replaced by [`REDACTED`] (when set) and database URLs without their password. Going
+/// through serde keeps every field in the output, including ones added later, without a
+/// hand-kept list that could miss one.
+pub fn debug_settings<T: Serialize>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    value: &T,
+    secrets: &[&str],
+) -> fmt::Result {
+    let mut json = serde_json::to_value(value).map_err(|_| fmt::Error)?;
+    if let Some(obj) = json.as_object_mut() {
+        for key in secrets {
+            if let Some(v) = obj.get_mut(*key)
+                && !v.is_null()
+            {
+                *v = serde_json::Value::String(REDACTED.to_owned());
+            }
+        }
+        if let Some(serde_json::Value::String(url)) = obj.get_mut("url") {
+            *url = crate::db::redact_url(url);
+        }
+    }
+    write!(f, "{name} {json}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_string_never_debug_prints_its_value() {
+        let s = SecretString::from("hunter2-secret");
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(s.clone())), "Some(<redacted>)");
+        assert_eq!(&*s, "hunter2-secret");
+        assert_eq!(serde_json::to_string(&s).expect("json"), "\"hunter2-secret\"");
+    }
+
+    #[test]
+    fn settings_debug_print_no_secret() {
+        let mut settings = crate::config::Settings::default();
+        settings.database.url = "postgres://app:db-password-1@db.example/sallyport".into();
+        settings.keys.encryption_key = Some("kek-secret-2".into());
+        settings.registration.initial_access_token = Some("initial-token-3".into());
+        settings.gateway.introspection_client_id = Some("gateway".into());
+        settings.gateway.introspection_client_secret = Some("introspection-secret-4".into());
+        let shown = format!("{settings:?} {:?} {:#?}", settings.gateway, settings.keys);
+        for secret in ["db-password-1", "kek-secret-2", "initial-token-3", "introspection-secret-4"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        for kept in ["db.example", "gateway", "introspection_client_secret", "<redacted>", "token_cache_capacity"] {
+            assert!(shown.contains(kept), "{kept} missing: {shown}");
+        }
+    }
+
+    #[test]
+    fn registration_bodies_debug_print_no_secret() {
+        let body = br#"{"client_id":"c","client_secret":"client-secret-5","redirect_uris":["https://a.example/cb"]}"#;
+        let request = crate::client::parse_metadata_json(body).expect("parse");
+        assert_eq!(request.client_secret.as_deref(), Some("client-secret-5"));
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("client-secret-5") && shown.contains("https://a.example/cb"), "{shown}");
+
+        let policy = crate::client::MetadataPolicy {
+            max_redirect_uris: 1,
+            default_scopes: crate::scope::Scopes::default(),
+            allowed_scopes: crate::scope::Scopes::default(),
+        };
+        let metadata = crate::client::ClientMetadataRequest { client_secret: None, ..request }.validate(&policy);
+        let client = crate::client::Client {
+            client_id: "c".into(),
+            source: crate::client::ClientSource::Dynamic,
+            metadata: metadata.expect("valid"),
+            secret_hash: None,
+            secret_expires_at: None,
+            may_introspect: false,
+            created_at: chrono::Utc::now(),
+        };
+        let mut info = crate::client::ClientInformation::of(&client);
+        info.client_secret = Some("issued-secret-6".into());
+        info.registration_access_token = Some("registration-token-7".into());
+        let shown = format!("{info:?}");
+        assert!(!shown.contains("issued-secret-6") && !shown.contains("registration-token-7"), "{shown}");
+        let json = serde_json::to_string(&info).expect("json");
+        assert!(json.contains("issued-secret-6") && json.contains("registration-token-7"), "sent as is: {json}");
+    }
+}
