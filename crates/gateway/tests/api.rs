@@ -5,8 +5,10 @@ mod api {
     pub mod support;
 
     mod bearer;
+    mod cookies;
     mod cors;
     mod limits;
+    mod paths;
     mod proxy;
     mod revocation;
     mod routing;
