@@ -3,4 +3,5 @@
 
 pub mod commands;
 pub mod demo_mcp;
+pub mod provision;
 pub mod up;
