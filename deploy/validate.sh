@@ -67,6 +67,7 @@ with open(sys.argv[1], "w") as f:
     f.write(f"postgres-password={password}\n")
     f.write(f"database-url=postgres://sallyport:{password}@postgres:5432/sallyport\n")
     f.write(f"encryption-key={base64.b64encode(secrets.token_bytes(32)).decode()}\n")
+    f.write(f"gateway-introspection-secret={secrets.token_urlsafe(32)}\n")
 EOF
 for kust in base overlays/example; do
     out="$work/$(echo "$kust" | tr / -).yaml"

@@ -14,7 +14,8 @@ use crate::client::{AuthMethod, Client, ClientMetadataRequest, ClientSource, Met
 use crate::clock::{Clock, after};
 use crate::config::MetadataDocumentSettings;
 use crate::db::Pool;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
+use crate::ratelimit::IpRateLimiter;
 use crate::store::clients::{self, ClientRow};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,35 +48,7 @@ pub fn is_document_url(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-/// Addresses no document may be fetched from unless the operator allows it: loopback, private,
-/// link-local (which includes the 169.254.169.254 cloud metadata service), and friends.
-pub fn is_forbidden_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                // 100.64.0.0/10 carrier-grade NAT
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-                || v4.octets()[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_forbidden_ip(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                // fc00::/7 unique local, fe80::/10 link-local
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
+pub use crate::ssrf::is_forbidden_ip;
 
 /// A DNS resolver that drops forbidden addresses, so a name cannot be pointed at an internal
 /// address (also not between our check and the connection: the check *is* the resolution).
@@ -100,8 +73,10 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// A cached outcome: the client a document described, or why it was refused (a failure is kept
+/// for `failure_cache_secs`, so a broken or hostile URL is not fetched again on every request).
 struct Cached {
-    client: Arc<Client>,
+    outcome: Result<Arc<Client>, CimdError>,
     until: DateTime<Utc>,
 }
 
@@ -111,6 +86,8 @@ pub struct MetadataDocuments {
     settings: MetadataDocumentSettings,
     http: reqwest::Client,
     cache: Arc<quick_cache::sync::Cache<String, Arc<Cached>>>,
+    /// Fetches per client IP: each distinct URL a client names costs an outbound request.
+    budget: IpRateLimiter,
     clock: Clock,
 }
 
@@ -130,7 +107,13 @@ impl MetadataDocuments {
             .user_agent(concat!("sallyport/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_hosts }))
             .build()?;
-        Ok(Self { settings, http, cache: Arc::new(quick_cache::sync::Cache::new(10_000)), clock: Clock::system() })
+        Ok(Self {
+            budget: IpRateLimiter::per_minute(settings.fetches_per_ip_per_minute),
+            settings,
+            http,
+            cache: Arc::new(quick_cache::sync::Cache::new(10_000)),
+            clock: Clock::system(),
+        })
     }
 
     /// Uses `clock` for cache expiry and timestamps (the service's clock, which tests advance).
@@ -174,31 +157,63 @@ impl MetadataDocuments {
             }
             _ => {}
         }
+        // a document server is a public web server: any other port is some internal service's
+        if !self.settings.allow_private_hosts && url.port_or_known_default() != Some(443) {
+            return Err(CimdError::BadUrl("must use port 443"));
+        }
         Ok(url)
     }
 
     /// The client a document describes: from the cache while fresh, else fetched, validated and
-    /// mirrored into `clients`.
+    /// mirrored into `clients`. No per-IP budget: for callers that have one of their own.
     pub async fn resolve(
         &self,
         pool: &Pool,
         client_id: &str,
         policy: &MetadataPolicy,
     ) -> Result<Arc<Client>, OAuthError> {
+        self.resolve_for(pool, client_id, policy, None).await
+    }
+
+    /// Like [`MetadataDocuments::resolve`]; a fetch (not a cache hit) spends one unit of `ip`'s
+    /// budget, so that one client cannot make the server fetch URL after URL.
+    pub async fn resolve_for(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        policy: &MetadataPolicy,
+        ip: Option<IpAddr>,
+    ) -> Result<Arc<Client>, OAuthError> {
         if let Some(hit) = self.cache.get(client_id)
             && hit.until > self.clock.now()
         {
-            return Ok(hit.client.clone());
+            return hit.outcome.clone().map_err(|e| OAuthError::invalid_client(e.to_string()));
         }
-        let (client, ttl) = self.fetch(client_id, policy).await.map_err(|e| {
-            match &e {
-                CimdError::Transport(detail) => {
-                    tracing::warn!(client_id, detail, "metadata document could not be fetched")
+        if let Some(ip) = ip
+            && let Err(wait) = self.budget.check(ip)
+        {
+            return Err(OAuthError {
+                retry_after: Some(wait.max(1)),
+                ..OAuthError::new(
+                    ErrorCode::RateLimited,
+                    "too many client metadata documents asked for from your network",
+                )
+            });
+        }
+        let (client, ttl) = match self.fetch(client_id, policy).await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                match &e {
+                    CimdError::Transport(detail) => {
+                        tracing::warn!(client_id, detail, "metadata document could not be fetched")
+                    }
+                    _ => tracing::info!(client_id, error = %e, "metadata document refused"),
                 }
-                _ => tracing::info!(client_id, error = %e, "metadata document refused"),
+                let until = after(self.clock.now(), self.settings.failure_cache_secs);
+                self.cache.insert(client_id.to_owned(), Arc::new(Cached { outcome: Err(e.clone()), until }));
+                return Err(OAuthError::invalid_client(e.to_string()));
             }
-            OAuthError::invalid_client(e.to_string())
-        })?;
+        };
         let row = ClientRow::new(
             client.client_id.clone(),
             ClientSource::MetadataDocument,
@@ -212,7 +227,7 @@ impl MetadataDocuments {
         }
         let client = Arc::new(client);
         let until = after(self.clock.now(), ttl.as_secs());
-        self.cache.insert(client_id.to_owned(), Arc::new(Cached { client: client.clone(), until }));
+        self.cache.insert(client_id.to_owned(), Arc::new(Cached { outcome: Ok(client.clone()), until }));
         Ok(client)
     }
 
@@ -333,28 +348,6 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_forbidden_ip(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
-            assert!(!is_forbidden_ip(ip.parse().expect("ip")), "{ip}");
-        }
-    }
-
-    #[test]
     fn url_shape() {
         let d = docs(false);
         assert!(d.check_url("https://app.example.com/client.json").is_ok());
@@ -370,7 +363,12 @@ mod tests {
         assert_eq!(d.check_url("https://[::1]/c"), Err(CimdError::ForbiddenHost));
         assert_eq!(d.check_url("https://169.254.169.254/latest"), Err(CimdError::ForbiddenHost));
         assert_eq!(d.check_url("https://localhost/c"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://[64:ff9b::a9fe:a9fe]/c"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://[::ffff:a9fe:a9fe]/c"), Err(CimdError::ForbiddenHost));
+        assert_eq!(d.check_url("https://app.example.com:8443/c"), Err(CimdError::BadUrl("must use port 443")));
+        assert!(d.check_url("https://app.example.com:443/c").is_err(), "not in normalised form");
         assert!(docs(true).check_url("https://127.0.0.1/c").is_ok());
+        assert!(docs(true).check_url("https://app.example.com:8443/c").is_ok());
     }
 
     #[tokio::test]

@@ -165,6 +165,10 @@ pub struct MetadataDocumentSettings {
     pub max_bytes: usize,
     pub cache_min_secs: u64,
     pub cache_max_secs: u64,
+    /// How long a document that could not be fetched or was refused stays refused without a new fetch.
+    pub failure_cache_secs: u64,
+    /// Document fetches (cache misses) per client IP per minute, on the authorize endpoints.
+    pub fetches_per_ip_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -378,6 +382,8 @@ impl Default for MetadataDocumentSettings {
             max_bytes: 64 * 1024,
             cache_min_secs: 60,
             cache_max_secs: 86_400,
+            failure_cache_secs: 30,
+            fetches_per_ip_per_minute: 20,
         }
     }
 }

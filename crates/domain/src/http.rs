@@ -213,9 +213,28 @@ where
     Ok(server.run())
 }
 
-/// The client's address: the peer, or with `trust_forwarded` (behind the gateway or an ingress)
-/// the rightmost `X-Forwarded-For` entry, which the nearest trusted proxy wrote.
+/// The header in which the gateway hands the services the client address it derived. The gateway
+/// overwrites it on every request it forwards (a client-sent copy never passes: it drops every
+/// `X-Sallyport-*` header it receives), so it holds exactly one address.
+pub const CLIENT_IP_HEADER: &str = "x-sallyport-client-ip";
+
+/// The client's address as a service behind the gateway sees it: the peer, or with
+/// `trust_forwarded` (the service is reachable only through the gateway) the one address in
+/// [`CLIENT_IP_HEADER`]. `X-Forwarded-For` is never read here: behind an ingress, its rightmost
+/// entry is the ingress, and earlier entries are whatever the client wrote.
 pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> IpAddr {
+    if trust_forwarded
+        && let Some(ip) = req.headers().get(CLIENT_IP_HEADER).and_then(|v| v.to_str().ok()?.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer_ip(req)
+}
+
+/// The client's address as the gateway derives it: the peer, or with `trust_forwarded` (an ingress
+/// in front of the gateway appends the address it saw) the rightmost `X-Forwarded-For` entry, the
+/// one the nearest trusted proxy wrote.
+pub fn forwarded_client_ip(req: &HttpRequest, trust_forwarded: bool) -> IpAddr {
     if trust_forwarded
         && let Some(ip) = req
             .headers()
@@ -227,6 +246,10 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> IpAddr {
     {
         return ip;
     }
+    peer_ip(req)
+}
+
+fn peer_ip(req: &HttpRequest) -> IpAddr {
     req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip())
 }
 
@@ -241,17 +264,33 @@ mod tests {
     use actix_web::test::TestRequest;
 
     #[test]
-    fn client_ip_trusts_forwarded_only_when_told() {
+    fn the_gateway_trusts_forwarded_for_only_when_told() {
         let req = TestRequest::default()
             .peer_addr("10.0.0.9:5000".parse().expect("addr"))
             .insert_header(("x-forwarded-for", "1.1.1.1, 2.2.2.2"))
             .to_http_request();
-        assert_eq!(client_ip(&req, false), "10.0.0.9".parse::<IpAddr>().expect("ip"));
-        assert_eq!(client_ip(&req, true), "2.2.2.2".parse::<IpAddr>().expect("ip"));
+        assert_eq!(forwarded_client_ip(&req, false), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(forwarded_client_ip(&req, true), "2.2.2.2".parse::<IpAddr>().expect("ip"));
         let junk = TestRequest::default()
             .peer_addr("10.0.0.9:5000".parse().expect("addr"))
             .insert_header(("x-forwarded-for", "not-an-ip"))
             .to_http_request();
-        assert_eq!(client_ip(&junk, true), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(forwarded_client_ip(&junk, true), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[test]
+    fn services_read_only_the_gateways_header() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.9:5000".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "1.1.1.1, 2.2.2.2"))
+            .insert_header((CLIENT_IP_HEADER, "2001:db8::7"))
+            .to_http_request();
+        assert_eq!(client_ip(&req, false), "10.0.0.9".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client_ip(&req, true), "2001:db8::7".parse::<IpAddr>().expect("ip"));
+        let forwarded_only = TestRequest::default()
+            .peer_addr("10.0.0.9:5000".parse().expect("addr"))
+            .insert_header(("x-forwarded-for", "1.1.1.1"))
+            .to_http_request();
+        assert_eq!(client_ip(&forwarded_only, true), "10.0.0.9".parse::<IpAddr>().expect("ip"), "XFF is not read");
     }
 }

@@ -1,6 +1,6 @@
 //! Per-client-IP rate limits (GCRA, the governor crate), answering with the wait in seconds.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +28,23 @@ impl IpRateLimiter {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
-        self.limiter.check_key(&ip).map_err(|not_until| {
+        self.limiter.check_key(&budget_key(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })
+    }
+}
+
+/// Whose budget an address spends: an IPv4 address (also one written as `::ffff:a.b.c.d`) is its
+/// own; an IPv6 address counts as its /64, the smallest prefix a site is normally given (RFC 6177),
+/// so that one client cannot take a fresh budget from each of its 2^64 addresses.
+pub fn budget_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -55,5 +68,17 @@ mod tests {
         let wait = l.check(a).expect_err("third request in a minute is refused");
         assert!((1..=60).contains(&wait));
         assert!(l.check(b).is_ok(), "another address has its own budget");
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let l = IpRateLimiter::per_minute(1);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(l.check(ip("2001:db8:a:b::1")).is_ok());
+        assert!(l.check(ip("2001:db8:a:b:ffff:ffff:ffff:ffff")).is_err(), "same /64");
+        assert!(l.check(ip("2001:db8:a:c::1")).is_ok(), "another /64");
+        assert!(l.check(ip("192.0.2.1")).is_ok());
+        assert!(l.check(ip("::ffff:192.0.2.1")).is_err(), "an IPv4-mapped address is that IPv4 address");
+        assert_eq!(budget_key(ip("2001:db8:a:b:1:2:3:4")), ip("2001:db8:a:b::"));
     }
 }

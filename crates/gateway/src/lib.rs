@@ -7,6 +7,7 @@
 
 pub mod bearer;
 pub mod cors;
+pub mod path;
 pub mod principal;
 pub mod proxy;
 pub mod router;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use actix_web::{HttpMessage, HttpRequest};
 use domain::Clock;
 use domain::config::Settings;
+use domain::cookies::OwnCookies;
 use domain::error::OAuthError;
 use domain::ratelimit::IpRateLimiter;
 use domain::service::{BuildError, Context, ServiceApp};
@@ -54,6 +56,8 @@ pub struct Gateway {
     as_mounts: Vec<AsMount>,
     public_cors: Cors,
     routes: Vec<RouteEntry>,
+    /// Sallyport's cookies, which no upstream route sees or sets.
+    own_cookies: Arc<OwnCookies>,
 }
 
 impl Gateway {
@@ -95,20 +99,30 @@ impl Gateway {
                 login: IpRateLimiter::per_minute(g.login_per_ip_per_minute),
             },
             public_cors: Cors::public(),
+            own_cookies: Arc::new(OwnCookies::new(&settings)),
             proxy,
             routes,
             settings,
         })
     }
 
-    /// Who called, for the `X-Forwarded-*` and (behind the bearer middleware) identity headers.
+    /// Who called, for the `X-Forwarded-*`, client-address and (behind the bearer middleware)
+    /// identity headers, as one of Sallyport's services sees it.
     fn caller(&self, req: &HttpRequest) -> Caller {
+        let trust = self.settings.gateway.trust_forwarded_for;
         Caller {
             peer: req.peer_addr().map(|a| a.ip()),
+            client_ip: domain::http::forwarded_client_ip(req, trust),
             scheme: if req.app_config().secure() { "https" } else { "http" },
-            trust_forwarded: self.settings.gateway.trust_forwarded_for,
+            trust_forwarded: trust,
             identity: req.extensions().get::<Principal>().cloned(),
+            strip_cookies: None,
         }
+    }
+
+    /// Who called, as an upstream route sees it: without Sallyport's cookies.
+    fn upstream_caller(&self, req: &HttpRequest) -> Caller {
+        Caller { strip_cookies: Some(Arc::clone(&self.own_cookies)), ..self.caller(req) }
     }
 
     /// Spends one unit of the request's per-IP budget; 429 with `Retry-After` when it is spent.
@@ -122,7 +136,7 @@ impl Gateway {
             Budget::Login if req.method() == Method::POST => &self.budgets.login,
             Budget::Login => return Ok(()),
         };
-        let ip = domain::http::client_ip(req, self.settings.gateway.trust_forwarded_for);
+        let ip = domain::http::forwarded_client_ip(req, self.settings.gateway.trust_forwarded_for);
         limiter.check(ip).map_err(OAuthError::rate_limited)
     }
 }

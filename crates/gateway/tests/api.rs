@@ -5,9 +5,11 @@ mod api {
     pub mod support;
 
     mod bearer;
+    mod cookies;
     mod cors;
     mod limits;
     mod malformed;
+    mod paths;
     mod proxy;
     mod revocation;
     mod routing;

@@ -4,4 +4,5 @@
 pub mod commands;
 pub mod data_dir;
 pub mod demo_mcp;
+pub mod provision;
 pub mod up;

@@ -460,3 +460,48 @@ async fn user_lifecycle_ends_sessions_and_grants() {
     assert_eq!(status, 200, "enabled: a new sign-in works: {tokens}");
     assert!(active(tokens["access_token"].as_str().expect("at")).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_provisions_the_gateways_introspection_client() {
+    use domain::secret::SecretHash;
+    use domain::store::{audit, clients};
+    let db = TestDb::new().await;
+    let migrate = |id: &str, secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sallyport"))
+            .arg("migrate")
+            .env("SALLYPORT__DATABASE__URL", &db.url)
+            .env("SALLYPORT__GATEWAY__INTROSPECTION_CLIENT_ID", id)
+            .env("SALLYPORT__GATEWAY__INTROSPECTION_CLIENT_SECRET", secret)
+            .env_remove("SALLYPORT_CONFIG")
+            .output()
+            .expect("run sallyport")
+    };
+    let first = "a-deployment-secret-of-enough-length-0001";
+    let out = migrate("sallyport-gateway", first);
+    assert!(out.status.success() && text(&out).contains("sallyport-gateway: created"), "{}", text(&out));
+    let out = migrate("sallyport-gateway", first);
+    assert!(text(&out).contains("sallyport-gateway: unchanged"), "{}", text(&out));
+    let mut conn = db.conn().await;
+    let row = clients::find_row(&mut conn, "sallyport-gateway").await.expect("query").expect("stored");
+    assert!(row.may_introspect && row.source == "admin");
+    assert!(SecretHash::of(first).matches(row.client_secret_hash.as_deref().expect("hash")), "only the hash");
+
+    // a new secret in the deployment rotates the stored one
+    let second = "a-deployment-secret-of-enough-length-0002";
+    assert!(text(&migrate("sallyport-gateway", second)).contains("sallyport-gateway: updated"));
+    let row = clients::find_row(&mut conn, "sallyport-gateway").await.expect("query").expect("stored");
+    assert!(SecretHash::of(second).matches(row.client_secret_hash.as_deref().expect("hash")));
+    let kinds: Vec<String> =
+        audit::for_client(&mut conn, "sallyport-gateway").await.expect("audit").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["client.created", "client.updated"]);
+
+    // a weak secret, and an id a client registered for itself, are refused
+    let out = migrate("sallyport-gateway", "short");
+    assert!(!out.status.success() && text(&out).contains("at least 32"), "{}", text(&out));
+    let mut dynamic = row.clone();
+    dynamic.client_id = "self-registered".into();
+    dynamic.source = "dynamic".into();
+    clients::insert(&mut conn, &dynamic).await.expect("insert");
+    let out = migrate("self-registered", second);
+    assert!(!out.status.success() && text(&out).contains("registered itself"), "{}", text(&out));
+}

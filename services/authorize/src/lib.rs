@@ -86,7 +86,7 @@ impl State {
         let s = &ctx.settings;
         Ok(Self {
             registry: ResourceRegistry::new(&s.resources)?,
-            documents: MetadataDocuments::new(s.metadata_documents.clone())?,
+            documents: MetadataDocuments::new(s.metadata_documents.clone())?.with_clock(ctx.clock.clone()),
             authenticator,
             login_limiter: IpRateLimiter::per_minute(s.login.per_ip_per_minute),
             last_sweep: std::sync::atomic::AtomicI64::new(0),
@@ -118,13 +118,15 @@ impl State {
 
     /// The part of loading a request that may need pool connections of its own (the resource
     /// registry's refresh, a client ID metadata document): done before the request takes its
-    /// connection, so a request never waits for a second one while holding the first.
-    pub async fn prepare(&self, params: &AuthzParams) -> Result<Prepared, OAuthError> {
+    /// connection, so a request never waits for a second one while holding the first. A document
+    /// fetch spends the client IP's budget (`metadata_documents.fetches_per_ip_per_minute`).
+    pub async fn prepare(&self, req: &actix_web::HttpRequest, params: &AuthzParams) -> Result<Prepared, OAuthError> {
         let all = self.registry.all(&self.ctx.pool).await?;
         let document = match params.client_id.as_deref() {
             Some(id) if is_document_url(id) => {
                 let policy = self.metadata_policy().await?;
-                Some(match self.documents.resolve(&self.ctx.pool, id, &policy).await {
+                let ip = domain::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
+                Some(match self.documents.resolve_for(&self.ctx.pool, id, &policy, Some(ip)).await {
                     Ok(client) => Ok(client),
                     Err(e) if e.code == ErrorCode::InvalidClient => {
                         let why = e.description.unwrap_or_default();

@@ -1,5 +1,5 @@
-//! Browser sessions: a `spss_` secret in a cookie (`HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`
-//! when the issuer is https), its SHA-256 in `sessions`, an idle and an absolute expiry judged
+//! Browser sessions: a `spss_` secret in a cookie (`HttpOnly`, `SameSite=Lax`, scoped to the issuer's
+//! `/oauth2` path, `Secure` and `__Secure-` when the issuer is https: `domain::cookies`), its SHA-256 in `sessions`, an idle and an absolute expiry judged
 //! against the service's clock. `last_seen_at` is written at most once a minute, so the hot path
 //! reads the session and writes nothing.
 
@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncPgConnection;
 use domain::clock::after;
 use domain::config::Settings;
+use domain::cookies::OwnCookies;
 use domain::error::OAuthError;
 use domain::secret::{PlainSecret, SecretHash, SecretKind};
 use domain::store::sessions::{self, SessionRow};
@@ -56,7 +57,7 @@ pub fn liveness(row: &SessionRow, now: DateTime<Utc>, idle_ttl_secs: u64) -> Liv
 
 /// The cookie's secret, if it has the shape of one (anything else is not worth a query).
 pub fn cookie_secret(req: &HttpRequest, settings: &Settings) -> Option<String> {
-    let value = req.cookie(&settings.sessions.cookie_name)?.value().to_owned();
+    let value = req.cookie(OwnCookies::new(settings).session())?.value().to_owned();
     let prefix = SecretKind::Session.prefix();
     (value.len() == prefix.len() + 43 && value.starts_with(prefix)).then_some(value)
 }
@@ -109,7 +110,7 @@ pub async fn start(
         expires_at: after(now, settings.sessions.absolute_ttl_secs),
     };
     sessions::insert(conn, &row).await?;
-    let cookie = cookie(settings, &settings.sessions.cookie_name, secret.expose().to_owned(), None);
+    let cookie = cookie(settings, OwnCookies::new(settings).session(), secret.expose().to_owned(), None);
     let session = Session {
         id: row.id,
         user_id: user.id,
@@ -128,14 +129,16 @@ pub async fn end(conn: &mut AsyncPgConnection, req: &HttpRequest, settings: &Set
     Ok(())
 }
 
-/// A cookie of ours: `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` when the issuer is https.
-/// Without `max_age` it lives as long as the browser session; the server decides expiry anyway.
+/// A cookie of ours: `HttpOnly`, `SameSite=Lax`, `Path={issuer path}/oauth2` (only our endpoints
+/// read it), `Secure` when the issuer is https. Without `max_age` it lives as long as the browser
+/// session; the server decides expiry anyway.
 pub fn cookie(settings: &Settings, name: &str, value: String, max_age_secs: Option<i64>) -> Cookie<'static> {
+    let own = OwnCookies::new(settings);
     let mut c = Cookie::build(name.to_owned(), value)
-        .path("/")
+        .path(own.path().to_owned())
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(settings.issuer.starts_with("https://"))
+        .secure(own.secure())
         .finish();
     if let Some(secs) = max_age_secs {
         c.set_max_age(time::Duration::seconds(secs));
@@ -178,11 +181,12 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
-        let mut s = Settings::default();
+        let mut s = Settings { issuer: "http://127.0.0.1:8080".into(), ..Settings::default() };
         let c = cookie(&s, "sp", "v".into(), None).to_string();
-        assert_eq!(c, "sp=v; HttpOnly; SameSite=Lax; Path=/");
-        s.issuer = "https://as.example".into();
-        let c = cookie(&s, "sp", "v".into(), Some(60)).to_string();
+        assert_eq!(c, "sp=v; HttpOnly; SameSite=Lax; Path=/oauth2");
+        s.issuer = "https://as.example/t".into();
+        let c = cookie(&s, "__Secure-sp", "v".into(), Some(60)).to_string();
         assert!(c.contains("; Secure") && c.contains("Max-Age=60") && c.contains("HttpOnly"), "{c}");
+        assert!(c.contains("Path=/t/oauth2"), "{c}");
     }
 }

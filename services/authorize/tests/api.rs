@@ -5,6 +5,7 @@ mod api {
     pub mod support;
 
     mod browser;
+    mod documents;
     mod failures;
     mod flow;
     mod login;

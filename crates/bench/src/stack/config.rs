@@ -14,7 +14,9 @@ use crate::report::PostgresInfo;
 
 /// The configuration: a protected resource, a protected gateway route and the same upstream with
 /// auth off, every per-IP limit out of reach, logs at `warn`, and a throwaway key-encryption key.
-pub(super) fn render(p: &Ports, db_url: &str) -> String {
+/// The gateway checks revocation as deployments do by default (`cached`, with the introspection
+/// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
+pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str) -> String {
     let mut kek = [0u8; 32];
     domain::secret::fill_random(&mut kek);
     let issuer = p.issuer();
@@ -61,6 +63,9 @@ accept_machine_tokens = true
 register_per_ip_per_minute = {unlimited}
 token_per_ip_per_minute = {unlimited}
 login_per_ip_per_minute = {unlimited}
+revocation_check = "cached"
+introspection_client_id = "{INTROSPECTION_CLIENT_ID}"
+introspection_client_secret = {secret}
 
 [[gateway.routes]]
 prefix = "{RESOURCE_PATH}"
@@ -84,8 +89,12 @@ auth = false
         kek = STANDARD.encode(kek),
         unlimited = UNLIMITED_PER_MINUTE,
         resource = toml_string(&resource),
+        secret = toml_string(introspection_secret),
     )
 }
+
+/// The client the stack's gateway introspects as.
+pub(super) const INTROSPECTION_CLIENT_ID: &str = "sallyport-bench-gateway";
 
 /// The server's admin URL (database `postgres`) from a URL of any database on it.
 pub fn admin_url(database_url: Option<&str>) -> anyhow::Result<String> {
@@ -167,7 +176,7 @@ mod tests {
         let ports = Ports::allocate().expect("ports");
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, render(&ports, "postgres://postgres@127.0.0.1:5432/x")).expect("write");
+        std::fs::write(&path, render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret")).expect("write");
         let s = domain::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
         assert_eq!(s.issuer, format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
@@ -178,5 +187,7 @@ mod tests {
         assert_eq!(s.registration.per_ip_per_minute, UNLIMITED_PER_MINUTE);
         assert_eq!(s.listen.token.port(), ports.token);
         assert_eq!(s.log.filter, "warn");
+        assert_eq!(s.gateway.revocation_check, domain::config::RevocationCheck::Cached);
+        assert_eq!(s.gateway.introspection_client_secret.as_deref(), Some("s3cret"));
     }
 }

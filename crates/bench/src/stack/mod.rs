@@ -193,8 +193,10 @@ impl Stack {
         domain::db::migrate(&db_url).await.context("migrating the bench database")?;
         self.seed_user(&db_url).await?;
         self.seed_machine_client(&db_url).await?;
+        let introspection_secret = domain::secret::random_token(32);
+        seed_introspection_client(&db_url, &introspection_secret).await?;
         let config = self.dir.join("sallyport.toml");
-        std::fs::write(&config, config::render(&self.ports, &db_url))?;
+        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret))?;
         let me = std::env::current_exe()?;
         for &component in &opts.components {
             let program = match component.binary() {
@@ -333,4 +335,30 @@ fn hex_suffix() -> String {
     let mut b = [0u8; 4];
     domain::secret::fill_random(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The gateway's introspection client, as `sallyport migrate` provisions it in a deployment: an
+/// operator's confidential client that may introspect.
+async fn seed_introspection_client(db_url: &str, secret: &str) -> anyhow::Result<()> {
+    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    let policy =
+        MetadataPolicy { max_redirect_uris: 1, default_scopes: Default::default(), allowed_scopes: Default::default() };
+    let metadata = ClientMetadataRequest {
+        grant_types: Some(vec!["client_credentials".into()]),
+        token_endpoint_auth_method: Some("client_secret_basic".into()),
+        ..Default::default()
+    }
+    .validate(&policy)
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut row = domain::store::clients::ClientRow::new(
+        config::INTROSPECTION_CLIENT_ID.to_owned(),
+        ClientSource::Admin,
+        &metadata,
+        chrono::Utc::now(),
+    );
+    row.client_secret_hash = Some(domain::secret::SecretHash::of(secret).as_bytes().to_vec());
+    row.may_introspect = true;
+    let mut conn = AsyncPgConnection::establish(db_url).await?;
+    domain::store::clients::insert(&mut conn, &row).await.context("seeding the gateway's introspection client")?;
+    Ok(())
 }

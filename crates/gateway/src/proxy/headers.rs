@@ -3,9 +3,13 @@
 //! reqwest's `http` 1 types here, at this one boundary.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::http::header::{self as ax, HeaderMap as AxHeaderMap, HeaderName as AxName, HeaderValue as AxValue};
 use reqwest::header::{self as rq, HeaderMap as RqHeaderMap, HeaderName as RqName, HeaderValue as RqValue};
+
+use domain::cookies::OwnCookies;
+use domain::http::CLIENT_IP_HEADER;
 
 use crate::principal::Principal;
 
@@ -34,6 +38,9 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> 
 pub struct Caller {
     /// The peer's address (the client, or the ingress in front of the gateway).
     pub peer: Option<IpAddr>,
+    /// The client's address as the gateway derived it (`domain::http::forwarded_client_ip`): sent
+    /// as the one `X-Sallyport-Client-Ip`, the only client address the services read.
+    pub client_ip: IpAddr,
     /// `https` when the gateway itself terminated TLS.
     pub scheme: &'static str,
     /// Keep the incoming `X-Forwarded-*` chain and `Forwarded` (the gateway sits behind a trusted proxy).
@@ -43,6 +50,9 @@ pub struct Caller {
     /// request carries are never copied, so neither a client nor its `Connection` header can
     /// forge or remove the identity.
     pub identity: Option<Principal>,
+    /// Sallyport's cookies, kept from this upstream both ways: removed from `Cookie`, and a
+    /// `Set-Cookie` naming one is dropped. `None` when the target is one of Sallyport's services.
+    pub strip_cookies: Option<Arc<OwnCookies>>,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
@@ -61,9 +71,21 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         {
             continue;
         }
+        if n == "cookie"
+            && let Some(own) = &caller.strip_cookies
+        {
+            if let Some(kept) = foreign_cookies(value.as_bytes(), own) {
+                out.append(rq::COOKIE, kept);
+            }
+            continue;
+        }
         if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
             out.append(name, value);
         }
+    }
+    // overwritten, never appended: the services budget and audit by this one address
+    if let Ok(v) = RqValue::from_str(&caller.client_ip.to_string()) {
+        out.insert(RqName::from_static(CLIENT_IP_HEADER), v);
     }
     if let Some(principal) = &caller.identity {
         let token = principal.token();
@@ -95,6 +117,28 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
     out
 }
 
+/// A `Cookie` header without Sallyport's cookies; `None` when nothing else is left.
+fn foreign_cookies(value: &[u8], own: &OwnCookies) -> Option<RqValue> {
+    let value = String::from_utf8_lossy(value);
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !own.is_ours(pair.split_once('=').map_or(*pair, |(name, _)| name)))
+        .collect();
+    if kept.is_empty() { None } else { RqValue::from_str(&kept.join("; ")).ok() }
+}
+
+/// Whether an upstream's `Set-Cookie` would set one of Sallyport's cookies. A nameless cookie
+/// (`=name=value`, or no `=` at all) counts by its value: a browser sends it back as that value
+/// alone, which a server reads as `name=value` (RFC 6265bis §5.7).
+fn sets_own_cookie(value: &[u8], own: &OwnCookies) -> bool {
+    let value = String::from_utf8_lossy(value);
+    let pair = value.split(';').next().unwrap_or_default();
+    let (name, rest) = pair.split_once('=').unwrap_or(("", pair));
+    let name = if name.trim().is_empty() { rest.split_once('=').map_or(rest, |(n, _)| n) } else { name };
+    own.is_ours(name)
+}
+
 /// `X-Forwarded-For`: the incoming chain when trusted, then the peer's address.
 fn forwarded_for(incoming: &AxHeaderMap, caller: &Caller) -> String {
     let mut chain: Vec<String> = Vec::new();
@@ -118,12 +162,21 @@ fn forwarded_for(incoming: &AxHeaderMap, caller: &Caller) -> String {
 /// The response headers for the client: end-to-end headers of the upstream's response. Framing
 /// (`Content-Length`) is left to actix, which derives it from the body it streams, except on a
 /// 304, whose `Content-Length` describes the cached representation (RFC 9110 §8.6).
-pub fn client_response_headers(upstream: &RqHeaderMap, keep_content_length: bool) -> AxHeaderMap {
+/// An upstream (`strip_cookies`) cannot set Sallyport's cookies: such a `Set-Cookie` is dropped.
+pub fn client_response_headers(
+    upstream: &RqHeaderMap,
+    keep_content_length: bool,
+    strip_cookies: Option<&OwnCookies>,
+) -> AxHeaderMap {
     let named = connection_tokens(upstream.get_all(rq::CONNECTION).iter().map(RqValue::as_bytes));
     let mut out = AxHeaderMap::with_capacity(upstream.len());
     for (name, value) in upstream {
         let n = name.as_str();
-        if is_hop_by_hop(n) || named.iter().any(|t| t == n) || (n == "content-length" && !keep_content_length) {
+        if is_hop_by_hop(n)
+            || named.iter().any(|t| t == n)
+            || (n == "content-length" && !keep_content_length)
+            || (n == "set-cookie" && strip_cookies.is_some_and(|own| sets_own_cookie(value.as_bytes(), own)))
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (AxName::from_bytes(n.as_bytes()), AxValue::from_bytes(value.as_bytes())) {
@@ -157,7 +210,14 @@ mod tests {
     }
 
     fn caller(trust: bool) -> Caller {
-        Caller { peer: Some("10.1.1.1".parse().expect("ip")), scheme: "http", trust_forwarded: trust, identity: None }
+        Caller {
+            peer: Some("10.1.1.1".parse().expect("ip")),
+            client_ip: "10.1.1.1".parse().expect("ip"),
+            scheme: "http",
+            trust_forwarded: trust,
+            identity: None,
+            strip_cookies: None,
+        }
     }
 
     /// A principal as the bearer middleware leaves it: subject `user-1`, client `client-1`, scope `mcp`.
@@ -272,13 +332,61 @@ mod tests {
         upstream.append(rq::SET_COOKIE, RqValue::from_static("a=1"));
         upstream.append(rq::SET_COOKIE, RqValue::from_static("b=2"));
         upstream.insert("mcp-session-id", RqValue::from_static("s1"));
-        let out = client_response_headers(&upstream, false);
+        let out = client_response_headers(&upstream, false, None);
         assert_eq!(out.get_all(ax::SET_COOKIE).count(), 2);
         assert_eq!(out.get("mcp-session-id").expect("kept"), "s1");
         for gone in ["connection", "x-hop", "transfer-encoding", "content-length", "proxy-authenticate"] {
             assert!(out.get(gone).is_none(), "{gone}");
         }
-        assert_eq!(client_response_headers(&upstream, true).get(ax::CONTENT_LENGTH).expect("304 keeps it"), "12");
+        assert_eq!(client_response_headers(&upstream, true, None).get(ax::CONTENT_LENGTH).expect("304 keeps it"), "12");
+    }
+
+    fn own() -> Arc<OwnCookies> {
+        let settings = domain::Settings { issuer: "https://as.example".into(), ..domain::Settings::default() };
+        Arc::new(OwnCookies::new(&settings))
+    }
+
+    #[test]
+    fn sallyports_cookies_never_reach_an_upstream() {
+        let incoming = map(&[
+            ("cookie", "theme=dark; __Secure-sallyport_session=spss_x; sallyport_session_login=abc"),
+            ("cookie", "sallyport_session=spss_y"),
+            ("cookie", "a=1;b=2"),
+        ]);
+        let to_upstream = Caller { strip_cookies: Some(own()), ..caller(false) };
+        let out = upstream_request_headers(&incoming, &to_upstream);
+        let cookies: Vec<&str> = out.get_all(rq::COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
+        assert_eq!(cookies, ["theme=dark", "a=1; b=2"]);
+        let to_service = upstream_request_headers(&incoming, &caller(false));
+        assert_eq!(to_service.get_all(rq::COOKIE).iter().count(), 3, "Sallyport's own services get them");
+    }
+
+    #[test]
+    fn an_upstream_cannot_set_sallyports_cookies() {
+        let mut upstream = RqHeaderMap::new();
+        for v in [
+            "theirs=1; Path=/",
+            "sallyport_session=spss_planted; Path=/oauth2",
+            "__Secure-sallyport_session=spss_planted; Secure",
+            "__Host-SALLYPORT_SESSION_LOGIN=x; Secure; Path=/",
+            "=sallyport_session=spss_nameless",
+            "sallyport_session",
+            "other=sallyport_session",
+        ] {
+            upstream.append(rq::SET_COOKIE, RqValue::from_static(v));
+        }
+        let out = client_response_headers(&upstream, false, Some(&own()));
+        let kept: Vec<&str> = out.get_all(ax::SET_COOKIE).map(|v| v.to_str().expect("ascii")).collect();
+        assert_eq!(kept, ["theirs=1; Path=/", "other=sallyport_session"]);
+    }
+
+    #[test]
+    fn the_client_address_is_one_header_the_client_cannot_write() {
+        let incoming = map(&[("x-sallyport-client-ip", "203.0.113.66"), ("x-forwarded-for", "198.51.100.1")]);
+        let from = Caller { client_ip: "192.0.2.7".parse().expect("ip"), ..caller(true) };
+        let out = upstream_request_headers(&incoming, &from);
+        let ips: Vec<&str> = out.get_all(CLIENT_IP_HEADER).iter().map(|v| v.to_str().expect("ascii")).collect();
+        assert_eq!(ips, ["192.0.2.7"]);
     }
 
     #[test]

@@ -88,7 +88,11 @@ impl Proxy {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let framing = body::framing(status.as_u16(), head, length);
         let mut res = HttpResponse::new(status);
-        *res.headers_mut() = headers::client_response_headers(response.headers(), status == StatusCode::NOT_MODIFIED);
+        *res.headers_mut() = headers::client_response_headers(
+            response.headers(),
+            status == StatusCode::NOT_MODIFIED,
+            caller.strip_cookies.as_deref(),
+        );
         Ok(res.set_body(body::response_body(response, framing)))
     }
 }

@@ -1,4 +1,5 @@
-//! The route table. The authorization server's paths come first, then the configured routes,
+//! The route table. A path that is not canonical (`crate::path`) is refused first, before any
+//! route is chosen; then come the authorization server's paths, then the configured routes,
 //! longest prefix first; each is a scope matched by a segment-boundary guard on the raw path, so
 //! a protected prefix catches every method and sub-path (401 before any 404 or 405).
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::web;
+use domain::error::OAuthError;
 
 use crate::Gateway;
 use crate::router::prefix_matches;
@@ -22,8 +24,24 @@ impl Guard for PathPrefix {
     }
 }
 
+/// Matches paths that are not canonical.
+struct NonCanonical;
+
+impl Guard for NonCanonical {
+    fn check(&self, ctx: &GuardContext<'_>) -> bool {
+        crate::path::non_canonical(ctx.head().uri.path()).is_some()
+    }
+}
+
+/// 400 with the reason, for any method (CORS preflights included: no route was chosen).
+async fn refuse(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, OAuthError> {
+    let why = crate::path::non_canonical(req.path()).unwrap_or("the path is not canonical");
+    Err(OAuthError::invalid_request(why))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, gateway: &Arc<Gateway>) {
     cfg.app_data(web::Data::from(Arc::clone(gateway)));
+    cfg.service(web::scope("").guard(NonCanonical).default_service(web::to(refuse)));
     for mount in &gateway.as_mounts {
         let scope = web::scope("")
             .guard(PathPrefix(mount.mount.clone()))

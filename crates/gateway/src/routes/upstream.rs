@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::error::OAuthError;
 
 use crate::Gateway;
-use crate::router::{Route, is_safe_path};
+use crate::router::Route;
 
 /// Any method below the route's prefix: forwarded to the upstream, the prefix replaced by the
 /// upstream URL's path.
@@ -16,10 +16,7 @@ pub async fn forward(
     route: web::Data<Route>,
     gateway: web::Data<Gateway>,
 ) -> Result<HttpResponse, OAuthError> {
-    // a dot segment could take the upstream outside the prefix this request was checked for
-    if !is_safe_path(req.path()) {
-        return Err(OAuthError::invalid_request("the path contains dot segments"));
-    }
+    // the path is canonical (routes::configure refused any other): the upstream gets the path matched
     let url = route.upstream_url(req.path(), req.query_string());
-    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req)).await
+    gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req)).await
 }

@@ -291,3 +291,25 @@ async fn a_slow_upstream_is_a_json_504() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.expect("whole stream").matches("data: ").count(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_and_upstreams_get_one_client_address() {
+    let send = |s: &Stack, path: &'static str| {
+        s.http
+            .post(s.url(path))
+            .header("x-forwarded-for", "203.0.113.9, 198.51.100.2")
+            .header("x-sallyport-client-ip", "192.0.2.66")
+            .send()
+    };
+    let ips = |seen: &Value| seen["headers"]["x-sallyport-client-ip"].clone();
+    let untrusting = Stack::start().await;
+    for path in ["/public/x", "/oauth2/register"] {
+        let seen: Value = send(&untrusting, path).await.expect("request").json().await.expect("json");
+        assert_eq!(ips(&seen), serde_json::json!(["127.0.0.1"]), "{path}: the socket's address, one header");
+    }
+    let trusting = Stack::start_with(|settings, _| settings.gateway.trust_forwarded_for = true).await;
+    for path in ["/public/x", "/oauth2/register", "/oauth2/login"] {
+        let seen: Value = send(&trusting, path).await.expect("request").json().await.expect("json");
+        assert_eq!(ips(&seen), serde_json::json!(["198.51.100.2"]), "{path}: the address the ingress saw");
+    }
+}

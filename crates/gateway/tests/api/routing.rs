@@ -134,7 +134,7 @@ async fn dot_segments_never_reach_an_upstream() {
 }
 
 /// A GET written to the socket byte for byte.
-async fn raw_get(base: &str, path: &str) -> String {
+pub async fn raw_get(base: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

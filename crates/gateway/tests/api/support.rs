@@ -346,6 +346,7 @@ fn spawn_upstream(state: Arc<UpstreamState>) -> TestServer {
                 web::get().to(|| async { HttpResponse::Found().insert_header(("location", "/elsewhere")).finish() }),
             )
             .route("/mcp/hop", web::get().to(hop))
+            .route("/public/set-cookies", web::get().to(set_cookies))
             .route(
                 "/mcp/cors",
                 web::get().to(|| async {
@@ -406,6 +407,21 @@ async fn count(mut payload: web::Payload) -> HttpResponse {
         sum += chunk.iter().map(|b| u64::from(*b)).sum::<u64>();
     }
     HttpResponse::Ok().json(json!({ "bytes": n, "sum": sum }))
+}
+
+/// An upstream that tries to plant Sallyport's session (every spelling) next to a cookie of its own.
+async fn set_cookies() -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    for cookie in [
+        "upstream_pref=1; Path=/",
+        "sallyport_session=spss_planted; Path=/oauth2",
+        "__Secure-sallyport_session=spss_planted; Secure; Path=/oauth2",
+        "__Host-sallyport_session_login=planted; Secure; Path=/",
+        "=sallyport_session=spss_nameless",
+    ] {
+        res.append_header(("set-cookie", cookie));
+    }
+    res.body("cookies")
 }
 
 /// Hop-by-hop headers in a response.

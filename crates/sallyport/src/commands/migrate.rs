@@ -1,4 +1,5 @@
-//! `sallyport migrate`: apply (or list, or revert) the embedded migrations.
+//! `sallyport migrate`: apply (or list, or revert) the embedded migrations, then provision the
+//! gateway's introspection client when the configuration names one (`crate::provision`).
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +32,13 @@ pub async fn run(args: Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
         for version in applied {
             println!("applied {version}");
+        }
+        let g = &settings.gateway;
+        if let (Some(id), Some(secret)) = (&g.introspection_client_id, &g.introspection_client_secret) {
+            let pool = super::pool(&settings).await?;
+            let mut conn = pool.get().await?;
+            let done = crate::provision::introspection_client(&mut conn, id, secret, chrono::Utc::now()).await?;
+            println!("gateway introspection client {id}: {}", format!("{done:?}").to_lowercase());
         }
     }
     Ok(())

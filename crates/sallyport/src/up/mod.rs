@@ -17,6 +17,11 @@ use crate::data_dir;
 
 pub use system::{Options, System};
 
+/// How `up`'s gateway checks revocation: it asks introspection (with a client `up` provisions for
+/// itself) and remembers each answer for `gateway.revocation_cache_secs`, so a replayed code, a
+/// reused refresh token, a revoked grant or a disabled user stops working within that time.
+pub const REVOCATION_CHECK: RevocationCheck = RevocationCheck::Cached;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where the gateway listens; the issuer is then `http://<listen>` and the demo MCP server `http://<listen>/mcp`.
@@ -109,7 +114,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
         base,
         demo_password: std::env::var("SALLYPORT_DEMO_PASSWORD").ok().filter(|p| !p.is_empty()),
         workers: args.workers,
-        revocation_check: RevocationCheck::Off,
+        revocation_check: REVOCATION_CHECK,
         clock: domain::Clock::system(),
     })
     .await;

@@ -55,33 +55,6 @@ fn url_of(l: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", l.local_addr()?))
 }
 
-/// The credentials the gateway introspects with (a confidential client allowed to introspect).
-async fn introspection_client(
-    conn: &mut domain::db::Conn,
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<(String, String)> {
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-    use domain::secret::{PlainSecret, SecretKind};
-    let id = "sallyport-gateway".to_owned();
-    let secret = PlainSecret::generate(SecretKind::ClientSecret);
-    let policy =
-        MetadataPolicy { max_redirect_uris: 1, default_scopes: Default::default(), allowed_scopes: Default::default() };
-    let metadata = ClientMetadataRequest {
-        grant_types: Some(vec!["client_credentials".into()]),
-        token_endpoint_auth_method: Some("client_secret_basic".into()),
-        client_name: Some("Sallyport gateway".into()),
-        ..Default::default()
-    }
-    .validate(&policy)
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut row = domain::store::clients::ClientRow::new(id.clone(), ClientSource::Admin, &metadata, now);
-    row.client_secret_hash = Some(secret.hash().to_vec());
-    row.may_introspect = true;
-    domain::store::clients::delete(conn, &id).await?;
-    domain::store::clients::insert(conn, &row).await?;
-    Ok((id, secret.into_inner()))
-}
-
 impl System {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let gateway_addr = options.gateway.local_addr()?;
@@ -140,9 +113,12 @@ impl System {
         let now = options.clock.now();
         settings.gateway.revocation_check = options.revocation_check;
         if options.revocation_check != RevocationCheck::Off {
-            let (id, secret) = introspection_client(&mut conn, now).await?;
-            settings.gateway.introspection_client_id = Some(id);
-            settings.gateway.introspection_client_secret = Some(secret);
+            // a fresh secret at every start: only this process knows it
+            let id = "sallyport-gateway";
+            let secret = domain::secret::PlainSecret::generate(domain::secret::SecretKind::ClientSecret);
+            crate::provision::introspection_client(&mut conn, id, secret.expose(), now).await?;
+            settings.gateway.introspection_client_id = Some(id.to_owned());
+            settings.gateway.introspection_client_secret = Some(secret.into_inner());
         }
         settings.validate()?;
 

@@ -44,7 +44,7 @@ async fn flow(
 ) -> Result<HttpResponse, OAuthError> {
     let settings = &state.ctx.settings;
     let now = state.ctx.clock.now();
-    let prepared = state.prepare(&params).await?;
+    let prepared = state.prepare(req, &params).await?;
     let mut conn = state.ctx.pool.get().await?;
     let session = session::current(&mut conn, req, settings, now).await?;
     let (validated, remembered) = state.load(&mut conn, &params, prepared, session.as_ref().map(|s| s.user_id)).await?;

@@ -77,7 +77,7 @@ async fn decide(state: &State, req: &HttpRequest, form: ConsentForm) -> Result<H
     let settings = &state.ctx.settings;
     let now = state.ctx.clock.now();
     let params = AuthzParams::parse(form.request.as_bytes());
-    let prepared = state.prepare(&params).await?;
+    let prepared = state.prepare(req, &params).await?;
     let mut conn = state.ctx.pool.get().await?;
     let session = session::current(&mut conn, req, settings, now).await?;
     let (validated, _) = state.load(&mut conn, &params, prepared, session.as_ref().map(|s| s.user_id)).await?;

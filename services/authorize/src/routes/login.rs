@@ -32,7 +32,7 @@ pub struct LoginForm {
 
 pub async fn get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     let params = AuthzParams::parse(req.query_string().as_bytes());
-    match validated(&state, &params).await {
+    match validated(&state, &req, &params).await {
         Ok(Ok(v)) => sign_in_page(&state, &req, &v, StatusCode::OK, "", None),
         Ok(Err(res)) => res,
         Err(e) => state.failure(e),
@@ -47,8 +47,12 @@ pub async fn post(state: web::Data<State>, req: HttpRequest, form: web::Form<Log
 }
 
 /// The request, validated; a refusal is already a response.
-async fn validated(state: &State, params: &AuthzParams) -> Result<Result<Validated, HttpResponse>, OAuthError> {
-    let prepared = state.prepare(params).await?;
+async fn validated(
+    state: &State,
+    req: &HttpRequest,
+    params: &AuthzParams,
+) -> Result<Result<Validated, HttpResponse>, OAuthError> {
+    let prepared = state.prepare(req, params).await?;
     let mut conn = state.ctx.pool.get().await?;
     let (validated, _) = state.load(&mut conn, params, prepared, None).await?;
     Ok(validated.map_err(|r| state.reject(r, StatusCode::SEE_OTHER)))
@@ -56,7 +60,7 @@ async fn validated(state: &State, params: &AuthzParams) -> Result<Result<Validat
 
 async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<HttpResponse, OAuthError> {
     let params = AuthzParams::parse(form.request.as_bytes());
-    let request = match validated(state, &params).await? {
+    let request = match validated(state, req, &params).await? {
         Ok(v) => v,
         Err(res) => return Ok(res),
     };
@@ -114,7 +118,7 @@ async fn sweep(state: &State, conn: &mut diesel_async::AsyncPgConnection, now: c
 }
 
 fn login_cookie_name(state: &State) -> String {
-    format!("{}_login", state.ctx.settings.sessions.cookie_name)
+    domain::cookies::OwnCookies::new(&state.ctx.settings).login().to_owned()
 }
 
 /// The pre-login cookie's secret, or a new one with the cookie to set.

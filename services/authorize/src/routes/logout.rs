@@ -48,6 +48,7 @@ async fn logout(state: &State, req: &HttpRequest, form: LogoutForm) -> Result<Ht
     } else {
         state.message(StatusCode::OK, "Signed out", "You are signed out. You can close this page.")
     };
-    res.add_cookie(&session::removal(settings, &settings.sessions.cookie_name)).map_err(OAuthError::internal)?;
+    res.add_cookie(&session::removal(settings, domain::cookies::OwnCookies::new(settings).session()))
+        .map_err(OAuthError::internal)?;
     Ok(res)
 }

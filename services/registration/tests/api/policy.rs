@@ -42,11 +42,23 @@ async fn behind_a_trusted_proxy_each_client_ip_has_its_own_budget() {
         s.trust_forwarded_for = true;
     })
     .await;
-    let from = |ip: &'static str| app.http.post(app.register_url()).header("x-forwarded-for", ip).json(&body());
+    // the gateway's one client-address header; a forwarded-for chain is not the service's to read
+    let from = |ip: &'static str| {
+        app.http
+            .post(app.register_url())
+            .header("x-sallyport-client-ip", ip)
+            .header("x-forwarded-for", "198.51.100.77")
+            .json(&body())
+    };
     assert_eq!(from("203.0.113.1").send().await.expect("request").status(), StatusCode::CREATED);
     assert_eq!(from("203.0.113.2").send().await.expect("request").status(), StatusCode::CREATED);
     let res = from("203.0.113.1").send().await.expect("request");
     assert_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // IPv6 clients are budgeted by their /64: a neighbour in the same /64 shares the spent budget
+    assert_eq!(from("2001:db8:1:2::1").send().await.expect("request").status(), StatusCode::CREATED);
+    let res = from("2001:db8:1:2:ffff::9").send().await.expect("request");
+    assert_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(from("2001:db8:1:3::1").send().await.expect("request").status(), StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread")]
