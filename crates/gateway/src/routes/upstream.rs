@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::error::OAuthError;
 
 use crate::Gateway;
+use crate::mcp::McpRoute;
 use crate::router::{Route, is_safe_path};
 
 /// Any method below the route's prefix: forwarded to the upstream, the prefix replaced by the
@@ -15,11 +16,15 @@ pub async fn forward(
     payload: web::Payload,
     route: web::Data<Route>,
     gateway: web::Data<Gateway>,
+    mcp: Option<web::Data<McpRoute>>,
 ) -> Result<HttpResponse, OAuthError> {
     // a dot segment could take the upstream outside the prefix this request was checked for
     if !is_safe_path(req.path()) {
         return Err(OAuthError::invalid_request("the path contains dot segments"));
     }
     let url = route.upstream_url(req.path(), req.query_string());
+    if let Some(mcp) = mcp {
+        return crate::mcp::forward(&req, payload, &url, &mcp, &gateway).await;
+    }
     gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req)).await
 }
