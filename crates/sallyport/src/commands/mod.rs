@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::Settings;
 
+mod audit;
 mod client;
 mod demo;
 mod grant;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Manage protected resources (beside those in the configuration).
     #[command(subcommand)]
     Resource(resource::ResourceCommand),
+    /// The audit log: client changes and the tool calls the gateway saw.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// List and revoke the consents users remembered.
     #[command(subcommand)]
     Grant(grant::GrantCommand),
@@ -51,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(cmd).await,
         Command::Resource(cmd) => resource::run(cmd).await,
         Command::Grant(cmd) => grant::run(cmd).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
         Command::DemoMcp(args) => demo::run(args).await,
         Command::Up(args) => crate::up::run(args).await,
         Command::Keys(cmd) => keys::run(cmd).await,
