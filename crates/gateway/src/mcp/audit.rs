@@ -111,3 +111,63 @@ async fn write(pool: domain::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, droppe
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(tool: &str) -> ToolCallEvent {
+        ToolCallEvent {
+            at: Utc::now(),
+            subject: Some("0190b2c4-0000-7000-8000-000000000001".into()),
+            client_id: Some("app".into()),
+            ip: None,
+            route: "/mcp".into(),
+            tool: tool.into(),
+            allowed: false,
+            reason: Some("denied by tools.deny"),
+            upstream_status: None,
+            duration: Duration::from_micros(1500),
+        }
+    }
+
+    #[test]
+    fn rows_carry_who_what_and_why() {
+        let e = event("drop_database");
+        let row = e.row();
+        assert_eq!(row.kind, "mcp.tool_call");
+        assert_eq!(row.user_id.map(|u| u.to_string()).as_deref(), e.subject.as_deref());
+        assert_eq!(row.detail["decision"], "denied");
+        assert_eq!(row.detail["reason"], "denied by tools.deny");
+        assert_eq!(row.detail["duration_ms"], 1);
+        let robot = ToolCallEvent { subject: Some("app".into()), ..event("x") };
+        assert_eq!(robot.row().user_id, None, "a client's own token has no user");
+    }
+
+    /// Postgres away: requests never wait, and every lost event is counted.
+    #[tokio::test]
+    async fn a_slow_or_absent_database_drops_and_counts() {
+        let settings = domain::config::DatabaseSettings {
+            url: "postgres://postgres@127.0.0.1:9/none".into(),
+            pool_size: 1,
+            connect_timeout_ms: 200,
+            acquire_timeout_ms: 200,
+            migrate_on_start: false,
+        };
+        let pool = domain::db::pool(&settings).expect("pool");
+        let sink = AuditSink::start(pool, 4);
+        let started = std::time::Instant::now();
+        for i in 0..100 {
+            sink.record(event(&format!("t{i}")));
+        }
+        assert!(started.elapsed() < Duration::from_millis(50), "recording never waits for the database");
+        assert!(sink.dropped() >= 90, "the queue holds 4: {}", sink.dropped());
+        for _ in 0..50 {
+            if sink.dropped() == 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(sink.dropped(), 100, "failed inserts count as dropped too");
+    }
+}
