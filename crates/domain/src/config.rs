@@ -220,6 +220,10 @@ pub struct GatewaySettings {
     pub login_per_ip_per_minute: u32,
     /// Trust `X-Forwarded-For` from the peer (behind an ingress) when taking the client IP.
     pub trust_forwarded_for: bool,
+    /// Record every `tools/call` on an `mcp` route in `audit_events` (written off the request path).
+    pub audit_tool_calls: bool,
+    /// Tool-call events waiting for the database; beyond this they are dropped and counted.
+    pub audit_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -248,6 +252,34 @@ pub struct RouteSettings {
     pub allow_form_token: bool,
     #[serde(default)]
     pub allow_query_token: bool,
+    /// An MCP endpoint: the gateway reads each JSON-RPC request (bounded) for the tool policy,
+    /// the `tools/list` filter and the tool-call audit.
+    #[serde(default)]
+    pub mcp: bool,
+    /// Which tools an `mcp` route lets through, by name pattern (`*` matches any run of characters).
+    #[serde(default)]
+    pub tools: ToolRules,
+    /// Extra scopes a tool needs, by name pattern, e.g. `{ delete_issue = ["mcp:admin"] }`.
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+}
+
+/// Tool name patterns of an `mcp` route; a name matching `deny` is refused even when `allow` matches it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRules {
+    /// Empty allows every tool not denied.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+impl RouteSettings {
+    /// Whether this route has a tool policy the gateway must apply.
+    pub fn has_tool_policy(&self) -> bool {
+        !self.tools.allow.is_empty() || !self.tools.deny.is_empty() || !self.tool_scopes.is_empty()
+    }
 }
 
 fn yes() -> bool {
@@ -404,6 +436,8 @@ impl Default for GatewaySettings {
             token_per_ip_per_minute: 6_000,
             login_per_ip_per_minute: 60,
             trust_forwarded_for: false,
+            audit_tool_calls: true,
+            audit_queue: 10_000,
         }
     }
 }
@@ -444,7 +478,8 @@ impl Settings {
         if let Some(vars) = env {
             environment = environment.source(Some(vars.into_iter().collect()));
         }
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.merge_tool_scopes();
         settings.validate()?;
         Ok(settings)
     }
@@ -607,6 +642,7 @@ impl Settings {
                 Scopes::from_tokens(scopes)
                     .map_err(|_| invalid("gateway.routes.method_scopes", "invalid scope token"))?;
             }
+            validate_tool_policy(route)?;
         }
         if g.revocation_check != RevocationCheck::Off
             && (g.introspection_client_id.is_none() || g.introspection_client_secret.is_none())
@@ -615,6 +651,9 @@ impl Settings {
                 "gateway.introspection_client_id",
                 "revocation_check needs introspection_client_id and introspection_client_secret",
             ));
+        }
+        if g.audit_queue == 0 {
+            return Err(invalid("gateway.audit_queue", "must be positive"));
         }
         if g.token_cache_capacity == 0 {
             return Err(invalid("gateway.token_cache_capacity", "must be positive"));
@@ -629,6 +668,28 @@ impl Settings {
             return Err(invalid("log.filter", format!("not a tracing filter ({e}), e.g. info or info,token=debug")));
         }
         Ok(())
+    }
+
+    /// Adds each `mcp` route's scopes and tool scopes to the configured resource it protects, so the
+    /// RFC 9728 metadata lists them in `scopes_supported` and the authorization server grants them
+    /// (SEP-835: a client learns there which scopes to ask for before a step-up).
+    pub fn merge_tool_scopes(&mut self) {
+        for route in &self.gateway.routes {
+            let Some(id) = route.resource.as_deref().and_then(|r| ResourceUri::parse(r).ok()) else { continue };
+            if route.tool_scopes.is_empty() {
+                continue;
+            }
+            let wanted = route.scopes.iter().chain(route.tool_scopes.values().flatten());
+            for res in &mut self.resources {
+                if ResourceUri::parse(&res.resource).is_ok_and(|r| r == id) {
+                    for scope in wanted.clone() {
+                        if !res.scopes.contains(scope) {
+                            res.scopes.push(scope.clone());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The key that seals signing keys at rest, if configured.
@@ -651,6 +712,36 @@ impl Settings {
     pub fn issuer_origin(&self) -> String {
         Url::parse(&self.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
     }
+}
+
+/// Tool patterns are tool names (SEP-986 characters) with `*` wildcards; tool scopes are scope
+/// tokens, never `offline_access` (SEP-2207: it is not a resource scope).
+fn validate_tool_policy(route: &RouteSettings) -> Result<(), ConfigError> {
+    let pattern_ok = |p: &String| {
+        !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./*".contains(&b))
+    };
+    if (route.has_tool_policy()) && !route.mcp {
+        return Err(invalid("gateway.routes.mcp", format!("{}: tools and tool_scopes need mcp = true", route.prefix)));
+    }
+    if let Some(bad) = route.tools.allow.iter().chain(&route.tools.deny).find(|p| !pattern_ok(p)) {
+        return Err(invalid("gateway.routes.tools", format!("{bad}: not a tool name pattern")));
+    }
+    for (pattern, scopes) in &route.tool_scopes {
+        if !pattern_ok(pattern) {
+            return Err(invalid("gateway.routes.tool_scopes", format!("{pattern}: not a tool name pattern")));
+        }
+        if scopes.is_empty() || scopes.iter().any(|s| s == "offline_access") {
+            return Err(invalid(
+                "gateway.routes.tool_scopes",
+                format!("{pattern}: needs at least one scope, and never offline_access"),
+            ));
+        }
+        Scopes::from_tokens(scopes).map_err(|_| invalid("gateway.routes.tool_scopes", "invalid scope token"))?;
+    }
+    if !route.tool_scopes.is_empty() && !route.auth {
+        return Err(invalid("gateway.routes.tool_scopes", "needs auth = true"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -759,6 +850,51 @@ scopes = ["mcp"]
         assert!(unknown.starts_with("load:") && unknown.contains("no_such_key"), "{unknown}");
         let mistyped = err_key(&[("SALLYPORT__DATABASE__POOL_SIZE", "many")]);
         assert!(mistyped.starts_with("load:") && mistyped.contains("pool_size"), "{mistyped}");
+    }
+
+    #[test]
+    fn tool_policies_are_checked_and_their_scopes_reach_the_resource() {
+        let dir = std::env::temp_dir().join(format!("sallyport-cfg-tools-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let load = |route_extra: &str| {
+            let path = dir.join("t.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    r#"
+issuer = "https://a.example"
+[[resources]]
+resource = "https://a.example/mcp"
+name = "MCP"
+scopes = ["mcp"]
+[[gateway.routes]]
+prefix = "/mcp"
+upstream = "http://127.0.0.1:9000/mcp"
+resource = "https://a.example/mcp"
+scopes = ["mcp"]
+{route_extra}
+"#
+                ),
+            )
+            .expect("write");
+            Settings::load_from(path.to_str(), env(&[]))
+        };
+        let s = load(
+            "mcp = true\ntools = { deny = [\"drop_*\"] }\ntool_scopes = { delete_issue = [\"mcp:admin\"], \"admin_*\" = [\"mcp:admin\", \"ops\"] }",
+        )
+        .expect("loads");
+        assert!(s.gateway.routes[0].mcp);
+        assert_eq!(s.gateway.routes[0].tools.deny, vec!["drop_*"]);
+        assert_eq!(s.resources[0].scopes, vec!["mcp", "mcp:admin", "ops"], "tool scopes join the resource's");
+        let key = |r: Result<Settings, ConfigError>| match r {
+            Err(ConfigError::Invalid { key, .. }) => key.to_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(key(load("tools = { deny = [\"x\"] }")), "gateway.routes.mcp");
+        assert_eq!(key(load("mcp = true\ntool_scopes = { x = [\"offline_access\"] }")), "gateway.routes.tool_scopes");
+        assert_eq!(key(load("mcp = true\ntool_scopes = { x = [] }")), "gateway.routes.tool_scopes");
+        assert_eq!(key(load("mcp = true\ntools = { allow = [\"a b\"] }")), "gateway.routes.tools");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod bearer;
 pub mod cors;
+pub mod mcp;
 pub mod path;
 pub mod principal;
 pub mod proxy;
@@ -39,6 +40,7 @@ struct RouteEntry {
     route: Route,
     bearer: Option<BearerAuth>,
     cors: Cors,
+    mcp: Option<Arc<mcp::McpRoute>>,
 }
 
 /// Per-IP budgets of the authorization server's costly endpoints.
@@ -58,6 +60,9 @@ pub struct Gateway {
     routes: Vec<RouteEntry>,
     /// Sallyport's cookies, which no upstream route sees or sets.
     own_cookies: Arc<OwnCookies>,
+    clock: Clock,
+    /// The tool-call audit of MCP routes, when on.
+    audit: Option<mcp::audit::AuditSink>,
 }
 
 impl Gateway {
@@ -69,7 +74,7 @@ impl Gateway {
             connect_timeout: Duration::from_millis(g.upstream_connect_timeout_ms),
             header_timeout: Duration::from_millis(g.upstream_timeout_ms),
         })?;
-        let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_settings(&settings), clock)?);
+        let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_settings(&settings), clock.clone())?);
         let issuer_origin = settings.issuer_origin();
         let registry = Arc::new(domain::registry::ResourceRegistry::new(&settings.resources)?);
         let mut routes = Vec::new();
@@ -89,7 +94,14 @@ impl Gateway {
                 own.push(resource.origin());
             }
             let cors = Cors::for_resource(&route.settings.allowed_origins, &own).map_err(named)?;
-            routes.push(RouteEntry { route, bearer, cors });
+            let mcp = match route.settings.mcp {
+                true => Some(Arc::new(
+                    mcp::McpRoute::new(&route.settings, bearer.as_ref().map(|b| b.resource_metadata().to_owned()))
+                        .map_err(named)?,
+                )),
+                false => None,
+            };
+            routes.push(RouteEntry { route, bearer, cors, mcp });
         }
         Ok(Self {
             as_mounts: router::as_mounts(&settings.issuer_path(), &settings.services),
@@ -103,7 +115,14 @@ impl Gateway {
             proxy,
             routes,
             settings,
+            clock,
+            audit: None,
         })
+    }
+
+    /// Events of the tool-call audit dropped so far (queue full or the database failing).
+    pub fn audit_dropped(&self) -> u64 {
+        self.audit.as_ref().map_or(0, mcp::audit::AuditSink::dropped)
     }
 
     /// Who called, for the `X-Forwarded-*`, client-address and (behind the bearer middleware)
@@ -141,9 +160,15 @@ impl Gateway {
     }
 }
 
-/// Builds the gateway from its context. It keeps no state in the database. A client that
-/// disconnects drops its request at once, which cancels the upstream request.
+/// Builds the gateway from its context. Its only database use is the tool-call audit of MCP
+/// routes, written off the request path. A client that disconnects drops its request at once,
+/// which cancels the upstream request.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let gateway = Arc::new(Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone(), ctx.pool.clone())?);
+    let mut gateway = Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone(), ctx.pool.clone())?;
+    let g = &ctx.settings.gateway;
+    if g.audit_tool_calls && g.routes.iter().any(|r| r.mcp) {
+        gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
+    }
+    let gateway = Arc::new(gateway);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)).with_cancel_on_disconnect())
 }

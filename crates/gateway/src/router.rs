@@ -247,6 +247,9 @@ mod tests {
             allowed_origins: vec![],
             allow_form_token: false,
             allow_query_token: false,
+            mcp: false,
+            tools: Default::default(),
+            tool_scopes: Default::default(),
         }
     }
 

@@ -59,10 +59,21 @@ impl ServerHandler for Demo {}
 /// Serves the demo on `listener` until `stop` is cancelled. Any path answers; the gateway maps `/mcp` here.
 pub async fn serve(listener: TcpListener, allowed_hosts: Vec<String>, stop: CancellationToken) -> std::io::Result<()> {
     let mut config = StreamableHttpServerConfig::default();
-    config.cancellation_token = stop.clone();
     config.allowed_hosts = allowed_hosts;
-    let service: StreamableHttpService<Demo, LocalSessionManager> =
-        StreamableHttpService::new(|| Ok(Demo::default()), Arc::new(LocalSessionManager::default()), config);
+    serve_with(listener, config, stop, Demo::default).await
+}
+
+/// Serves any MCP server over Streamable HTTP on `listener` until `stop` is cancelled (the demo,
+/// and the servers tests put behind the gateway).
+pub async fn serve_with<S: ServerHandler>(
+    listener: TcpListener,
+    mut config: StreamableHttpServerConfig,
+    stop: CancellationToken,
+    server: fn() -> S,
+) -> std::io::Result<()> {
+    config.cancellation_token = stop.clone();
+    let service: StreamableHttpService<S, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server()), Arc::new(LocalSessionManager::default()), config);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,

@@ -505,3 +505,54 @@ async fn migrate_provisions_the_gateways_introspection_client() {
     let out = migrate("self-registered", second);
     assert!(!out.status.success() && text(&out).contains("registered itself"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_list_the_tool_call_audit() {
+    use domain::store::{audit, users};
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let now = chrono::Utc::now();
+    let hash = domain::password::hash("a-password-for-audit").expect("hash");
+    users::insert(&mut conn, &users::UserRow::new("alice", hash, now)).await.expect("user");
+    let alice = users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice").id;
+    let call = |tool: &str, client: &'static str, user: Option<uuid::Uuid>, decision: &str, ago_secs: i64| {
+        audit::NewAuditEvent {
+            occurred_at: now - chrono::Duration::seconds(ago_secs),
+            kind: audit::kind::TOOL_CALL,
+            client_id: Some(client),
+            user_id: user,
+            ip: Some("127.0.0.1"),
+            detail: serde_json::json!({"route": "/mcp", "tool": tool, "subject": user.map_or(client.to_owned(), |u| u.to_string()),
+            "decision": decision, "reason": (decision == "denied").then_some("denied by tools.deny"),
+            "upstream_status": (decision == "allowed").then_some(200), "duration_ms": 3}),
+        }
+    };
+    let events = [
+        call("search_issues", "app-1", Some(alice), "allowed", 7200),
+        call("drop_database", "app-1", Some(alice), "denied", 60),
+        call("search_issues", "robot", None, "allowed", 30),
+    ];
+    audit::record_many(&mut conn, &events).await.expect("insert");
+
+    let out = sallyport(&db.url, &["audit", "list", "--tool", "search_issues", "--json"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["client_id"], "robot", "newest first");
+    assert_eq!(rows[1]["user_id"], alice.to_string());
+    assert_eq!(rows[1]["detail"]["upstream_status"], 200);
+
+    let out = sallyport(&db.url, &["audit", "list", "--user", "alice", "--since", "1h"], None);
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(printed.contains("drop_database\tdenied (denied by tools.deny)"), "{printed}");
+
+    let out = sallyport(&db.url, &["audit", "list", "--client", "robot"], None);
+    assert_eq!(text(&out).lines().count(), 1, "{}", text(&out));
+    let out = sallyport(&db.url, &["audit", "list", "--user", "nobody"], None);
+    assert!(!out.status.success() && text(&out).contains("no user nobody"), "{}", text(&out));
+    let out = sallyport(&db.url, &["audit", "list", "--since", "soon"], None);
+    assert!(!out.status.success() && text(&out).contains("--since soon"), "{}", text(&out));
+}

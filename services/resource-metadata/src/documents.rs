@@ -81,7 +81,8 @@ impl ProtectedResourceMetadata {
         Self {
             resource: resource.id.as_str().to_owned(),
             authorization_servers: [settings.issuer.clone()],
-            scopes_supported: resource.scopes.to_vec(),
+            // SEP-2207: `offline_access` is the authorization server's business, never a resource's
+            scopes_supported: resource.scopes.iter().filter(|s| *s != "offline_access").map(str::to_owned).collect(),
             bearer_methods_supported: ["header"],
             resource_name: resource.name.clone(),
             resource_documentation: resource.documentation.clone(),
@@ -150,4 +151,24 @@ impl Documents {
 
 fn authority(origin: &str) -> &str {
     origin.split_once("://").map_or(origin, |(_, rest)| rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::config::ResourceSettings;
+
+    #[test]
+    fn offline_access_is_never_a_resource_scope() {
+        let resource = Resource::from_settings(&ResourceSettings {
+            resource: "https://a.example/mcp".into(),
+            name: "MCP".into(),
+            scopes: vec!["mcp".into(), "offline_access".into(), "mcp:admin".into()],
+            documentation: None,
+            accept_machine_tokens: false,
+        })
+        .expect("resource");
+        let prm = ProtectedResourceMetadata::new(&Settings::default(), &resource);
+        assert_eq!(prm.scopes_supported, vec!["mcp", "mcp:admin"]);
+    }
 }

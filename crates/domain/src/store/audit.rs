@@ -27,6 +27,8 @@ pub mod kind {
     pub const USER_ENABLED: &str = "user.enabled";
     /// `login.max_failures` wrong passwords in a row: locked, sessions and grants ended.
     pub const USER_LOCKED_OUT: &str = "user.locked_out";
+    /// A `tools/call` through an MCP route of the gateway, allowed or not (`detail.tool`, `detail.decision`).
+    pub const TOOL_CALL: &str = "mcp.tool_call";
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -54,6 +56,43 @@ pub struct AuditEventRow {
 
 pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
+}
+
+/// Many events in one statement (the gateway's batched tool-call audit).
+pub async fn record_many(conn: &mut AsyncPgConnection, events: &[NewAuditEvent<'_>]) -> QueryResult<usize> {
+    diesel::insert_into(audit_events::table).values(events).execute(conn).await
+}
+
+/// What `sallyport audit list` asks for; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    /// Tool-call events of this tool.
+    pub tool: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+/// The newest events matching `filter`, newest first.
+pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
+    let mut query = audit_events::table.into_boxed();
+    if let Some(user) = filter.user_id {
+        query = query.filter(audit_events::user_id.eq(user));
+    }
+    if let Some(client) = &filter.client_id {
+        query = query.filter(audit_events::client_id.eq(client.clone()));
+    }
+    if let Some(tool) = &filter.tool {
+        query = query.filter(audit_events::kind.eq(kind::TOOL_CALL)).filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("detail->>'tool' = ")
+                .bind::<diesel::sql_types::Text, _>(tool.clone()),
+        );
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    query.order(audit_events::id.desc()).limit(filter.limit).select(AuditEventRow::as_select()).load(conn).await
 }
 
 pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Vec<AuditEventRow>> {

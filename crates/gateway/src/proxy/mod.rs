@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use domain::cookies::OwnCookies;
 use domain::error::{ErrorCode, OAuthError};
 
 pub use headers::Caller;
@@ -56,13 +57,24 @@ impl Proxy {
         url: &str,
         caller: &Caller,
     ) -> Result<HttpResponse, OAuthError> {
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-            .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
-        let head = method == reqwest::Method::HEAD;
         let out_headers = headers::upstream_request_headers(req.headers(), caller);
         let body =
             body::request_body(payload, headers::has_body(req.headers()), headers::content_length(req.headers()))
                 .await?;
+        let response = self.send(req, out_headers, body, url).await?;
+        Ok(respond(req, response, caller.strip_cookies.as_deref(), body::response_body))
+    }
+
+    /// Sends a request to `url` with these headers and body; the answer once its headers are in.
+    pub async fn send(
+        &self,
+        req: &HttpRequest,
+        out_headers: reqwest::header::HeaderMap,
+        body: Option<reqwest::Body>,
+        url: &str,
+    ) -> Result<reqwest::Response, OAuthError> {
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
         let client = self.client.get().map_err(upstream_error)?;
         let mut builder = client.request(method, url).headers(out_headers);
         if let Some(body) = body {
@@ -72,29 +84,38 @@ impl Proxy {
             tracing::warn!(error = %e, "cannot build the upstream request");
             OAuthError::invalid_request("the request cannot be forwarded")
         })?;
-        let response = match tokio::time::timeout(self.header_timeout, client.execute(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => return Err(upstream_error(e)),
+        match tokio::time::timeout(self.header_timeout, client.execute(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(upstream_error(e)),
             Err(_) => {
                 tracing::warn!(upstream = %host_of(url), "upstream did not answer in time");
-                return Err(timeout_error());
+                Err(timeout_error())
             }
-        };
-        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let length = response
-            .headers()
-            .get(reqwest::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let framing = body::framing(status.as_u16(), head, length);
-        let mut res = HttpResponse::new(status);
-        *res.headers_mut() = headers::client_response_headers(
-            response.headers(),
-            status == StatusCode::NOT_MODIFIED,
-            caller.strip_cookies.as_deref(),
-        );
-        Ok(res.set_body(body::response_body(response, framing)))
+        }
     }
+}
+
+/// The client's response for an upstream answer: its status and end-to-end headers, and the body
+/// `body` makes of it for the framing the status, method and length call for; an upstream
+/// (`strip_cookies`) cannot set Sallyport's cookies.
+pub fn respond(
+    req: &HttpRequest,
+    response: reqwest::Response,
+    strip_cookies: Option<&OwnCookies>,
+    body: impl FnOnce(reqwest::Response, body::Framing) -> actix_web::body::BoxBody,
+) -> HttpResponse {
+    let head = req.method() == actix_web::http::Method::HEAD;
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let length = response
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let framing = body::framing(status.as_u16(), head, length);
+    let mut res = HttpResponse::new(status);
+    *res.headers_mut() =
+        headers::client_response_headers(response.headers(), status == StatusCode::NOT_MODIFIED, strip_cookies);
+    res.set_body(body(response, framing))
 }
 
 fn host_of(url: &str) -> String {

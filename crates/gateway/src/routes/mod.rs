@@ -54,10 +54,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, gateway: &Arc<Gateway>) {
         }
     }
     for entry in &gateway.routes {
-        let scope = web::scope("")
+        let mut scope = web::scope("")
             .guard(PathPrefix(entry.route.prefix.clone()))
             .app_data(web::Data::new(entry.route.clone()))
             .default_service(web::to(upstream::forward));
+        if let Some(mcp) = &entry.mcp {
+            scope = scope.app_data(web::Data::from(Arc::clone(mcp)));
+        }
         // the last wrap runs first: CORS and the origin check, then the bearer check
         match &entry.bearer {
             Some(bearer) => cfg.service(scope.wrap(bearer.clone()).wrap(entry.cors.clone())),

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use domain::error::OAuthError;
 
 use crate::Gateway;
+use crate::mcp::McpRoute;
 use crate::router::Route;
 
 /// Any method below the route's prefix: forwarded to the upstream, the prefix replaced by the
@@ -15,8 +16,12 @@ pub async fn forward(
     payload: web::Payload,
     route: web::Data<Route>,
     gateway: web::Data<Gateway>,
+    mcp: Option<web::Data<McpRoute>>,
 ) -> Result<HttpResponse, OAuthError> {
     // the path is canonical (routes::configure refused any other): the upstream gets the path matched
     let url = route.upstream_url(req.path(), req.query_string());
+    if let Some(mcp) = mcp {
+        return crate::mcp::forward(&req, payload, &url, &mcp, &gateway).await;
+    }
     gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req)).await
 }

@@ -228,6 +228,9 @@ fn route(prefix: &str, upstream: String, resource: Option<String>, scopes: &[&st
         allowed_origins: vec![BROWSER_ORIGIN.into()],
         allow_form_token: false,
         allow_query_token: false,
+        mcp: false,
+        tools: Default::default(),
+        tool_scopes: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use domain::Settings;
 
+mod audit;
 mod client;
 mod demo;
 mod grant;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Manage protected resources (beside those in the configuration).
     #[command(subcommand)]
     Resource(resource::ResourceCommand),
+    /// The audit log: client changes and the tool calls the gateway saw.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// List and revoke the consents users remembered.
     #[command(subcommand)]
     Grant(grant::GrantCommand),
@@ -58,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(cmd, dir).await,
         Command::Resource(cmd) => resource::run(cmd, dir).await,
         Command::Grant(cmd) => grant::run(cmd, dir).await,
+        Command::Audit(cmd) => audit::run(cmd, dir).await,
         Command::DemoMcp(args) => demo::run(args).await,
         Command::Up(args) => crate::up::run(args, dir).await,
         Command::Keys(cmd) => keys::run(cmd, dir).await,

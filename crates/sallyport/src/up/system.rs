@@ -105,6 +105,9 @@ impl System {
             allowed_origins: vec!["http://localhost:6274".into(), "http://127.0.0.1:6274".into()],
             allow_form_token: false,
             allow_query_token: false,
+            mcp: true,
+            tools: Default::default(),
+            tool_scopes: Default::default(),
         });
 
         let pool = domain::db::pool(&settings.database)?;
@@ -120,6 +123,7 @@ impl System {
             settings.gateway.introspection_client_id = Some(id.to_owned());
             settings.gateway.introspection_client_secret = Some(secret.into_inner());
         }
+        settings.merge_tool_scopes();
         settings.validate()?;
 
         let demo_user = "demo".to_owned();
