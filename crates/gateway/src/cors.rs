@@ -17,8 +17,10 @@ use futures_util::future::LocalBoxFuture;
 
 use domain::error::{ErrorCode, OAuthError};
 
-/// Request headers browser clients may send (MCP's Streamable HTTP and the OAuth endpoints).
-pub const ALLOWED_HEADERS: &str = "authorization, content-type, mcp-protocol-version, mcp-session-id, last-event-id";
+/// Request headers browser clients may send (MCP's Streamable HTTP and the OAuth endpoints);
+/// `mcp-method` and `mcp-name` are the request metadata of the 2026-07-28 transport revision.
+pub const ALLOWED_HEADERS: &str =
+    "authorization, content-type, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name, last-event-id";
 /// Response headers browser clients must be able to read (the challenge, the MCP session).
 pub const EXPOSED_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version";
 /// Methods of the authorization server's public endpoints.

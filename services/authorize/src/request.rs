@@ -185,24 +185,30 @@ fn resources(params: &AuthzParams, all: &[Resource]) -> Result<Vec<Resource>, OA
     Ok(out)
 }
 
-/// CONTRACTS: the scope must lie within (client's scope) ∩ (union of the resources' scopes); an
-/// absent or empty scope means all of that; `offline_access` is accepted and not granted as scope.
+/// CONTRACTS: an absent or empty scope means (client's scope) ∩ (union of the resources' scopes);
+/// `offline_access` is accepted and not granted as scope. A requested scope must lie within what the
+/// resources offer, and, for a client an operator made, within its registered scope too. A client
+/// that registered itself declared its own scope (RFC 7591 §2), so that scope is its default, not a
+/// cap: MCP clients register with the scope of the first challenge and must be able to ask for more
+/// when a tool answers 403 `insufficient_scope` (step-up, MCP authorization 2025-11-25). The user
+/// still consents to every scope the client never had.
 fn scope(params: &AuthzParams, client: &Client, resources: &[Resource]) -> Result<Scopes, OAuthError> {
-    let offered =
-        resources.iter().fold(Scopes::default(), |acc, r| acc.union(&r.scopes)).intersection(&client.metadata.scope);
+    let on_offer = resources.iter().fold(Scopes::default(), |acc, r| acc.union(&r.scopes));
+    let registered = on_offer.intersection(&client.metadata.scope);
     let Some(raw) = params.scope.as_deref().filter(|s| !s.trim().is_empty()) else {
         // a grant of nothing where the resources need scopes would only earn a 403 at the
         // resource, whose `insufficient_scope` the client could never obtain: refuse it now
-        if offered.is_empty() && resources.iter().any(|r| !r.scopes.is_empty()) {
+        if registered.is_empty() && resources.iter().any(|r| !r.scopes.is_empty()) {
             return Err(OAuthError::invalid_scope(
                 "the client is registered for none of the scopes the resource offers",
             ));
         }
-        return Ok(offered);
+        return Ok(registered);
     };
     let requested = Scopes::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let requested: Scopes = requested.iter().filter(|t| *t != OFFLINE_ACCESS).map(str::to_owned).collect();
-    let refused = requested.difference(&offered);
+    let allowed = if client.source.is_self_registered() { on_offer } else { registered };
+    let refused = requested.difference(&allowed);
     if !refused.is_empty() {
         return Err(OAuthError::invalid_scope(format!(
             "scope not available to this client for the requested resource: {refused}"

@@ -30,7 +30,7 @@ async fn preflights_on_protected_routes_need_no_token() {
     assert!(header(&res, "access-control-allow-methods").is_some_and(|m| m.contains("POST") && m.contains("DELETE")));
     assert_eq!(
         header(&res, "access-control-allow-headers"),
-        Some("authorization, content-type, mcp-protocol-version, mcp-session-id, last-event-id")
+        Some("authorization, content-type, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name, last-event-id")
     );
     assert!(header(&res, "vary").is_some_and(|v| v.contains("Origin")));
     assert!(header(&res, "access-control-allow-credentials").is_none());

@@ -89,8 +89,23 @@ async fn errors_go_to_the_redirect_uri_with_state_and_iss() {
     let q = error_for(&env, "&scope=mcp:tools+unknown:scope", "").await;
     check(&q, "invalid_scope");
     assert!(q["error_description"].contains("unknown:scope"), "{q:?}");
-    let q = error_for(&env, "&scope=mcp:other", "").await;
-    check(&q, "invalid_scope");
+    // a client an operator made is held to its registered scope...
+    let operator = add_client(
+        &env.db.pool(),
+        "Operator client",
+        &[REDIRECT],
+        "mcp:tools mcp:admin",
+        domain::client::ClientSource::Admin,
+        "client_secret_basic",
+    )
+    .await;
+    let url = env.authorize_url("&scope=mcp:other").replace(&enc(&env.client_id), &enc(&operator));
+    let res = browser().get(&url).send().await.expect("authorize");
+    check(&query(&location(&res)), "invalid_scope");
+    // ...while a self-registered one may step up to any scope the resource offers (the user is
+    // asked): MCP clients register with the first challenge's scope and re-authorize for more
+    let res = browser().get(env.authorize_url("&scope=mcp:tools+mcp:other")).send().await.expect("authorize");
+    assert!(!location(&res).contains("error="), "step-up beyond the registered scope: {}", location(&res));
 
     let token = env.authorize_url("").replace("response_type=code", "response_type=token");
     let res = browser().get(&token).send().await.expect("token");
