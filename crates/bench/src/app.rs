@@ -13,7 +13,7 @@ use url::Url;
 use crate::cli::{BenchArgs, Cli, Command};
 use crate::endpoints::Endpoints;
 use crate::memory::{self, Resident, ServiceMemory};
-use crate::report::{Failure, GatewayOverhead, Machine, Report, Row, load_average};
+use crate::report::{Failure, GatewayOverhead, Machine, McpOverhead, Report, Row, load_average};
 use crate::runner::Timing;
 use crate::scenarios::{Bench, Component, Credentials, GatewayTargets, Load, Scenario};
 use crate::stack::{SCOPE, Stack, StackOptions};
@@ -78,6 +78,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         machine: Machine { load_after: load_average(), ..machine },
         postgres: outcome.postgres,
         gateway: GatewayOverhead::from_rows(&outcome.rows),
+        mcp: McpOverhead::from_rows(&outcome.rows),
         rows: outcome.rows,
         memory: outcome.memory,
         failures: outcome.failures,
@@ -174,6 +175,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
             Some(stack.gateway_targets()?),
         )?;
         b.access_token = args.access_token.clone();
+        b.mcp = Some(stack.mcp_targets()?);
         b.machine_client = Some(stack.machine.clone());
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
@@ -199,7 +201,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
     let routing = if args.through_gateway {
         "services started by the bench; every request through the gateway"
     } else {
-        "services started by the bench; requests straight to each service (the gateway scenario through the gateway)"
+        "services started by the bench; requests straight to each service (the gateway and mcp scenarios through the gateway)"
     };
     Ok(Some(Outcome {
         issuer: bench.ep.issuer_str().to_owned(),

@@ -120,7 +120,7 @@ impl Conn {
     }
 }
 
-async fn read_body(incoming: &mut Incoming) -> Result<Bytes, hyper::Error> {
+pub(crate) async fn read_body(incoming: &mut Incoming) -> Result<Bytes, hyper::Error> {
     let mut chunks: Vec<Bytes> = Vec::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *incoming).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {

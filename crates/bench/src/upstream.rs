@@ -1,5 +1,7 @@
-//! A trivial upstream: answers every request with a tiny `ok`. The gateway scenario proxies to it,
-//! and calls it directly for the baseline; the tests use it as a stub server with chosen statuses.
+//! A trivial upstream: answers every GET with a tiny `ok`, and every POST as an MCP server answers
+//! a `tools/call` (a small JSON-RPC result carrying the request's id). The gateway scenario proxies
+//! to it and calls it directly for the baseline, the mcp scenario posts tool calls to it; the tests
+//! use it as a stub server with chosen statuses.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -7,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -31,11 +34,19 @@ pub async fn serve(listener: TcpListener, respond: Responder) {
         let _ = stream.set_nodelay(true);
         let (respond, counter) = (respond.clone(), counter.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |_req: Request<Incoming>| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
                 let status = StatusCode::from_u16(respond(n)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 async move {
-                    let mut res = Response::new(String::from("ok\n"));
+                    let mut res = if req.method() == Method::POST {
+                        let mut body = req.into_body();
+                        let request = crate::conn::read_body(&mut body).await.unwrap_or_default();
+                        let mut res = Response::new(tool_result(&request));
+                        res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        res
+                    } else {
+                        Response::new(String::from("ok\n"))
+                    };
                     *res.status_mut() = status;
                     Ok::<_, Infallible>(res)
                 }
@@ -43,6 +54,18 @@ pub async fn serve(listener: TcpListener, respond: Responder) {
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
+}
+
+/// What an MCP server answers to a `tools/call` (MCP 2025-11-25, "Tools"): a JSON-RPC result with
+/// the request's id (null when the body has none) and one text content block.
+fn tool_result(request: &[u8]) -> String {
+    let id = serde_json::from_slice::<serde_json::Value>(request)
+        .ok()
+        .and_then(|mut v| v.get_mut("id").map(serde_json::Value::take))
+        .unwrap_or_default();
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"3 open issues match"}}],"isError":false}}}}"#
+    )
 }
 
 /// `sallyport-bench upstream --listen ADDR`: a 200 to everything, until killed.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{GATEWAY_MAX_ADDED_P50_US, GATEWAY_MIN_RATIO, IDLE_RSS_TARGET_KIB, Report, Target};
+use super::{GATEWAY_MAX_ADDED_P50_US, GATEWAY_MIN_RATIO, IDLE_RSS_TARGET_KIB, MCP_MIN_RATIO, Report, Target};
 
 impl Report {
     pub fn markdown(&self) -> String {
@@ -61,6 +61,18 @@ impl Report {
                     g.open_rps / direct * 100.0
                 );
             }
+        }
+        if let Some(m) = &self.mcp {
+            let _ = writeln!(
+                md,
+                "\nMCP route cost: the `mcp = true` route with its 10-rule tool policy does {:.1} % of the \
+                 throughput of the same route with `mcp = false` (target >= {:.0} %) and adds {} µs to the \
+                 median: {}.",
+                m.throughput_ratio * 100.0,
+                MCP_MIN_RATIO * 100.0,
+                m.added_p50_us,
+                if m.target_met { "met" } else { "**not met**" }
+            );
         }
         self.cpu_table(&mut md);
         if !self.memory.is_empty() {
@@ -251,6 +263,22 @@ mod tests {
         not_run.failures.push(Failure { scenario: "gateway".into(), message: "gateway did not start".into() });
         assert!(not_run.failed(), "a scenario that could not run fails the run");
         assert!(not_run.markdown().contains("Not measured:\n\n- gateway: gateway did not start"));
+    }
+
+    #[test]
+    fn mcp_route_cost() {
+        let r = report(vec![
+            Row::new("mcp/policy", "POST /bench-mcp tools/call", "x", vec![stats(9_120.0, 1_030, 0)]),
+            Row::new("mcp/off", "POST /bench-mcp-off tools/call", "x", vec![stats(10_000.0, 1_000, 0)]),
+        ]);
+        let md = r.markdown();
+        assert!(
+            md.contains("does 91.2 % of the throughput of the same route with `mcp = false` (target >= 90 %) and adds 30 µs to the median: met."),
+            "{md}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
+        assert_eq!(json["mcp"]["target_met"], true);
+        assert!(json.get("gateway").is_none());
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub fn target_for(row: &str) -> Option<Target> {
 /// The gateway's auth targets (issue 7): >= 90 % of the auth-off throughput, <= 100 µs added median.
 pub const GATEWAY_MIN_RATIO: f64 = 0.90;
 pub const GATEWAY_MAX_ADDED_P50_US: i64 = 100;
+/// Issue 15: a tools/call through an `mcp = true` route with a 10-rule policy keeps >= 90 % of the
+/// throughput of the same route with `mcp = false`.
+pub const MCP_MIN_RATIO: f64 = 0.90;
 /// Issue 9: each service <= 30 MB resident at idle (read as MiB).
 pub const IDLE_RSS_TARGET_KIB: u64 = 30 * 1024;
 
@@ -198,17 +201,7 @@ impl GatewayOverhead {
     pub fn from_rows(rows: &[Row]) -> Option<Self> {
         let find = |n: &str| rows.iter().find(|r| r.name == n);
         let (protected, open) = (find("gateway/protected")?, find("gateway/open")?);
-        let pairs: Vec<(&RunStats, &RunStats)> = if protected.runs.len() == open.runs.len() {
-            protected.runs.iter().zip(&open.runs).collect()
-        } else {
-            vec![(&protected.median, &open.median)]
-        };
-        if pairs.iter().any(|(_, o)| o.requests_per_sec <= 0.0) {
-            return None;
-        }
-        let throughput_ratio = median_f64(pairs.iter().map(|(p, o)| p.requests_per_sec / o.requests_per_sec).collect());
-        let added_p50_us =
-            median_f64(pairs.iter().map(|(p, o)| p.p50_us as f64 - o.p50_us as f64).collect()).round() as i64;
+        let (throughput_ratio, added_p50_us) = paired(protected, open)?;
         Some(Self {
             protected_rps: protected.median.requests_per_sec,
             open_rps: open.median.requests_per_sec,
@@ -218,6 +211,48 @@ impl GatewayOverhead {
             target_met: throughput_ratio >= GATEWAY_MIN_RATIO && added_p50_us <= GATEWAY_MAX_ADDED_P50_US,
         })
     }
+}
+
+/// The cost of an MCP route: `mcp/policy` (read, check and audit each tool call) against `mcp/off`
+/// (the same protected route, the body streamed through unread).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct McpOverhead {
+    pub policy_rps: f64,
+    pub off_rps: f64,
+    /// policy / off throughput (median over paired runs).
+    pub throughput_ratio: f64,
+    /// policy p50 - off p50, µs (median over paired runs).
+    pub added_p50_us: i64,
+    pub target_met: bool,
+}
+
+impl McpOverhead {
+    /// From the `mcp/*` rows, run by run as [`GatewayOverhead::from_rows`] does.
+    pub fn from_rows(rows: &[Row]) -> Option<Self> {
+        let find = |n: &str| rows.iter().find(|r| r.name == n);
+        let (policy, off) = (find("mcp/policy")?, find("mcp/off")?);
+        let (throughput_ratio, added_p50_us) = paired(policy, off)?;
+        Some(Self {
+            policy_rps: policy.median.requests_per_sec,
+            off_rps: off.median.requests_per_sec,
+            throughput_ratio,
+            added_p50_us,
+            target_met: throughput_ratio >= MCP_MIN_RATIO,
+        })
+    }
+}
+
+/// `a` against `b`: the median throughput ratio and added p50 over the runs taken in turns (or of
+/// the rows' medians when their runs do not pair up); `None` when `b` did nothing.
+fn paired(a: &Row, b: &Row) -> Option<(f64, i64)> {
+    let pairs: Vec<(&RunStats, &RunStats)> =
+        if a.runs.len() == b.runs.len() { a.runs.iter().zip(&b.runs).collect() } else { vec![(&a.median, &b.median)] };
+    if pairs.iter().any(|(_, o)| o.requests_per_sec <= 0.0) {
+        return None;
+    }
+    let ratio = median_f64(pairs.iter().map(|(p, o)| p.requests_per_sec / o.requests_per_sec).collect());
+    let added = median_f64(pairs.iter().map(|(p, o)| p.p50_us as f64 - o.p50_us as f64).collect()).round() as i64;
+    Some((ratio, added))
 }
 
 /// The machine the figures came from.
@@ -288,6 +323,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayOverhead>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpOverhead>,
     pub memory: Vec<ServiceMemory>,
     pub failures: Vec<Failure>,
 }
@@ -349,6 +386,7 @@ pub(crate) mod tests {
                 settings: BTreeMap::from([("fsync".into(), "on".into()), ("synchronous_commit".into(), "on".into())]),
             }),
             gateway: GatewayOverhead::from_rows(&rows),
+            mcp: McpOverhead::from_rows(&rows),
             rows,
             memory: vec![ServiceMemory {
                 service: "token".into(),
@@ -420,5 +458,27 @@ pub(crate) mod tests {
         assert_eq!(g.added_p50_us, 40, "median of +40, +200, +20");
         assert_eq!(g.protected_rps, 10_000.0);
         assert!(g.target_met);
+    }
+
+    #[test]
+    fn mcp_overhead() {
+        let rows = |policy: Vec<RunStats>, off: Vec<RunStats>| {
+            vec![
+                Row::new("mcp/policy", "POST /bench-mcp", "http://gw", policy),
+                Row::new("mcp/off", "POST /bench-mcp-off", "http://gw", off),
+            ]
+        };
+        let ok = McpOverhead::from_rows(&rows(
+            vec![stats(9_300.0, 1_040, 0), stats(8_000.0, 1_300, 0)],
+            vec![stats(10_000.0, 1_000, 0), stats(8_500.0, 1_200, 0)],
+        ))
+        .expect("overhead");
+        assert!((ok.throughput_ratio - (0.93 + 8_000.0 / 8_500.0) / 2.0).abs() < 1e-9, "paired run by run");
+        assert_eq!(ok.added_p50_us, 70);
+        assert!(ok.target_met);
+        let slow = McpOverhead::from_rows(&rows(vec![stats(8_900.0, 1_100, 0)], vec![stats(10_000.0, 1_000, 0)]));
+        assert!(!slow.expect("overhead").target_met, "89 % < 90 %");
+        assert!(McpOverhead::from_rows(&rows(vec![stats(1.0, 1, 0)], vec![stats(0.0, 0, 5)])).is_none());
+        assert!(GatewayOverhead::from_rows(&rows(vec![], vec![])).is_none(), "mcp rows are not gateway rows");
     }
 }

@@ -6,6 +6,7 @@ mod browser;
 mod client_credentials;
 mod code;
 mod gateway;
+mod mcp;
 mod metadata;
 pub mod oauth;
 mod refresh;
@@ -43,10 +44,12 @@ pub enum Scenario {
     ClientCredentials,
     /// A protected route with a valid (cached) token vs the same route with auth off vs the upstream.
     Gateway,
+    /// An MCP tools/call through an `mcp = true` route with a tool policy vs the same route with `mcp = false`.
+    Mcp,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Self::Metadata,
         Self::Register,
         Self::Authorize,
@@ -54,6 +57,7 @@ impl Scenario {
         Self::Refresh,
         Self::ClientCredentials,
         Self::Gateway,
+        Self::Mcp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Scenario {
             Self::Refresh => "refresh",
             Self::ClientCredentials => "client-credentials",
             Self::Gateway => "gateway",
+            Self::Mcp => "mcp",
         }
     }
 
@@ -77,7 +82,7 @@ impl Scenario {
             Self::Authorize => vec![Registration, Authorize],
             Self::Code | Self::Refresh => vec![Registration, Authorize, Token],
             Self::ClientCredentials => vec![Registration, Token],
-            Self::Gateway => vec![Registration, Token, Gateway, Upstream],
+            Self::Gateway | Self::Mcp => vec![Registration, Token, Gateway, Upstream],
         })
     }
 
@@ -91,6 +96,7 @@ impl Scenario {
             Self::Refresh => refresh::run(b).await,
             Self::ClientCredentials => client_credentials::run(b).await,
             Self::Gateway => gateway::run(b).await,
+            Self::Mcp => mcp::run(b).await,
         }
     }
 }
@@ -124,6 +130,15 @@ pub struct GatewayTargets {
     pub upstream: Url,
 }
 
+/// The mcp scenario's two protected routes to the same upstream.
+#[derive(Debug, Clone)]
+pub struct McpTargets {
+    /// `mcp = true` with a 10-rule tool policy that allows the call.
+    pub policy: Url,
+    /// The same route with `mcp = false`.
+    pub plain: Url,
+}
+
 /// How hard and how long to load.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -148,6 +163,8 @@ pub struct Bench {
     /// The scopes the flows ask for ("" for the defaults).
     pub scope: String,
     pub gateway: Option<GatewayTargets>,
+    /// The mcp scenario's routes (only in a stack the bench started: they need its configuration).
+    pub mcp: Option<McpTargets>,
     pub initial_access_token: Option<String>,
     /// A token for the gateway scenario; by default one is obtained with client_credentials.
     pub access_token: Option<String>,
@@ -186,6 +203,7 @@ impl Bench {
             resource,
             scope,
             gateway,
+            mcp: None,
             initial_access_token: None,
             access_token: None,
             machine_client: None,

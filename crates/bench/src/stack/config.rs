@@ -9,11 +9,13 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
-use super::{OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE};
+use super::{MCP_OFF_PATH, MCP_PATH, OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE};
 use crate::report::PostgresInfo;
 
 /// The configuration: a protected resource, a protected gateway route and the same upstream with
-/// auth off, every per-IP limit out of reach, logs at `warn`, and a throwaway key-encryption key.
+/// auth off, two protected routes for the mcp scenario (`mcp = true` with a 10-rule tool policy —
+/// 5 allow, 3 deny, 2 tool scopes — that allows `search_issues` with the bench scope, and the same
+/// route with `mcp = false`; tool-call audit on, as by default), every per-IP limit out of reach, logs at `warn`, and a throwaway key-encryption key.
 /// The gateway checks revocation as deployments do by default (`cached`, with the introspection
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
 pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str) -> String {
@@ -77,6 +79,22 @@ scopes = ["{SCOPE}"]
 prefix = "{OPEN_PATH}"
 upstream = "http://127.0.0.1:{up}"
 auth = false
+
+[[gateway.routes]]
+prefix = "{MCP_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+mcp = true
+tools = {{ allow = ["search_*", "get_*", "list_*", "read_*", "echo"], deny = ["drop_*", "delete_*", "*_admin"] }}
+tool_scopes = {{ "search_*" = ["{SCOPE}"], "admin_*" = ["{SCOPE}:admin"] }}
+
+[[gateway.routes]]
+prefix = "{MCP_OFF_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+mcp = false
 "#,
         issuer = toml_string(&issuer),
         db = toml_string(db_url),
@@ -181,8 +199,14 @@ mod tests {
         assert_eq!(s.issuer, format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
         assert_eq!(s.resources[0].resource, ports.resource());
-        assert_eq!(s.gateway.routes.len(), 2);
+        assert_eq!(s.gateway.routes.len(), 4);
         assert!(s.gateway.routes[0].auth && !s.gateway.routes[1].auth);
+        let (mcp, plain) = (&s.gateway.routes[2], &s.gateway.routes[3]);
+        assert!(mcp.mcp && mcp.auth && !plain.mcp && plain.auth);
+        let rules = mcp.tools.allow.len() + mcp.tools.deny.len() + mcp.tool_scopes.len();
+        assert_eq!(rules, 10, "the issue's 10-rule policy");
+        assert_eq!((mcp.resource.as_ref(), &mcp.scopes), (plain.resource.as_ref(), &plain.scopes), "same route shape");
+        assert!(s.resources[0].scopes.contains(&format!("{SCOPE}:admin")), "tool scopes reach the resource");
         assert!(s.encryption_key().is_some());
         assert_eq!(s.registration.per_ip_per_minute, UNLIMITED_PER_MINUTE);
         assert_eq!(s.listen.token.port(), ports.token);

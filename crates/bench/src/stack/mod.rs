@@ -1,6 +1,7 @@
 //! `--start`: a whole stack of our own. A fresh database on the local Postgres (migrated, one user
 //! seeded), a generated config (a protected resource, a protected gateway route and the same route
-//! with auth off to a trivial upstream, rate limits raised so the load is not throttled, a
+//! with auth off to a trivial upstream, two protected MCP routes to it with and without `mcp = true`,
+//! rate limits raised so the load is not throttled, a
 //! throwaway key-encryption key), and each service binary as its own child process — so that each
 //! one's resident memory can be read from `/proc`. [`Stack::stop`] kills the children and drops the
 //! database (the app calls it after errors and on Ctrl-C or SIGTERM too); children are also killed
@@ -18,7 +19,7 @@ use url::Url;
 use crate::endpoints::Endpoints;
 use crate::memory::{self, Resident};
 use crate::report::PostgresInfo;
-use crate::scenarios::{Component, Credentials, GatewayTargets};
+use crate::scenarios::{Component, Credentials, GatewayTargets, McpTargets};
 
 mod config;
 mod process;
@@ -40,6 +41,10 @@ pub struct StackOptions {
 /// The bench's resource, route prefixes and scope.
 pub const RESOURCE_PATH: &str = "/bench";
 pub const OPEN_PATH: &str = "/bench-open";
+/// The mcp scenario's two protected routes to the upstream: `mcp = true` with a 10-rule tool
+/// policy, and the same route with `mcp = false`.
+pub const MCP_PATH: &str = "/bench-mcp";
+pub const MCP_OFF_PATH: &str = "/bench-mcp-off";
 pub const SCOPE: &str = "bench";
 pub const USERNAME: &str = "bench";
 
@@ -281,6 +286,11 @@ impl Stack {
             open: Url::parse(&format!("http://127.0.0.1:{}{OPEN_PATH}", self.ports.gateway))?,
             upstream: Url::parse(&format!("http://127.0.0.1:{}/", self.ports.upstream))?,
         })
+    }
+
+    pub fn mcp_targets(&self) -> anyhow::Result<McpTargets> {
+        let route = |path: &str| Url::parse(&format!("http://127.0.0.1:{}{path}", self.ports.gateway));
+        Ok(McpTargets { policy: route(MCP_PATH)?, plain: route(MCP_OFF_PATH)? })
     }
 
     /// The bench database's name.
