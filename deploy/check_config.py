@@ -4,7 +4,7 @@
 The environment and the mounted TOML file of each container are resolved the way the platform
 resolves them (compose: the output of `docker-compose config`; Kubernetes: envFrom ConfigMaps,
 secretKeyRef and configMapKeyRef, configMap volumes) and handed to the `sallyport` binary, which
-rejects unknown keys and invalid values and names the key (domain::config). A container whose
+rejects unknown keys and invalid values and names the key (server::config). A container whose
 command is `migrate` runs exactly that against a scratch database; the others run
 `migrate --pending`, which loads and validates the same Settings and only reads the database.
 

@@ -5,18 +5,18 @@
 use std::net::TcpListener;
 
 use bench::forms;
-use domain::Settings;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use sallyport::up::{Options, REVOCATION_CHECK, System};
 use serde_json::{Value, json};
+use server::Settings;
 use testkit::TestDb;
 
 const PASSWORD: &str = "demo-password-for-hardening";
 const CALLBACK: &str = "http://127.0.0.1:47124/callback";
 const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-0123456789";
 
-async fn start(db: &TestDb, clock: &domain::Clock, tweak: impl FnOnce(&mut Settings)) -> System {
+async fn start(db: &TestDb, clock: &protocol::Clock, tweak: impl FnOnce(&mut Settings)) -> System {
     let mut base = testkit::settings(db);
     tweak(&mut base);
     System::start(Options {
@@ -69,7 +69,7 @@ fn authorization_url(system: &System, client_id: &str) -> String {
         .append_pair("scope", "mcp")
         .append_pair("resource", &system.mcp_url)
         .append_pair("state", "s1")
-        .append_pair("code_challenge", &domain::pkce::s256(VERIFIER))
+        .append_pair("code_challenge", &protocol::pkce::s256(VERIFIER))
         .append_pair("code_challenge_method", "S256");
     url.to_string()
 }
@@ -174,10 +174,10 @@ async fn client_id(res: reqwest::Response) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_ups_revocation_check_a_replayed_code_and_a_reused_refresh_token_stop_at_the_gateway() {
     let db = TestDb::new().await;
-    let clock = domain::Clock::system();
+    let clock = protocol::Clock::system();
     let system = start(&db, &clock, |_| {}).await;
     let cache = system.settings.gateway.revocation_cache_secs;
-    assert_eq!(system.settings.gateway.revocation_check, domain::config::RevocationCheck::Cached);
+    assert_eq!(system.settings.gateway.revocation_check, server::config::RevocationCheck::Cached);
     let id = client_id(register(&system, "192.0.2.1").await).await;
 
     // a replayed code revokes what its first redemption issued (RFC 6749 §4.1.2)
@@ -204,7 +204,7 @@ async fn with_ups_revocation_check_a_replayed_code_and_a_reused_refresh_token_st
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_an_ingress_each_client_address_has_its_own_budgets_and_audit_rows() {
     let db = TestDb::new().await;
-    let clock = domain::Clock::system();
+    let clock = protocol::Clock::system();
     let system = start(&db, &clock, |s| {
         s.gateway.trust_forwarded_for = true;
         s.registration.per_ip_per_minute = 1;
@@ -221,7 +221,7 @@ async fn behind_an_ingress_each_client_address_has_its_own_budgets_and_audit_row
     assert_eq!(register(&system, "2001:db8:5:6:aaaa::2").await.status(), StatusCode::TOO_MANY_REQUESTS);
     let mut conn = system.pool.get().await.expect("conn");
     for (id, ip) in [(&a, "198.51.100.1"), (&b, "198.51.100.2")] {
-        let rows = domain::store::audit::for_client(&mut conn, id).await.expect("audit");
+        let rows = store::audit::for_client(&mut conn, id).await.expect("audit");
         assert_eq!(rows[0].ip.as_deref(), Some(ip), "the audit row records the client's address");
     }
     drop(conn);
@@ -244,7 +244,7 @@ async fn behind_an_ingress_each_client_address_has_its_own_budgets_and_audit_row
 #[tokio::test(flavor = "multi_thread")]
 async fn without_trust_a_forwarded_address_is_ignored() {
     let db = TestDb::new().await;
-    let clock = domain::Clock::system();
+    let clock = protocol::Clock::system();
     let system = start(&db, &clock, |s| s.registration.per_ip_per_minute = 1).await;
     assert!(!system.settings.gateway.trust_forwarded_for);
     let a = client_id(register(&system, "198.51.100.1").await).await;
@@ -259,7 +259,7 @@ async fn without_trust_a_forwarded_address_is_ignored() {
         .expect("register");
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let mut conn = system.pool.get().await.expect("conn");
-    let rows = domain::store::audit::for_client(&mut conn, &a).await.expect("audit");
+    let rows = store::audit::for_client(&mut conn, &a).await.expect("audit");
     assert_eq!(rows[0].ip.as_deref(), Some("127.0.0.1"), "the gateway's peer, not the header");
     system.stop().await;
 }

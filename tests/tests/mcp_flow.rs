@@ -11,7 +11,6 @@
 use std::net::TcpListener;
 
 use bench::forms;
-use domain::config::RevocationCheck;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use rmcp::ServiceExt;
@@ -21,6 +20,7 @@ use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState, WWWAut
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use sallyport::up::{Options, System};
 use serde_json::{Value, json};
+use server::config::RevocationCheck;
 use testkit::TestDb;
 
 const PASSWORD: &str = "demo-password-for-e2e";
@@ -35,7 +35,7 @@ async fn start(db: &TestDb) -> System {
         demo_password: Some(PASSWORD.into()),
         workers: 2,
         revocation_check: RevocationCheck::Strict,
-        clock: domain::Clock::system(),
+        clock: protocol::Clock::system(),
     })
     .await
     .expect("the system starts")

@@ -8,7 +8,6 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use domain::config::{ResourceSettings, RevocationCheck, RouteSettings, ToolRules};
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -22,6 +21,7 @@ use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::{RoleClient, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use sallyport::up::{Options, System};
 use serde_json::{Value, json};
+use server::config::{ResourceSettings, RevocationCheck, RouteSettings, ToolRules};
 use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
@@ -142,7 +142,7 @@ async fn start(db: &TestDb) -> Stack {
         demo_password: Some("demo-password-for-policy".into()),
         workers: 2,
         revocation_check: RevocationCheck::Off,
-        clock: domain::Clock::system(),
+        clock: protocol::Clock::system(),
     })
     .await
     .expect("the system starts");
@@ -159,10 +159,10 @@ impl Stack {
     /// A confidential client an operator made (`sallyport client add`), allowed `mcp` and
     /// `mcp:admin`: self-registered clients may not use client_credentials.
     async fn client(&self, db: &TestDb) -> (String, String) {
-        use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-        use domain::scope::Scopes;
-        use domain::secret::SecretHash;
-        use domain::store::clients;
+        use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+        use protocol::scope::Scopes;
+        use protocol::secret::SecretHash;
+        use store::clients;
         let scopes = Scopes::parse("mcp mcp:admin").expect("scope");
         let policy = MetadataPolicy { max_redirect_uris: 1, default_scopes: scopes.clone(), allowed_scopes: scopes };
         let metadata = ClientMetadataRequest {
@@ -351,15 +351,15 @@ async fn tools_are_allowed_denied_filtered_and_stepped_up() {
     stack.stop().await;
 }
 
-async fn audit_rows(stack: &Stack, at_least: usize) -> Vec<domain::store::audit::AuditEventRow> {
-    let filter = domain::store::audit::Filter { limit: 1000, ..Default::default() };
+async fn audit_rows(stack: &Stack, at_least: usize) -> Vec<store::audit::AuditEventRow> {
+    let filter = store::audit::Filter { limit: 1000, ..Default::default() };
     for _ in 0..50 {
         let mut conn = stack.system.pool.get().await.expect("conn");
-        let rows: Vec<_> = domain::store::audit::list(&mut conn, &filter)
+        let rows: Vec<_> = store::audit::list(&mut conn, &filter)
             .await
             .expect("audit")
             .into_iter()
-            .filter(|r| r.kind == domain::store::audit::kind::TOOL_CALL)
+            .filter(|r| r.kind == store::audit::kind::TOOL_CALL)
             .collect();
         if rows.len() >= at_least {
             return rows;

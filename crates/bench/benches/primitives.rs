@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the primitives on Sallyport's hot paths, one core each:
-//! - JWT access tokens (`domain::jwt`, ES256 with aws-lc-rs): sign (every token issued); verify
+//! - JWT access tokens (`protocol::jwt`, ES256 with aws-lc-rs): sign (every token issued); verify
 //!   from a JWK set (introspection: the key is built from the JWK every call); verify with a
 //!   cached decoding key (the gateway's path on a token it has not seen yet).
-//! - PKCE S256 verification (`domain::pkce::verify`, every code exchange).
-//! - Secret hashing (`domain::secret::SecretHash::of`, every code, refresh token, client secret and
+//! - PKCE S256 verification (`protocol::pkce::verify`, every code exchange).
+//! - Secret hashing (`protocol::secret::SecretHash::of`, every code, refresh token, client secret and
 //!   session lookup) and secret generation.
 //! - argon2id password verification (every login), for scale.
 //!
@@ -13,11 +13,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::jwt::{AccessTokenClaims, Audience, Expectations};
-use domain::keys::{SigningAlg, SigningKey};
-use domain::secret::{PlainSecret, SecretHash, SecretKind};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
+use protocol::jwt::{AccessTokenClaims, Audience, Expectations};
+use protocol::keys::{SigningAlg, SigningKey};
+use protocol::secret::{PlainSecret, SecretHash, SecretKind};
 
 const ISSUER: &str = "https://auth.example.com";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -46,23 +46,25 @@ fn expectations() -> Expectations<'static> {
 fn jwt(c: &mut Criterion) {
     let Ok((key, _)) = SigningKey::generate(SigningAlg::Es256) else { panic!("ES256 key generation failed") };
     let claims = claims();
-    let Ok(token) = domain::jwt::sign(&claims, &key) else { panic!("signing failed") };
+    let Ok(token) = protocol::jwt::sign(&claims, &key) else { panic!("signing failed") };
     let set = JwkSet { keys: vec![key.public_jwk.clone()] };
     let Ok(decoding) = DecodingKey::from_jwk(&key.public_jwk) else { panic!("decoding key") };
     let Ok(header) = jsonwebtoken::decode_header(&token) else { panic!("header") };
-    assert!(domain::jwt::verify(&token, &set, &expectations()).is_ok(), "the benchmarked token verifies");
+    assert!(protocol::jwt::verify(&token, &set, &expectations()).is_ok(), "the benchmarked token verifies");
 
     let mut g = c.benchmark_group("jwt_es256");
-    g.bench_function("sign", |b| b.iter(|| domain::jwt::sign(black_box(&claims), &key)));
-    g.bench_function("verify_from_jwks", |b| b.iter(|| domain::jwt::verify(black_box(&token), &set, &expectations())));
+    g.bench_function("sign", |b| b.iter(|| protocol::jwt::sign(black_box(&claims), &key)));
+    g.bench_function("verify_from_jwks", |b| {
+        b.iter(|| protocol::jwt::verify(black_box(&token), &set, &expectations()))
+    });
     g.bench_function("verify_cached_key", |b| {
         b.iter(|| {
             let header = jsonwebtoken::decode_header(black_box(&token)).map_err(|_| ());
-            header.map(|h| domain::jwt::verify_with_key(&token, &h, &decoding, &expectations()))
+            header.map(|h| protocol::jwt::verify_with_key(&token, &h, &decoding, &expectations()))
         })
     });
     g.bench_function("verify_cached_key_and_header", |b| {
-        b.iter(|| domain::jwt::verify_with_key(black_box(&token), &header, &decoding, &expectations()))
+        b.iter(|| protocol::jwt::verify_with_key(black_box(&token), &header, &decoding, &expectations()))
     });
     g.finish();
 }
@@ -71,8 +73,8 @@ fn pkce(c: &mut Criterion) {
     // RFC 7636 Appendix B
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-    assert_eq!(domain::pkce::verify(Some(verifier), challenge), Ok(()));
-    c.bench_function("pkce_s256_verify", |b| b.iter(|| domain::pkce::verify(Some(black_box(verifier)), challenge)));
+    assert_eq!(protocol::pkce::verify(Some(verifier), challenge), Ok(()));
+    c.bench_function("pkce_s256_verify", |b| b.iter(|| protocol::pkce::verify(Some(black_box(verifier)), challenge)));
 }
 
 fn secrets(c: &mut Criterion) {
@@ -86,11 +88,11 @@ fn secrets(c: &mut Criterion) {
 }
 
 fn argon2(c: &mut Criterion) {
-    let Ok(stored) = domain::password::hash("correct horse battery staple") else { panic!("hashing failed") };
+    let Ok(stored) = store::password::hash("correct horse battery staple") else { panic!("hashing failed") };
     let mut g = c.benchmark_group("password");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.bench_function("argon2id_verify", |b| {
-        b.iter(|| domain::password::verify(black_box("correct horse battery staple"), &stored))
+        b.iter(|| store::password::verify(black_box("correct horse battery staple"), &stored))
     });
     g.finish();
 }

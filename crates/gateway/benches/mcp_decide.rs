@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::config::{RouteSettings, ToolRules};
-use domain::scope::Scopes;
 use gateway::mcp::policy::ToolPolicy;
 use gateway::mcp::{headers, message};
+use protocol::scope::Scopes;
+use server::config::{RouteSettings, ToolRules};
 
 fn policy() -> ToolPolicy {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();

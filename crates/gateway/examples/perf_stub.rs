@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use domain::jwt::{AccessTokenClaims, Audience};
-use domain::keys::{SigningAlg, SigningKey};
+use protocol::jwt::{AccessTokenClaims, Audience};
+use protocol::keys::{SigningAlg, SigningKey};
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -31,7 +31,7 @@ async fn main() -> std::io::Result<()> {
         auth_time: None,
         gid: None,
     };
-    println!("{}", domain::jwt::sign(&claims, &key).map_err(std::io::Error::other)?);
+    println!("{}", protocol::jwt::sign(&claims, &key).map_err(std::io::Error::other)?);
     let jwks = Arc::new(serde_json::json!({ "keys": [key.public_jwk] }).to_string());
     HttpServer::new(move || {
         let jwks = Arc::clone(&jwks);

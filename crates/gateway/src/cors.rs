@@ -15,7 +15,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
-use domain::error::{ErrorCode, OAuthError};
+use protocol::error::ErrorCode;
+use server::error::OAuthError;
 
 /// Request headers browser clients may send (MCP's Streamable HTTP and the OAuth endpoints);
 /// `mcp-method` and `mcp-name` are the request metadata of the 2026-07-28 transport revision.

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest};
-use domain::Clock;
-use domain::config::Settings;
-use domain::cookies::OwnCookies;
-use domain::error::OAuthError;
-use domain::ratelimit::IpRateLimiter;
-use domain::service::{BuildError, Context, ServiceApp};
+use protocol::Clock;
+use server::config::Settings;
+use server::cookies::OwnCookies;
+use server::error::OAuthError;
+use server::ratelimit::IpRateLimiter;
+use server::service::{BuildError, Context, ServiceApp};
 
 pub use bearer::{BearerAuth, ResourcePolicy};
 pub use cors::Cors;
@@ -68,7 +68,7 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the routing table, the proxy and the verifier; a route the middleware cannot
     /// compile (bad resource, scope or origin) is an error that names it.
-    pub fn new(settings: Arc<Settings>, clock: Clock, pool: domain::db::Pool) -> Result<Self, BuildError> {
+    pub fn new(settings: Arc<Settings>, clock: Clock, pool: store::db::Pool) -> Result<Self, BuildError> {
         let g = &settings.gateway;
         let proxy = Proxy::new(ProxyConfig {
             connect_timeout: Duration::from_millis(g.upstream_connect_timeout_ms),
@@ -76,7 +76,7 @@ impl Gateway {
         })?;
         let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_settings(&settings), clock.clone())?);
         let issuer_origin = settings.issuer_origin();
-        let registry = Arc::new(domain::registry::ResourceRegistry::new(&settings.resources)?);
+        let registry = Arc::new(server::registry::ResourceRegistry::new(&settings.resources)?);
         let mut routes = Vec::new();
         for route in router::routes_longest_first(&g.routes) {
             let named = |e: String| format!("gateway route {}: {e}", route.settings.prefix);
@@ -89,7 +89,7 @@ impl Gateway {
             };
             let mut own = vec![issuer_origin.clone()];
             if let Some(resource) =
-                route.settings.resource.as_deref().and_then(|r| domain::uri::ResourceUri::parse(r).ok())
+                route.settings.resource.as_deref().and_then(|r| protocol::uri::ResourceUri::parse(r).ok())
             {
                 own.push(resource.origin());
             }
@@ -131,7 +131,7 @@ impl Gateway {
         let trust = self.settings.gateway.trust_forwarded_for;
         Caller {
             peer: req.peer_addr().map(|a| a.ip()),
-            client_ip: domain::http::forwarded_client_ip(req, trust),
+            client_ip: server::http::forwarded_client_ip(req, trust),
             scheme: if req.app_config().secure() { "https" } else { "http" },
             trust_forwarded: trust,
             identity: req.extensions().get::<Principal>().cloned(),
@@ -155,7 +155,7 @@ impl Gateway {
             Budget::Login if req.method() == Method::POST => &self.budgets.login,
             Budget::Login => return Ok(()),
         };
-        let ip = domain::http::forwarded_client_ip(req, self.settings.gateway.trust_forwarded_for);
+        let ip = server::http::forwarded_client_ip(req, self.settings.gateway.trust_forwarded_for);
         limiter.check(ip).map_err(OAuthError::rate_limited)
     }
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    domain::service::run("gateway", |s| s.listen.gateway, gateway::app).await
+    server::service::run("gateway", |s| s.listen.gateway, gateway::app).await
 }

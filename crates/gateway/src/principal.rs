@@ -7,9 +7,9 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
-use domain::error::OAuthError;
-use domain::jwt::AccessTokenClaims;
-use domain::scope::Scopes;
+use protocol::jwt::AccessTokenClaims;
+use protocol::scope::Scopes;
+use server::error::OAuthError;
 
 use crate::verifier::VerifiedToken;
 

@@ -2,7 +2,7 @@
 //! which to protected upstreams, and how a gateway path becomes an upstream URL. Prefixes match
 //! at a path-segment boundary (`/mcp` matches `/mcp` and `/mcp/x`, never `/mcpx`); the longest wins.
 
-use domain::config::{RouteSettings, ServiceUrls};
+use server::config::{RouteSettings, ServiceUrls};
 
 /// One of the authorization server's services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

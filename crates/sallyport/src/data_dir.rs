@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use domain::Settings;
-use domain::config::DEFAULT_DATABASE_URL;
-use domain::local_pg;
+use server::Settings;
+use server::config::DEFAULT_DATABASE_URL;
+use store::local_pg;
 
 /// The key-encryption key `up` generates when none is configured (mode 0600).
 pub fn key_path(data_dir: &Path) -> PathBuf {

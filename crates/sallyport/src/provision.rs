@@ -7,10 +7,10 @@
 
 use anyhow::{Context as _, bail};
 use diesel_async::AsyncConnection as _;
-use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::secret::SecretHash;
-use domain::store::audit::{self, NewAuditEvent, kind};
-use domain::store::clients::{self, ClientRow};
+use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::secret::SecretHash;
+use store::audit::{self, NewAuditEvent, kind};
+use store::clients::{self, ClientRow};
 
 /// A configured secret shorter than this is refused: it stands between the internet and every
 /// token's introspection answer.
@@ -28,7 +28,7 @@ pub enum Provisioned {
 /// Makes `client_id` an operator's confidential client with `secret` that may introspect.
 /// An id held by a client that registered itself is refused, never taken over.
 pub async fn introspection_client(
-    conn: &mut domain::db::Conn,
+    conn: &mut store::db::Conn,
     client_id: &str,
     secret: &str,
     now: chrono::DateTime<chrono::Utc>,

@@ -43,9 +43,9 @@ async fn users_are_managed_with_argon2id() {
     assert!(text(&generated).contains("password: "), "{}", text(&generated));
 
     let mut conn = db.conn().await;
-    let alice = domain::store::users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice");
+    let alice = store::users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice");
     assert!(alice.password_hash.starts_with("$argon2id$"));
-    assert!(domain::password::verify("correct horse battery", &alice.password_hash));
+    assert!(store::password::verify("correct horse battery", &alice.password_hash));
 
     let out = sallyport(&db.url, &["user", "disable", "alice"], None);
     assert!(out.status.success(), "{}", text(&out));
@@ -54,8 +54,8 @@ async fn users_are_managed_with_argon2id() {
 
     let out = sallyport(&db.url, &["user", "passwd", "alice", "--password-stdin"], Some("another long password\n"));
     assert!(out.status.success(), "{}", text(&out));
-    let alice = domain::store::users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice");
-    assert!(domain::password::verify("another long password", &alice.password_hash));
+    let alice = store::users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice");
+    assert!(store::password::verify("another long password", &alice.password_hash));
 
     let short = sallyport(&db.url, &["user", "add", "carol", "--password-stdin"], Some("short\n"));
     assert!(!short.status.success());
@@ -122,7 +122,7 @@ async fn operators_manage_resources() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("https://files.example/api"), "normalised: {}", text(&out));
     assert!(text(&out).contains("tokens without a user: accepted"), "{}", text(&out));
-    let rows = domain::store::resources::list(&mut *db.conn().await).await.expect("rows");
+    let rows = store::resources::list(&mut *db.conn().await).await.expect("rows");
     assert!(rows[0].accept_machine_tokens, "stored");
     let list = text(&run(&["resource", "list"]));
     assert!(list.contains("https://files.example/api\tdatabase\tfiles files:write\tFiles"), "{list}");
@@ -149,8 +149,8 @@ async fn operators_manage_resources() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_manage_clients() {
-    use domain::secret::SecretHash;
-    use domain::store::{audit, clients};
+    use protocol::secret::SecretHash;
+    use store::{audit, clients};
     let db = TestDb::new().await;
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_sallyport"))
@@ -253,7 +253,7 @@ async fn operators_manage_clients() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_keys_are_rotated_with_overlap() {
-    use domain::store::signing_keys::{self, KeyPhase};
+    use store::signing_keys::{self, KeyPhase};
     let db = TestDb::new().await;
     let kek = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
     let keys = |args: &[&str], key: Option<&str>| {
@@ -300,12 +300,12 @@ async fn signing_keys_are_rotated_with_overlap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn user_lifecycle_ends_sessions_and_grants() {
     use chrono::{TimeDelta, Utc};
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-    use domain::config::ResourceSettings;
-    use domain::scope::Scopes;
-    use domain::secret::{PlainSecret, SecretHash, SecretKind};
-    use domain::store::{audit, clients, codes, sessions, users};
+    use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::scope::Scopes;
+    use protocol::secret::{PlainSecret, SecretHash, SecretKind};
     use serde_json::Value;
+    use server::config::ResourceSettings;
+    use store::{audit, clients, codes, sessions, users};
 
     const MCP: &str = "https://mcp.example/mcp";
     const CB: &str = "http://127.0.0.1/cb";
@@ -374,7 +374,7 @@ async fn user_lifecycle_ends_sessions_and_grants() {
             user_id: alice,
             redirect_uri: CB.into(),
             redirect_uri_sent: true,
-            code_challenge: domain::pkce::s256(VERIFIER),
+            code_challenge: protocol::pkce::s256(VERIFIER),
             resources: vec![Some(MCP.into())],
             scope: "mcp".into(),
             auth_time: now,
@@ -439,8 +439,8 @@ async fn user_lifecycle_ends_sessions_and_grants() {
         let user_sessions: i64 = {
             use diesel::prelude::*;
             use diesel_async::RunQueryDsl;
-            domain::schema::sessions::table
-                .filter(domain::schema::sessions::user_id.eq(alice))
+            store::schema::sessions::table
+                .filter(store::schema::sessions::user_id.eq(alice))
                 .count()
                 .get_result(&mut *db.conn().await)
                 .await
@@ -463,8 +463,8 @@ async fn user_lifecycle_ends_sessions_and_grants() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_provisions_the_gateways_introspection_client() {
-    use domain::secret::SecretHash;
-    use domain::store::{audit, clients};
+    use protocol::secret::SecretHash;
+    use store::{audit, clients};
     let db = TestDb::new().await;
     let migrate = |id: &str, secret: &str| {
         Command::new(env!("CARGO_BIN_EXE_sallyport"))
@@ -508,11 +508,11 @@ async fn migrate_provisions_the_gateways_introspection_client() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_list_the_tool_call_audit() {
-    use domain::store::{audit, users};
+    use store::{audit, users};
     let db = TestDb::new().await;
     let mut conn = db.conn().await;
     let now = chrono::Utc::now();
-    let hash = domain::password::hash("a-password-for-audit").expect("hash");
+    let hash = store::password::hash("a-password-for-audit").expect("hash");
     users::insert(&mut conn, &users::UserRow::new("alice", hash, now)).await.expect("user");
     let alice = users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice").id;
     let call = |tool: &str, client: &'static str, user: Option<uuid::Uuid>, decision: &str, ago_secs: i64| {

@@ -97,7 +97,7 @@ fn stop(mut up: Up, cluster: &Path) {
     signal("-TERM", &[up.child.id()]);
     assert!(up.child.wait().expect("wait").success());
     for _ in 0..150 {
-        if domain::local_pg::running(cluster).is_none() {
+        if store::local_pg::running(cluster).is_none() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -106,11 +106,11 @@ fn stop(mut up: Up, cluster: &Path) {
 }
 
 async fn demo_password_is(database: &str, password: &str) -> bool {
-    let settings = domain::config::DatabaseSettings { url: database.to_owned(), pool_size: 1, ..Default::default() };
-    let pool = domain::db::pool(&settings).expect("pool");
+    let settings = server::config::DatabaseSettings { url: database.to_owned(), pool_size: 1, ..Default::default() };
+    let pool = store::db::pool(&settings).expect("pool");
     let mut conn = pool.get().await.expect("connect to up's cluster");
-    let demo = domain::store::users::find_by_username(&mut conn, "demo").await.expect("query").expect("demo");
-    domain::password::verify(password, &demo.password_hash)
+    let demo = store::users::find_by_username(&mut conn, "demo").await.expect("query").expect("demo");
+    store::password::verify(password, &demo.password_hash)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,7 +149,7 @@ async fn up_keeps_its_cluster_across_starts_and_the_admin_verbs_find_it() {
     signal("-KILL", &doomed);
     let mut first = first;
     let _ = first.child.wait();
-    let stale = domain::local_pg::running(&cluster).expect("the postmaster outlives a killed up");
+    let stale = store::local_pg::running(&cluster).expect("the postmaster outlives a killed up");
 
     // the next `up` stops it, reuses the cluster (alice is still there) and resets the demo password
     let second = start_up(cwd, "second demo password", &[]);
@@ -191,7 +191,7 @@ fn without_postgres_up_names_both_ways_out() {
     let home = tempfile::tempdir().expect("tempdir");
     let no_binaries = tempfile::tempdir().expect("tempdir");
     let out = command(home.path(), &["up", "--own-cluster", "--listen", "127.0.0.1:0"])
-        .env(domain::local_pg::BINDIR_VAR, no_binaries.path())
+        .env(store::local_pg::BINDIR_VAR, no_binaries.path())
         .output()
         .expect("run");
     assert!(!out.status.success());

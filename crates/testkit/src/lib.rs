@@ -5,11 +5,11 @@
 mod postgres;
 mod server;
 
+pub use self::server::{TestServer, spawn, spawn_app, spawn_app_on, spawn_on};
 pub use postgres::{TestDb, admin_url, db_url};
-pub use server::{TestServer, spawn, spawn_app, spawn_app_on, spawn_on};
 
+use ::server::Settings;
 use base64::Engine;
-use domain::Settings;
 
 /// Settings for a test: this database, a fixed key-encryption key, a loopback issuer, and metadata
 /// documents allowed from the local test servers.
@@ -27,14 +27,14 @@ pub fn settings(db: &TestDb) -> Settings {
 
 /// Installs a test log subscriber once (`RUST_LOG` decides what shows).
 pub fn init_logging() {
-    domain::telemetry::init(&domain::config::LogSettings { format: "text".into(), filter: "warn".into() });
+    ::server::telemetry::init(&::server::config::LogSettings { format: "text".into(), filter: "warn".into() });
 }
 
 /// A service context on this database with the test settings (change them before building).
-pub fn context(db: &TestDb, settings: Settings) -> domain::service::Context {
-    domain::service::Context {
+pub fn context(db: &TestDb, settings: Settings) -> ::server::service::Context {
+    ::server::service::Context {
         settings: std::sync::Arc::new(settings),
         pool: db.pool(),
-        clock: domain::Clock::system(),
+        clock: protocol::Clock::system(),
     }
 }

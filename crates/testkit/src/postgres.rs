@@ -56,7 +56,7 @@ pub fn admin_url() -> String {
 }
 
 fn ephemeral() -> Result<PgServer, String> {
-    use domain::local_pg;
+    use store::local_pg;
     let dir = tempfile::Builder::new().prefix("sallyport-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     local_pg::init_cluster(&dir)?;
     let port = local_pg::free_port().map_err(|e| e.to_string())?;
@@ -132,7 +132,7 @@ async fn ensure_template(conn: &mut AsyncPgConnection) -> String {
                 .expect("drop");
             diesel::sql_query(format!("CREATE DATABASE {building}")).execute(conn).await.expect("create template");
             let url = db_url(&building);
-            domain::db::migrate(&url).await.expect("migrate the template");
+            store::db::migrate(&url).await.expect("migrate the template");
             // rename last, so a template that exists is always complete
             diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
                 .execute(conn)
@@ -154,7 +154,7 @@ async fn ensure_template(conn: &mut AsyncPgConnection) -> String {
 pub struct TestDb {
     pub url: String,
     pub name: String,
-    pool: domain::Pool,
+    pool: store::Pool,
 }
 
 impl TestDb {
@@ -169,18 +169,18 @@ impl TestDb {
             .await
             .expect("create test database");
         let url = db_url(&name);
-        let settings = domain::config::DatabaseSettings { url: url.clone(), pool_size: 8, ..Default::default() };
-        let pool = domain::db::pool(&settings).expect("pool");
+        let settings = server::config::DatabaseSettings { url: url.clone(), pool_size: 8, ..Default::default() };
+        let pool = store::db::pool(&settings).expect("pool");
         Self { url, name, pool }
     }
 
     /// A pool on this database.
-    pub fn pool(&self) -> domain::Pool {
+    pub fn pool(&self) -> store::Pool {
         self.pool.clone()
     }
 
     /// One connection, for arranging and inspecting rows.
-    pub async fn conn(&self) -> domain::db::PooledConn {
+    pub async fn conn(&self) -> store::db::PooledConn {
         self.pool.get().await.expect("connection")
     }
 }

@@ -1,12 +1,12 @@
-//! Services started on free ports, exactly as production starts them (`domain::http::serve`).
+//! Services started on free ports, exactly as production starts them (`server::http::serve`).
 
 use std::net::TcpListener;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
-use domain::Pool;
-use domain::http::{ServeOptions, serve};
-use domain::service::ServiceApp;
+use server::http::{ServeOptions, serve};
+use server::service::ServiceApp;
+use store::Pool;
 
 /// How long [`TestServer::stop`] lets in-flight requests finish (a drop stops at once).
 const DRAIN_SECS: u64 = 5;

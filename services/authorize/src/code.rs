@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
-use domain::clock::after;
-use domain::error::OAuthError;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::codes::{self, CodeRow};
+use protocol::clock::after;
+use protocol::secret::{PlainSecret, SecretKind};
+use server::error::OAuthError;
+use store::codes::{self, CodeRow};
 use uuid::Uuid;
 
 use crate::request::Validated;

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::secret::{constant_time_eq, sha256};
+use protocol::secret::{constant_time_eq, sha256};
 
 /// What a token authorises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! remembered grant that covers every scope it asks for, and the client's identity is assured
 //! enough for a past approval to stand in for the user.
 
-use domain::store::consents::ConsentRow;
+use store::consents::ConsentRow;
 
 use crate::request::Validated;
 
@@ -37,10 +37,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use domain::client::{Client, ClientMetadataRequest, ClientSource, MetadataPolicy};
-    use domain::registry::Resource;
-    use domain::scope::Scopes;
-    use domain::uri::{RedirectUri, ResourceUri};
+    use protocol::client::{Client, ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::scope::Scopes;
+    use protocol::uri::{RedirectUri, ResourceUri};
+    use server::registry::Resource;
     use uuid::Uuid;
 
     use crate::params::AuthzParams;
@@ -129,7 +129,7 @@ mod tests {
         assert!(may_remember(&r), "an operator's client is vouched for");
         let mut confidential = Client::clone(&r.target.client);
         confidential.source = ClientSource::Dynamic;
-        confidential.metadata.token_endpoint_auth_method = domain::client::AuthMethod::ClientSecretBasic;
+        confidential.metadata.token_endpoint_auth_method = protocol::client::AuthMethod::ClientSecretBasic;
         r.target.client = Arc::new(confidential);
         assert!(may_remember(&r), "a confidential client still proves its secret to redeem the code");
     }

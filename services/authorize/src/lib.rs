@@ -11,14 +11,16 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
 use diesel_async::AsyncPgConnection;
-use domain::cimd::{MetadataDocuments, is_document_url};
-use domain::client::{Client, MetadataPolicy};
-use domain::error::{ErrorCode, OAuthError};
-use domain::ratelimit::IpRateLimiter;
-use domain::registry::ResourceRegistry;
-use domain::scope::Scopes;
-use domain::service::{BuildError, Context, ServiceApp};
-use domain::store::consents::{self, ConsentRow};
+use protocol::cimd::is_document_url;
+use protocol::client::{Client, MetadataPolicy};
+use protocol::error::ErrorCode;
+use protocol::scope::Scopes;
+use server::cimd::MetadataDocuments;
+use server::error::OAuthError;
+use server::ratelimit::IpRateLimiter;
+use server::registry::ResourceRegistry;
+use server::service::{BuildError, Context, ServiceApp};
+use store::consents::{self, ConsentRow};
 use uuid::Uuid;
 
 pub mod login;
@@ -58,7 +60,7 @@ pub async fn app_with(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Re
 
 /// What [`State::prepare`] found without holding a connection.
 pub(crate) struct Prepared {
-    all: Arc<Vec<domain::registry::Resource>>,
+    all: Arc<Vec<server::registry::Resource>>,
     /// The client of a metadata-document `client_id`, or why it was refused.
     document: Option<Result<Arc<Client>, String>>,
 }
@@ -125,7 +127,7 @@ impl State {
         let document = match params.client_id.as_deref() {
             Some(id) if is_document_url(id) => {
                 let policy = self.metadata_policy().await?;
-                let ip = domain::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
+                let ip = server::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
                 Some(match self.documents.resolve_for(&self.ctx.pool, id, &policy, Some(ip)).await {
                     Ok(client) => Ok(client),
                     Err(e) if e.code == ErrorCode::InvalidClient => {

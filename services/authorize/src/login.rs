@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use domain::clock::{Clock, after};
-use domain::config::LoginSettings;
-use domain::db::Pool;
-use domain::error::OAuthError;
-use domain::ident::{Password, Username};
-use domain::store::audit::kind;
-use domain::store::users;
 use futures_util::future::BoxFuture;
+use protocol::clock::{Clock, after};
+use protocol::ident::{Password, Username};
+use server::config::LoginSettings;
+use server::error::OAuthError;
+use store::audit::kind;
+use store::db::Pool;
+use store::users;
 use uuid::Uuid;
 
 /// What the login form sent.
@@ -80,11 +80,11 @@ impl LocalPasswords {
         let Some(attempt) = attempt else {
             // unknown, disabled or locked: the same argon2 work as a real verification, so neither
             // timing nor answer tells them apart
-            spawn_hash(move || domain::password::verify_dummy(&password)).await?;
+            spawn_hash(move || store::password::verify_dummy(&password)).await?;
             return Err(LoginError::Rejected);
         };
         let stored = attempt.password_hash.clone();
-        let matches = spawn_hash(move || domain::password::verify(&password, &stored)).await?;
+        let matches = spawn_hash(move || store::password::verify(&password, &stored)).await?;
         let mut conn = self.pool.get().await.map_err(OAuthError::from)?;
         if matches {
             users::reset_failures(&mut conn, attempt.id).await.map_err(OAuthError::from)?;
@@ -106,7 +106,7 @@ impl LocalPasswords {
 }
 
 /// At most this many argon2 computations at once: one per core. More would not finish sooner, and
-/// each one in flight holds 19 MiB of working memory, which `domain::password` keeps for reuse: the
+/// each one in flight holds 19 MiB of working memory, which `store::password` keeps for reuse: the
 /// bound is also the most memory sign-ins can ever hold.
 static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))

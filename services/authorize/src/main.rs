@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    domain::service::run("authorize", |s| s.listen.authorize, authorize::app).await
+    server::service::run("authorize", |s| s.listen.authorize, authorize::app).await
 }

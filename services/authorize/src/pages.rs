@@ -8,8 +8,8 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TY
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use domain::secret::sha256;
-use domain::uri::RedirectUri;
+use protocol::secret::sha256;
+use protocol::uri::RedirectUri;
 
 /// The pages' one stylesheet, inlined and allowed by its hash. Edit `templates/style.css` to theme.
 pub const STYLE: &str = include_str!("../templates/style.css");

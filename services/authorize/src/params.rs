@@ -2,8 +2,8 @@
 //! from a query string or a form body, and their canonical encoding, which the login and consent
 //! forms carry so that every step validates the same request again.
 
-use domain::ident::{self, ClientId, MAX_NAME_LEN, MAX_STATE_LEN};
-use domain::uri::MAX_URI_LEN;
+use protocol::ident::{self, ClientId, MAX_NAME_LEN, MAX_STATE_LEN};
+use protocol::uri::MAX_URI_LEN;
 use url::form_urlencoded;
 
 /// Single-valued parameters; RFC 6749 §3.1: they must not be sent more than once.

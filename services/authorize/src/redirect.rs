@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
-use domain::error::OAuthError;
+use server::error::OAuthError;
 use url::form_urlencoded;
 
 use crate::request::Target;
@@ -63,9 +63,9 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-    use domain::scope::Scopes;
-    use domain::uri::RedirectUri;
+    use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::scope::Scopes;
+    use protocol::uri::RedirectUri;
 
     fn target(redirect: &str, state: Option<&str>) -> Target {
         let policy = MetadataPolicy {
@@ -80,7 +80,7 @@ mod tests {
         }
         .validate(&policy)
         .expect("valid");
-        let client = domain::client::Client {
+        let client = protocol::client::Client {
             client_id: "c".into(),
             source: ClientSource::Admin,
             metadata,
@@ -110,7 +110,7 @@ mod tests {
         let t = target("http://127.0.0.1:5/cb", Some("s&1"));
         let ok = success_url(&t, "spac_x", "https://as.example/tenant");
         assert_eq!(ok, "http://127.0.0.1:5/cb?code=spac_x&state=s%261&iss=https%3A%2F%2Fas.example%2Ftenant");
-        let err = error_url(&t, &OAuthError::bare(domain::ErrorCode::AccessDenied), "https://as.example");
+        let err = error_url(&t, &OAuthError::bare(protocol::ErrorCode::AccessDenied), "https://as.example");
         assert_eq!(err, "http://127.0.0.1:5/cb?error=access_denied&state=s%261&iss=https%3A%2F%2Fas.example");
         let no_state = target("https://a.example/cb", None);
         let err = error_url(&no_state, &OAuthError::invalid_scope("bad scope"), "https://as.example");

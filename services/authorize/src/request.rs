@@ -6,12 +6,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use domain::client::{Client, GrantType};
-use domain::error::{ErrorCode, OAuthError};
-use domain::pkce;
-use domain::registry::Resource;
-use domain::scope::Scopes;
-use domain::uri::{RedirectUri, ResourceUri};
+use protocol::client::{Client, GrantType};
+use protocol::error::ErrorCode;
+use protocol::pkce;
+use protocol::scope::Scopes;
+use protocol::uri::{RedirectUri, ResourceUri};
+use server::error::OAuthError;
+use server::registry::Resource;
 
 use crate::params::AuthzParams;
 
@@ -240,7 +241,7 @@ fn prompt(raw: Option<&str>) -> Result<Prompt, OAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
 
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 

@@ -1,5 +1,5 @@
 //! Browser sessions: a `spss_` secret in a cookie (`HttpOnly`, `SameSite=Lax`, scoped to the issuer's
-//! `/oauth2` path, `Secure` and `__Secure-` when the issuer is https: `domain::cookies`), its SHA-256 in `sessions`, an idle and an absolute expiry judged
+//! `/oauth2` path, `Secure` and `__Secure-` when the issuer is https: `server::cookies`), its SHA-256 in `sessions`, an idle and an absolute expiry judged
 //! against the service's clock. `last_seen_at` is written at most once a minute, so the hot path
 //! reads the session and writes nothing.
 
@@ -7,12 +7,12 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncPgConnection;
-use domain::clock::after;
-use domain::config::Settings;
-use domain::cookies::OwnCookies;
-use domain::error::OAuthError;
-use domain::secret::{PlainSecret, SecretHash, SecretKind};
-use domain::store::sessions::{self, SessionRow};
+use protocol::clock::after;
+use protocol::secret::{PlainSecret, SecretHash, SecretKind};
+use server::config::Settings;
+use server::cookies::OwnCookies;
+use server::error::OAuthError;
+use store::sessions::{self, SessionRow};
 use uuid::Uuid;
 
 use crate::login::AuthenticatedUser;

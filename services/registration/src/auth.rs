@@ -6,13 +6,14 @@
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
-use domain::client::Client;
-use domain::error::quote;
-use domain::ident::ClientId;
-use domain::secret::SecretHash;
-use domain::store::clients::{self, ClientRow};
-use domain::{ErrorCode, OAuthError};
 use futures_util::future::LocalBoxFuture;
+use protocol::ErrorCode;
+use protocol::client::Client;
+use protocol::error::quote;
+use protocol::ident::ClientId;
+use protocol::secret::SecretHash;
+use server::OAuthError;
+use store::clients::{self, ClientRow};
 
 use crate::State;
 

@@ -4,8 +4,9 @@
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{self, BytesMut};
-use domain::{ErrorCode, OAuthError};
 use futures_util::StreamExt;
+use protocol::ErrorCode;
+use server::OAuthError;
 
 /// The largest registration body accepted. Real clients send well under 2 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -4,9 +4,9 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use domain::client::{Client, ClientInformation};
-use domain::config::Settings;
-use domain::secret::PlainSecret;
+use protocol::client::{Client, ClientInformation};
+use protocol::secret::PlainSecret;
+use server::config::Settings;
 
 /// `registration_client_uri` (CONTRACTS.md): the issuer, `/oauth2/register/`, and the client id
 /// percent-encoded as one path segment.
@@ -46,7 +46,7 @@ pub fn information(
 pub fn respond(status: StatusCode, info: &ClientInformation) -> HttpResponse {
     let body = match serde_json::to_vec(info) {
         Ok(body) => body,
-        Err(e) => return actix_web::ResponseError::error_response(&domain::OAuthError::internal(e)),
+        Err(e) => return actix_web::ResponseError::error_response(&server::OAuthError::internal(e)),
     };
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))

@@ -2,7 +2,7 @@
 //!
 //! `POST /oauth2/register` registers a client; `GET | PUT | DELETE /oauth2/register/{client_id}`
 //! read, replace and delete it with the registration access token issued at registration.
-//! Client ID metadata documents are resolved by `domain::cimd`, which authorize and token call.
+//! Client ID metadata documents are resolved by `server::cimd`, which authorize and token call.
 
 mod auth;
 mod body;
@@ -10,12 +10,12 @@ mod information;
 mod routes;
 
 use actix_web::web;
-use domain::OAuthError;
-use domain::client::MetadataPolicy;
-use domain::ratelimit::IpRateLimiter;
-use domain::registry::ResourceRegistry;
-use domain::secret::SecretHash;
-use domain::service::{BuildError, Context, ServiceApp};
+use protocol::client::MetadataPolicy;
+use protocol::secret::SecretHash;
+use server::OAuthError;
+use server::ratelimit::IpRateLimiter;
+use server::registry::ResourceRegistry;
+use server::service::{BuildError, Context, ServiceApp};
 
 /// What the handlers share.
 pub struct State {
@@ -44,7 +44,7 @@ impl State {
     /// management (each attempt costs a database round trip); 429 with `Retry-After` when spent.
     /// Returns the client IP it charged.
     pub fn spend_budget(&self, req: &actix_web::HttpRequest) -> Result<std::net::IpAddr, OAuthError> {
-        let ip = domain::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
+        let ip = server::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
         self.limiter.check(ip).map_err(OAuthError::rate_limited)?;
         Ok(ip)
     }

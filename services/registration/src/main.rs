@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    domain::service::run("registration", |s| s.listen.registration, registration::app).await
+    server::service::run("registration", |s| s.listen.registration, registration::app).await
 }

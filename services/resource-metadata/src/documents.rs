@@ -1,9 +1,9 @@
 //! The metadata documents themselves, serialised once with their ETags. No member is ever `null`.
 
 use bytes::Bytes;
-use domain::Settings;
-use domain::registry::Resource;
 use serde::Serialize;
+use server::Settings;
+use server::registry::Resource;
 use sha2::{Digest, Sha256};
 
 /// RFC 8414 §2 authorization-server metadata.
@@ -156,7 +156,7 @@ fn authority(origin: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::config::ResourceSettings;
+    use server::config::ResourceSettings;
 
     #[test]
     fn offline_access_is_never_a_resource_scope() {

@@ -7,9 +7,9 @@ mod routes;
 
 use std::sync::{Arc, RwLock};
 
-use domain::OAuthError;
-use domain::registry::{Resource, ResourceRegistry};
-use domain::service::{BuildError, Context, ServiceApp};
+use server::OAuthError;
+use server::registry::{Resource, ResourceRegistry};
+use server::service::{BuildError, Context, ServiceApp};
 
 use crate::documents::Documents;
 

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    domain::service::run("metadata", |s| s.listen.metadata, resource_metadata::app).await
+    server::service::run("metadata", |s| s.listen.metadata, resource_metadata::app).await
 }

@@ -1,10 +1,10 @@
 //! The metadata documents over HTTP, as MCP clients fetch them.
 
 use chrono::Utc;
-use domain::config::ResourceSettings;
-use domain::store::resources::{self, ResourceRow};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use server::config::ResourceSettings;
+use store::resources::{self, ResourceRow};
 use testkit::{TestDb, TestServer};
 
 fn resource(uri: &str, name: &str, scopes: &[&str]) -> ResourceSettings {

@@ -5,9 +5,9 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use domain::Pool;
-use domain::clock::Clock;
-use domain::store::{codes, refresh_tokens, revocations};
+use protocol::clock::Clock;
+use store::Pool;
+use store::{codes, refresh_tokens, revocations};
 
 use crate::keyring::Keyring;
 

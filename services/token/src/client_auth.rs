@@ -5,9 +5,9 @@ use actix_web::http::header::{self, HeaderMap};
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use chrono::{DateTime, Utc};
-use domain::OAuthError;
-use domain::client::Client;
-use domain::ident::{ClientId, PresentedSecret};
+use protocol::client::Client;
+use protocol::ident::{ClientId, PresentedSecret};
+use server::OAuthError;
 
 use std::sync::Arc;
 
@@ -136,7 +136,7 @@ pub async fn authenticate(state: &State, headers: &HeaderMap, form: &Form) -> Re
 mod tests {
     use super::*;
     use actix_web::http::header::HeaderValue;
-    use domain::ErrorCode;
+    use protocol::ErrorCode;
 
     #[test]
     fn credentials_debug_prints_no_secret() {

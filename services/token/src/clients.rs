@@ -11,14 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::cimd::{MetadataDocuments, is_document_url};
-use domain::client::{Client, MetadataPolicy};
-use domain::config::Settings;
-use domain::error::ErrorCode;
-use domain::ident::ClientId;
-use domain::registry::ResourceRegistry;
-use domain::scope::Scopes;
-use domain::{OAuthError, Pool};
+use protocol::cimd::is_document_url;
+use protocol::client::{Client, MetadataPolicy};
+use protocol::error::ErrorCode;
+use protocol::ident::ClientId;
+use protocol::scope::Scopes;
+use server::OAuthError;
+use server::cimd::MetadataDocuments;
+use server::config::Settings;
+use server::registry::ResourceRegistry;
+use store::Pool;
 
 use crate::client_auth::{CHALLENGE, invalid_client};
 
@@ -68,7 +70,7 @@ impl ClientDirectory {
             return Ok(hit.client);
         }
         let mut conn = pool.get().await?;
-        let client = domain::store::clients::find(&mut conn, client_id)
+        let client = store::clients::find(&mut conn, client_id)
             .await?
             .ok_or_else(|| invalid_client("client authentication failed"))?;
         let client = Arc::new(client);

@@ -5,9 +5,9 @@
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use actix_web::web;
-use domain::OAuthError;
-use domain::error::ErrorCode;
 use futures_util::StreamExt;
+use protocol::error::ErrorCode;
+use server::OAuthError;
 
 /// Largest body accepted; a token request is a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -27,7 +27,7 @@ pub struct Form {
 impl std::fmt::Debug for Form {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = |(n, v): &(String, String)| {
-            let v = if SECRET.contains(&n.as_str()) { domain::redact::REDACTED } else { v.as_str() };
+            let v = if SECRET.contains(&n.as_str()) { protocol::redact::REDACTED } else { v.as_str() };
             (n.clone(), v.to_owned())
         };
         f.debug_map().entries(self.pairs.iter().map(shown)).finish()
@@ -192,15 +192,15 @@ mod tests {
     #[test]
     fn parsed_parameters() {
         let f = Form::parse(b"code=a%00b&state=ok").expect("parse");
-        let err = f.require_parsed("code", domain::ident::PresentedSecret::parse).expect_err("NUL");
+        let err = f.require_parsed("code", protocol::ident::PresentedSecret::parse).expect_err("NUL");
         assert_eq!(err.code, ErrorCode::InvalidRequest);
         assert!(err.description.is_some_and(|d| d.contains("code")));
         assert_eq!(
-            f.parsed("state", |v| domain::ident::vschar(v, 5).map(str::to_owned)).expect("ok").as_deref(),
+            f.parsed("state", |v| protocol::ident::vschar(v, 5).map(str::to_owned)).expect("ok").as_deref(),
             Some("ok")
         );
-        assert!(f.parsed("absent", domain::ident::PresentedSecret::parse).expect("absent").is_none());
-        let missing = f.require_parsed("absent", domain::ident::PresentedSecret::parse).expect_err("missing");
+        assert!(f.parsed("absent", protocol::ident::PresentedSecret::parse).expect("absent").is_none());
+        let missing = f.require_parsed("absent", protocol::ident::PresentedSecret::parse).expect_err("missing");
         assert_eq!(missing.code, ErrorCode::InvalidRequest);
     }
 

@@ -2,11 +2,11 @@
 //! hash), one of our access tokens (by signature), or nothing we know.
 
 use chrono::{DateTime, Utc};
-use domain::OAuthError;
-use domain::ident::PresentedSecret;
-use domain::jwt::{AccessTokenClaims, Expectations};
-use domain::secret::SecretKind;
-use domain::store::refresh_tokens::{self, RefreshTokenRow};
+use protocol::ident::PresentedSecret;
+use protocol::jwt::{AccessTokenClaims, Expectations};
+use protocol::secret::SecretKind;
+use server::OAuthError;
+use store::refresh_tokens::{self, RefreshTokenRow};
 
 use crate::State;
 
@@ -71,7 +71,7 @@ pub fn verify_access_token(state: &State, token: &str, now: DateTime<Utc>) -> Op
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = state.keys.verifying_key(header.kid.as_deref()?, now)?;
     let expect = Expectations { issuer: &state.settings.issuer, audience: None, now: now.timestamp(), leeway: 0 };
-    domain::jwt::verify_with_key(token, &header, &key.decoding, &expect).ok()
+    protocol::jwt::verify_with_key(token, &header, &key.decoding, &expect).ok()
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 use actix_web::HttpResponse;
 use actix_web::http::header::{self, HeaderValue};
 use chrono::{DateTime, Utc};
-use domain::OAuthError;
-use domain::jwt::{AccessTokenClaims, Audience};
+use protocol::jwt::{AccessTokenClaims, Audience};
 use serde::Serialize;
+use server::OAuthError;
 use uuid::Uuid;
 
 use crate::State;
@@ -41,7 +41,7 @@ pub struct TokenResponse {
 
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use domain::redact::REDACTED;
+        use protocol::redact::REDACTED;
         f.debug_struct("TokenResponse")
             .field("access_token", &REDACTED)
             .field("token_type", &self.token_type)

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use domain::Pool;
-use domain::keys::{KeyError, SigningAlg, SigningKey};
-use domain::store::signing_keys::{self, SigningKeyRow};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
+use protocol::keys::{KeyError, SigningAlg, SigningKey};
+use store::Pool;
+use store::signing_keys::{self, SigningKeyRow};
 
 use crate::signer::JwsSigner;
 
@@ -31,8 +31,8 @@ impl From<diesel::result::Error> for KeyringError {
     }
 }
 
-impl From<domain::db::PoolError> for KeyringError {
-    fn from(e: domain::db::PoolError) -> Self {
+impl From<store::db::PoolError> for KeyringError {
+    fn from(e: store::db::PoolError) -> Self {
         Self::Database(e.to_string())
     }
 }
@@ -184,7 +184,7 @@ impl Keyring {
     /// The row's private key as a signer, after checking that it belongs to the row's kid.
     fn unseal(&self, row: &SigningKeyRow) -> Result<JwsSigner, KeyError> {
         let alg = SigningAlg::parse(&row.alg)?;
-        let pkcs8 = domain::keys::unseal(&self.kek, &row.kid, &row.private_key_enc)?;
+        let pkcs8 = protocol::keys::unseal(&self.kek, &row.kid, &row.private_key_enc)?;
         if SigningKey::from_pkcs8(alg, &pkcs8)?.kid != row.kid {
             return Err(KeyError::Invalid(format!("key {} does not match its kid", row.kid)));
         }

@@ -18,12 +18,13 @@ mod signer;
 
 use std::sync::Arc;
 
-use domain::cimd::MetadataDocuments;
-use domain::clock::Clock;
-use domain::keys::SigningAlg;
-use domain::registry::ResourceRegistry;
-use domain::service::{BuildError, Context, ServiceApp};
-use domain::{Pool, Settings};
+use protocol::clock::Clock;
+use protocol::keys::SigningAlg;
+use server::Settings;
+use server::cimd::MetadataDocuments;
+use server::registry::ResourceRegistry;
+use server::service::{BuildError, Context, ServiceApp};
+use store::Pool;
 
 pub use keyring::{Keyring, KeyringError};
 

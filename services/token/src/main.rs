@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    domain::service::run("token", |s| s.listen.token, token::app).await
+    server::service::run("token", |s| s.listen.token, token::app).await
 }

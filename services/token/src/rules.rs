@@ -1,9 +1,9 @@
 //! The token endpoint's protocol rules as plain functions: scope and audience narrowing, the
 //! redirect-URI check, client-credentials scope. Tested without a server.
 
-use domain::OAuthError;
-use domain::scope::Scopes;
-use domain::uri::ResourceUri;
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
+use server::OAuthError;
 
 /// Never stored in a grant's scope, always accepted in a request (CONTRACTS.md).
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -118,7 +118,7 @@ pub fn client_credentials_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::ErrorCode;
+    use protocol::ErrorCode;
 
     fn s(raw: &str) -> Scopes {
         Scopes::parse(raw).expect("scope")

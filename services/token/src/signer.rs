@@ -7,8 +7,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims};
-use domain::keys::{KeyError, SigningAlg};
+use protocol::jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use protocol::keys::{KeyError, SigningAlg};
 use serde::Serialize;
 
 enum Pair {
@@ -73,9 +73,9 @@ impl JwsSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::jwt::{Audience, Expectations};
-    use domain::keys::SigningKey;
     use jsonwebtoken::jwk::JwkSet;
+    use protocol::jwt::{Audience, Expectations};
+    use protocol::keys::SigningKey;
 
     #[test]
     fn tokens_verify_with_jsonwebtoken_for_every_algorithm() {
@@ -103,7 +103,7 @@ mod tests {
                 now: 1_000_000,
                 leeway: 0,
             };
-            assert_eq!(domain::jwt::verify(&token, &set, &expect), Ok(claims), "{alg:?}");
+            assert_eq!(protocol::jwt::verify(&token, &set, &expect), Ok(claims), "{alg:?}");
             let header = jsonwebtoken::decode_header(&token).expect("header");
             assert_eq!((header.typ.as_deref(), header.kid.as_deref()), (Some("at+jwt"), Some(key.kid.as_str())));
         }

@@ -82,7 +82,7 @@ pub async fn run(b: &Bench) -> anyhow::Result<Vec<Row>> {
         .await?
         .into_iter()
         .map(|authorizer| {
-            let state = domain::secret::random_token(12);
+            let state = protocol::secret::random_token(12);
             Authorize { target: authorizer.target(&Pkce::new().challenge, &state), authorizer, state }
         })
         .collect();

@@ -29,7 +29,7 @@ fn page_error(html: &str) -> Option<String> {
 pub async fn sign_in(b: &Bench, client: &PublicClient) -> anyhow::Result<CookieJar> {
     let user = b.user.as_ref().context("the authorize, code and refresh scenarios need --username and --password")?;
     let pkce = Pkce::new();
-    let state = domain::secret::random_token(12);
+    let state = protocol::secret::random_token(12);
     let mut jar = CookieJar::default();
     let first = Url::parse(&with_challenge(authorize_base(b, client)?.as_str(), &pkce.challenge, &state))
         .context("authorize URL")?;

@@ -121,8 +121,8 @@ pub struct Pkce {
 
 impl Pkce {
     pub fn new() -> Self {
-        let verifier = domain::secret::random_token(32);
-        let challenge = domain::pkce::s256(&verifier);
+        let verifier = protocol::secret::random_token(32);
+        let challenge = protocol::pkce::s256(&verifier);
         Self { verifier, challenge }
     }
 }
@@ -265,7 +265,7 @@ mod tests {
     fn pkce_pairs() {
         let p = Pkce::new();
         assert_eq!(p.verifier.len(), 43);
-        assert_eq!(domain::pkce::verify(Some(&p.verifier), &p.challenge), Ok(()));
+        assert_eq!(protocol::pkce::verify(Some(&p.verifier), &p.challenge), Ok(()));
         assert_ne!(Pkce::new().verifier, p.verifier);
     }
 }

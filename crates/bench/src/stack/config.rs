@@ -1,5 +1,5 @@
 //! The stack's generated configuration (one TOML file every service reads through
-//! `SALLYPORT_CONFIG`; keys from crates/domain/src/config.rs) and what the bench reads off Postgres.
+//! `SALLYPORT_CONFIG`; keys from crates/server/src/config.rs) and what the bench reads off Postgres.
 
 use anyhow::bail;
 use base64::Engine;
@@ -20,7 +20,7 @@ use crate::report::PostgresInfo;
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
 pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str) -> String {
     let mut kek = [0u8; 32];
-    domain::secret::fill_random(&mut kek);
+    protocol::secret::fill_random(&mut kek);
     let issuer = p.issuer();
     let resource = p.resource();
     format!(
@@ -195,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret")).expect("write");
-        let s = domain::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
+        let s = server::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
         assert_eq!(s.issuer, format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
         assert_eq!(s.resources[0].resource, ports.resource());
@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(s.registration.per_ip_per_minute, UNLIMITED_PER_MINUTE);
         assert_eq!(s.listen.token.port(), ports.token);
         assert_eq!(s.log.filter, "warn");
-        assert_eq!(s.gateway.revocation_check, domain::config::RevocationCheck::Cached);
+        assert_eq!(s.gateway.revocation_check, server::config::RevocationCheck::Cached);
         assert_eq!(s.gateway.introspection_client_secret.as_deref(), Some("s3cret"));
     }
 }

@@ -169,10 +169,10 @@ impl Stack {
             db_created: false,
             ports: Ports::allocate()?,
             processes: Vec::new(),
-            user: Credentials { username: USERNAME.into(), password: domain::secret::random_token(18) },
+            user: Credentials { username: USERNAME.into(), password: protocol::secret::random_token(18) },
             machine: crate::scenarios::oauth::Confidential {
                 client_id: "sallyport-bench-service".into(),
-                client_secret: domain::secret::random_token(24),
+                client_secret: protocol::secret::random_token(24),
             },
             postgres: None,
         };
@@ -186,19 +186,19 @@ impl Stack {
     }
 
     async fn launch(&mut self, opts: &StackOptions) -> anyhow::Result<()> {
-        eprintln!("stack: database {} on {}", self.db_name, domain::db::redact_url(&self.admin_url));
+        eprintln!("stack: database {} on {}", self.db_name, store::db::redact_url(&self.admin_url));
         let mut admin = AsyncPgConnection::establish(&self.admin_url)
             .await
-            .with_context(|| format!("cannot connect to Postgres at {}", domain::db::redact_url(&self.admin_url)))?;
+            .with_context(|| format!("cannot connect to Postgres at {}", store::db::redact_url(&self.admin_url)))?;
         self.postgres = Some(postgres_info(&mut admin).await?);
         diesel::sql_query(format!("CREATE DATABASE \"{}\"", self.db_name)).execute(&mut admin).await?;
         self.db_created = true;
         drop(admin);
         let db_url = self.db_url()?;
-        domain::db::migrate(&db_url).await.context("migrating the bench database")?;
+        store::db::migrate(&db_url).await.context("migrating the bench database")?;
         self.seed_user(&db_url).await?;
         self.seed_machine_client(&db_url).await?;
-        let introspection_secret = domain::secret::random_token(32);
+        let introspection_secret = protocol::secret::random_token(32);
         seed_introspection_client(&db_url, &introspection_secret).await?;
         let config = self.dir.join("sallyport.toml");
         std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret))?;
@@ -226,18 +226,18 @@ impl Stack {
 
     async fn seed_user(&self, db_url: &str) -> anyhow::Result<()> {
         let password = self.user.password.clone();
-        let hash = tokio::task::spawn_blocking(move || domain::password::hash(&password)).await??;
+        let hash = tokio::task::spawn_blocking(move || store::password::hash(&password)).await??;
         let mut conn = AsyncPgConnection::establish(db_url).await?;
-        let row = domain::store::users::UserRow::new(&self.user.username, hash, chrono::Utc::now());
-        domain::store::users::insert(&mut conn, &row).await.context("seeding the bench user")?;
+        let row = store::users::UserRow::new(&self.user.username, hash, chrono::Utc::now());
+        store::users::insert(&mut conn, &row).await.context("seeding the bench user")?;
         Ok(())
     }
 
     /// What `sallyport client add --grant-type client_credentials --scope SCOPE` would store.
     async fn seed_machine_client(&self, db_url: &str) -> anyhow::Result<()> {
-        use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-        use domain::store::clients;
-        let scopes = domain::scope::Scopes::parse(SCOPE)?;
+        use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+        use store::clients;
+        let scopes = protocol::scope::Scopes::parse(SCOPE)?;
         let policy =
             MetadataPolicy { max_redirect_uris: 1, default_scopes: scopes.clone(), allowed_scopes: scopes.clone() };
         let metadata = ClientMetadataRequest {
@@ -249,7 +249,7 @@ impl Stack {
         .map_err(|e| anyhow::anyhow!("bench client metadata: {e}"))?;
         let mut row =
             clients::ClientRow::new(self.machine.client_id.clone(), ClientSource::Admin, &metadata, chrono::Utc::now());
-        row.client_secret_hash = Some(domain::secret::SecretHash::of(&self.machine.client_secret).to_vec());
+        row.client_secret_hash = Some(protocol::secret::SecretHash::of(&self.machine.client_secret).to_vec());
         let mut conn = AsyncPgConnection::establish(db_url).await?;
         clients::insert(&mut conn, &row).await.context("seeding the bench's service client")?;
         Ok(())
@@ -343,14 +343,14 @@ impl Stack {
 
 fn hex_suffix() -> String {
     let mut b = [0u8; 4];
-    domain::secret::fill_random(&mut b);
+    protocol::secret::fill_random(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The gateway's introspection client, as `sallyport migrate` provisions it in a deployment: an
 /// operator's confidential client that may introspect.
 async fn seed_introspection_client(db_url: &str, secret: &str) -> anyhow::Result<()> {
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
     let policy =
         MetadataPolicy { max_redirect_uris: 1, default_scopes: Default::default(), allowed_scopes: Default::default() };
     let metadata = ClientMetadataRequest {
@@ -360,15 +360,15 @@ async fn seed_introspection_client(db_url: &str, secret: &str) -> anyhow::Result
     }
     .validate(&policy)
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut row = domain::store::clients::ClientRow::new(
+    let mut row = store::clients::ClientRow::new(
         config::INTROSPECTION_CLIENT_ID.to_owned(),
         ClientSource::Admin,
         &metadata,
         chrono::Utc::now(),
     );
-    row.client_secret_hash = Some(domain::secret::SecretHash::of(secret).as_bytes().to_vec());
+    row.client_secret_hash = Some(protocol::secret::SecretHash::of(secret).as_bytes().to_vec());
     row.may_introspect = true;
     let mut conn = AsyncPgConnection::establish(db_url).await?;
-    domain::store::clients::insert(&mut conn, &row).await.context("seeding the gateway's introspection client")?;
+    store::clients::insert(&mut conn, &row).await.context("seeding the gateway's introspection client")?;
     Ok(())
 }

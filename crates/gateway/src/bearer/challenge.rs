@@ -7,8 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
-use domain::error::{ErrorCode, OAuthError, quote};
-use domain::scope::Scopes;
+use protocol::error::{ErrorCode, quote};
+use protocol::scope::Scopes;
+use server::error::OAuthError;
 
 /// Why a request to a protected resource was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! # use actix_web::{App, web};
 //! # use gateway::{BearerAuth, Cors, Principal, ResourcePolicy, TokenVerifier, VerifierConfig};
 //! # fn build(config: VerifierConfig) -> Result<(), String> {
-//! let verifier = Arc::new(TokenVerifier::new(config, domain::Clock::system())?);
+//! let verifier = Arc::new(TokenVerifier::new(config, protocol::Clock::system())?);
 //! let policy = ResourcePolicy { resource: "https://mcp.example.com/mcp".into(), scopes: vec!["mcp".into()], ..Default::default() };
 //! let auth = BearerAuth::new(verifier, policy)?;
 //! let cors = Cors::for_resource(&["http://localhost:6274".into()], &["https://mcp.example.com".into()])?;
@@ -37,11 +37,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
-use domain::config::RouteSettings;
-use domain::db::Pool;
-use domain::registry::ResourceRegistry;
-use domain::scope::Scopes;
-use domain::uri::ResourceUri;
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
+use server::config::RouteSettings;
+use server::registry::ResourceRegistry;
+use store::db::Pool;
 
 use crate::principal::Principal;
 use crate::proxy::headers::IDENTITY_PREFIX;

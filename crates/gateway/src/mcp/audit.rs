@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use domain::store::audit::{NewAuditEvent, kind, record_many};
+use store::audit::{NewAuditEvent, kind, record_many};
 
 /// Events per insert.
 const BATCH: usize = 256;
@@ -71,7 +71,7 @@ pub struct AuditSink {
 
 impl AuditSink {
     /// Starts the writer on the current runtime; it ends when every sink is dropped.
-    pub fn start(pool: domain::Pool, capacity: usize) -> Self {
+    pub fn start(pool: store::Pool, capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(write(pool, rx, Arc::clone(&dropped)));
@@ -94,7 +94,7 @@ impl AuditSink {
     }
 }
 
-async fn write(pool: domain::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, dropped: Arc<AtomicU64>) {
+async fn write(pool: store::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, dropped: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let rows: Vec<NewAuditEvent<'_>> = batch.iter().map(ToolCallEvent::row).collect();
@@ -147,14 +147,14 @@ mod tests {
     /// Postgres away: requests never wait, and every lost event is counted.
     #[tokio::test]
     async fn a_slow_or_absent_database_drops_and_counts() {
-        let settings = domain::config::DatabaseSettings {
+        let settings = server::config::DatabaseSettings {
             url: "postgres://postgres@127.0.0.1:9/none".into(),
             pool_size: 1,
             connect_timeout_ms: 200,
             acquire_timeout_ms: 200,
             migrate_on_start: false,
         };
-        let pool = domain::db::pool(&settings).expect("pool");
+        let pool = store::db::pool(&settings).expect("pool");
         let sink = AuditSink::start(pool, 4);
         let started = std::time::Instant::now();
         for i in 0..100 {

@@ -19,9 +19,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use domain::config::RouteSettings;
-use domain::error::{ErrorCode, OAuthError};
-use domain::scope::Scopes;
+use protocol::error::ErrorCode;
+use protocol::scope::Scopes;
+use server::config::RouteSettings;
+use server::error::OAuthError;
 
 use crate::Gateway;
 use crate::principal::Principal;
@@ -105,7 +106,7 @@ pub async fn forward(
                 at: gateway.clock.now(),
                 subject: principal.as_ref().map(|p| p.subject().to_owned()),
                 client_id: principal.as_ref().map(|p| p.client_id().to_owned()),
-                ip: Some(domain::http::client_ip(req, gateway.settings.gateway.trust_forwarded_for).to_string()),
+                ip: Some(server::http::client_ip(req, gateway.settings.gateway.trust_forwarded_for).to_string()),
                 route: mcp.prefix.clone(),
                 tool: tool.to_owned(),
                 allowed,

@@ -1,8 +1,8 @@
 //! The tool policy of one MCP route: `tools.allow` / `tools.deny` name patterns (deny wins) and
 //! `tool_scopes`, the extra scopes a tool needs on top of the route's own.
 
-use domain::config::RouteSettings;
-use domain::scope::Scopes;
+use protocol::scope::Scopes;
+use server::config::RouteSettings;
 
 /// A name pattern: `*` matches any run of characters (also none), everything else itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl ToolPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::config::ToolRules;
+    use server::config::ToolRules;
 
     #[test]
     fn patterns() {

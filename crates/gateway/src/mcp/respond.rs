@@ -9,8 +9,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use domain::error::{ErrorCode, OAuthError};
-use domain::scope::Scopes;
+use protocol::error::ErrorCode;
+use protocol::scope::Scopes;
+use server::error::OAuthError;
 
 use super::filter::{MAX_HELD, SseFilter, ToolsFilter};
 use super::message::{Call, Request};
@@ -70,7 +71,7 @@ fn unfilterable() -> OAuthError {
 pub async fn filtered<K>(
     req: &HttpRequest,
     response: reqwest::Response,
-    strip_cookies: Option<&domain::cookies::OwnCookies>,
+    strip_cookies: Option<&server::cookies::OwnCookies>,
     filter: ToolsFilter<K>,
 ) -> Result<HttpResponse, OAuthError>
 where

@@ -7,7 +7,8 @@ use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use domain::error::{ErrorCode, OAuthError};
+use protocol::error::ErrorCode;
+use server::error::OAuthError;
 
 /// Request bodies up to this size with a declared length are read whole and sent in one piece:
 /// cheaper than the pump for the small JSON-RPC messages MCP sends. Larger or chunked bodies stream.

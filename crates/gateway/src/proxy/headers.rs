@@ -8,8 +8,8 @@ use std::sync::Arc;
 use actix_web::http::header::{self as ax, HeaderMap as AxHeaderMap, HeaderName as AxName, HeaderValue as AxValue};
 use reqwest::header::{self as rq, HeaderMap as RqHeaderMap, HeaderName as RqName, HeaderValue as RqValue};
 
-use domain::cookies::OwnCookies;
-use domain::http::CLIENT_IP_HEADER;
+use server::cookies::OwnCookies;
+use server::http::CLIENT_IP_HEADER;
 
 use crate::principal::Principal;
 
@@ -38,7 +38,7 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> 
 pub struct Caller {
     /// The peer's address (the client, or the ingress in front of the gateway).
     pub peer: Option<IpAddr>,
-    /// The client's address as the gateway derived it (`domain::http::forwarded_client_ip`): sent
+    /// The client's address as the gateway derived it (`server::http::forwarded_client_ip`): sent
     /// as the one `X-Sallyport-Client-Ip`, the only client address the services read.
     pub client_ip: IpAddr,
     /// `https` when the gateway itself terminated TLS.
@@ -222,10 +222,10 @@ mod tests {
 
     /// A principal as the bearer middleware leaves it: subject `user-1`, client `client-1`, scope `mcp`.
     fn verified() -> Principal {
-        let claims = domain::jwt::AccessTokenClaims {
+        let claims = protocol::jwt::AccessTokenClaims {
             iss: "https://as.example".into(),
             sub: "user-1".into(),
-            aud: domain::jwt::Audience::One("https://mcp.example/mcp".into()),
+            aud: protocol::jwt::Audience::One("https://mcp.example/mcp".into()),
             client_id: "client-1".into(),
             scope: "mcp".into(),
             iat: 0,
@@ -342,7 +342,7 @@ mod tests {
     }
 
     fn own() -> Arc<OwnCookies> {
-        let settings = domain::Settings { issuer: "https://as.example".into(), ..domain::Settings::default() };
+        let settings = server::Settings { issuer: "https://as.example".into(), ..server::Settings::default() };
         Arc::new(OwnCookies::new(&settings))
     }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use domain::cookies::OwnCookies;
-use domain::error::{ErrorCode, OAuthError};
+use protocol::error::ErrorCode;
+use server::cookies::OwnCookies;
+use server::error::OAuthError;
 
 pub use headers::Caller;
 

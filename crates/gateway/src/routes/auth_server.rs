@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use domain::error::OAuthError;
+use server::error::OAuthError;
 
 use crate::Gateway;
 use crate::router::AsMount;

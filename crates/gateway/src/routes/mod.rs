@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::web;
-use domain::error::OAuthError;
+use server::error::OAuthError;
 
 use crate::Gateway;
 use crate::router::prefix_matches;

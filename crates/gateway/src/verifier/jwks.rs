@@ -10,8 +10,8 @@ use std::time::Duration;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use domain::Clock;
-use domain::keys::ACCEPTED_ALGORITHMS;
+use protocol::Clock;
+use protocol::keys::ACCEPTED_ALGORITHMS;
 
 use crate::worker_client::WorkerClient;
 
@@ -223,7 +223,7 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::keys::{SigningAlg, SigningKey};
+    use protocol::keys::{SigningAlg, SigningKey};
 
     #[test]
     fn keeps_usable_signing_keys_only() {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use domain::Clock;
-use domain::config::{RevocationCheck, Settings};
-use domain::jwt::{self, AccessTokenClaims, Expectations, VerifyError};
-use domain::scope::Scopes;
-use domain::uri::ResourceUri;
+use protocol::Clock;
+use protocol::jwt::{self, AccessTokenClaims, Expectations, VerifyError};
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
+use server::config::{RevocationCheck, Settings};
 
 use crate::worker_client::WorkerClient;
 

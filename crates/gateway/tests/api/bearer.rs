@@ -8,9 +8,9 @@ use actix_web::web;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use domain::jwt::{ACCESS_TOKEN_TYP, Audience};
-use domain::keys::{SigningAlg, SigningKey};
 use gateway::{BearerAuth, Cors, Principal, ResourcePolicy, TokenVerifier, VerifierConfig};
+use protocol::jwt::{ACCESS_TOKEN_TYP, Audience};
+use protocol::keys::{SigningAlg, SigningKey};
 
 use super::support::{BROWSER_ORIGIN, Stack};
 
@@ -80,7 +80,7 @@ async fn a_valid_token_passes_without_its_credentials_and_with_the_identity() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
     let s = Stack::start_with(|settings, urls| {
-        settings.resources.push(domain::config::ResourceSettings {
+        settings.resources.push(server::config::ResourceSettings {
             resource: format!("{}/query", urls.gateway),
             name: "machines welcome".into(),
             scopes: vec!["mcp".into()],
@@ -99,7 +99,7 @@ async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
     };
     // /form's resource accepts them through `sallyport resource add --accept-machine-tokens` (a row
     // the registry reads, cached for seconds: written before the first machine token arrives)
-    let row = domain::store::resources::ResourceRow {
+    let row = store::resources::ResourceRow {
         resource: s.url("/form"),
         name: "added at run time".into(),
         scopes: vec![Some("mcp".into())],
@@ -107,7 +107,7 @@ async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
         created_at: chrono::Utc::now(),
         accept_machine_tokens: true,
     };
-    domain::store::resources::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("row");
+    store::resources::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("row");
     // /mcp: its resource says nothing, so it needs a user
     let res = s.get_with("/mcp/echo", &machine(s.url("/mcp"))).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -175,11 +175,11 @@ async fn bad_tokens_are_invalid_token() {
 
     // signed by a key the token service never published
     let (stranger, _) = SigningKey::generate(SigningAlg::Es256).expect("key");
-    assert_invalid(&s, &domain::jwt::sign(&s.claims(), &stranger).expect("sign"), "unknown key").await;
+    assert_invalid(&s, &protocol::jwt::sign(&s.claims(), &stranger).expect("sign"), "unknown key").await;
     // another key under our kid
     let mut forger = stranger.clone();
     forger.kid = s.key.kid.clone();
-    assert_invalid(&s, &domain::jwt::sign(&s.claims(), &forger).expect("sign"), "forged signature").await;
+    assert_invalid(&s, &protocol::jwt::sign(&s.claims(), &forger).expect("sign"), "forged signature").await;
 
     // typ JWT is not an access token (RFC 9068 §4)
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
@@ -210,7 +210,10 @@ async fn bad_tokens_are_invalid_token() {
     es_header.kid = Some(ed.kid.clone());
     let mismatched = jsonwebtoken::encode(&es_header, &s.claims(), &s.key.encoding).expect("sign");
     assert_invalid(&s, &mismatched, "algorithm not the key's").await;
-    assert_eq!(s.get_with("/mcp", &domain::jwt::sign(&s.claims(), &ed).expect("sign")).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.get_with("/mcp", &protocol::jwt::sign(&s.claims(), &ed).expect("sign")).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -344,7 +347,7 @@ async fn verified_tokens_are_cached_until_they_expire() {
     assert_eq!(s.get_with("/mcp", &cached).await.status(), StatusCode::OK, "served from the cache");
     assert_invalid(&s, &s.token(), "a key no longer published").await;
     assert_eq!(
-        s.get_with("/mcp", &domain::jwt::sign(&s.claims(), &next).expect("sign")).await.status(),
+        s.get_with("/mcp", &protocol::jwt::sign(&s.claims(), &next).expect("sign")).await.status(),
         StatusCode::OK
     );
     // valid until exp (+ leeway), not beyond
@@ -359,7 +362,7 @@ async fn an_unknown_kid_refetches_the_key_set_at_most_every_few_seconds() {
     assert_eq!(s.stub.jwks_fetches.load(Ordering::SeqCst), 1);
     let (rotated, _) = SigningKey::generate(SigningAlg::Es256).expect("key");
     s.stub.keys.lock().expect("lock").push(rotated.public_jwk.clone());
-    let new_token = domain::jwt::sign(&s.claims(), &rotated).expect("sign");
+    let new_token = protocol::jwt::sign(&s.claims(), &rotated).expect("sign");
     // just fetched: an unknown kid does not make the gateway ask again at once
     assert_invalid(&s, &new_token, "kid unknown within the refetch interval").await;
     assert_eq!(s.stub.jwks_fetches.load(Ordering::SeqCst), 1);
@@ -369,7 +372,7 @@ async fn an_unknown_kid_refetches_the_key_set_at_most_every_few_seconds() {
     // forged kids cannot make it hammer the token service
     let (stranger, _) = SigningKey::generate(SigningAlg::Es256).expect("key");
     for _ in 0..5 {
-        assert_invalid(&s, &domain::jwt::sign(&s.claims(), &stranger).expect("sign"), "unknown kid").await;
+        assert_invalid(&s, &protocol::jwt::sign(&s.claims(), &stranger).expect("sign"), "unknown kid").await;
     }
     assert_eq!(s.stub.jwks_fetches.load(Ordering::SeqCst), 2);
 }

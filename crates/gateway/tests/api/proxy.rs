@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use domain::config::RouteSettings;
+use server::config::RouteSettings;
 
 use super::support::{SilentUpstream, Stack};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use domain::config::RevocationCheck;
+use server::config::RevocationCheck;
 
 use super::support::{Stack, revocation};
 

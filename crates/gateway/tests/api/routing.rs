@@ -110,7 +110,7 @@ async fn longest_prefix_wins_and_the_prefix_is_replaced_by_the_upstream_path() {
     let admin = s.get_with("/mcp/admin/users", &s.token()).await;
     assert_eq!(admin.status(), StatusCode::UNAUTHORIZED);
     let token = s.token_with(|c| {
-        c.aud = domain::jwt::Audience::One(s.url("/mcp/admin"));
+        c.aud = protocol::jwt::Audience::One(s.url("/mcp/admin"));
         c.scope = "admin".into();
     });
     let seen = json(s.get_with("/mcp/admin/users", &token).await).await;

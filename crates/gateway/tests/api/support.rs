@@ -16,10 +16,10 @@ use jsonwebtoken::jwk::Jwk;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use domain::Clock;
-use domain::config::{RevocationCheck, RouteSettings, Settings};
-use domain::jwt::{AccessTokenClaims, Audience};
-use domain::keys::{SigningAlg, SigningKey};
+use protocol::Clock;
+use protocol::jwt::{AccessTokenClaims, Audience};
+use protocol::keys::{SigningAlg, SigningKey};
+use server::config::{RevocationCheck, RouteSettings, Settings};
 use testkit::{TestDb, TestServer};
 
 pub const INTROSPECTION_ID: &str = "gateway-client";
@@ -178,7 +178,7 @@ impl Stack {
     }
 
     /// The test database's pool (e.g. for `resources` rows the registry reads).
-    pub fn pool(&self) -> domain::db::Pool {
+    pub fn pool(&self) -> store::db::Pool {
         self._db.pool()
     }
 
@@ -204,7 +204,7 @@ impl Stack {
     pub fn token_with(&self, change: impl FnOnce(&mut AccessTokenClaims)) -> String {
         let mut claims = self.claims();
         change(&mut claims);
-        domain::jwt::sign(&claims, &self.key).expect("sign")
+        protocol::jwt::sign(&claims, &self.key).expect("sign")
     }
 
     pub fn token(&self) -> String {

@@ -6,9 +6,9 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
-use domain::store::audit::{self, AuditEventRow, Filter};
-use domain::store::users;
 use serde_json::json;
+use store::audit::{self, AuditEventRow, Filter};
+use store::users;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

@@ -5,14 +5,14 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use domain::Settings;
-use domain::client::{Client, ClientInformation, ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::clock::after;
-use domain::registry::ResourceRegistry;
-use domain::scope::Scopes;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::audit::{self, NewAuditEvent, kind};
-use domain::store::clients::{self, ClientRow};
+use protocol::client::{Client, ClientInformation, ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::clock::after;
+use protocol::scope::Scopes;
+use protocol::secret::{PlainSecret, SecretKind};
+use server::Settings;
+use server::registry::ResourceRegistry;
+use store::audit::{self, NewAuditEvent, kind};
+use store::clients::{self, ClientRow};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {

@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
-use domain::clock::after;
-use domain::store::consents::{self, ConsentRevocation};
-use domain::store::users;
-use domain::uri::ResourceUri;
+use protocol::clock::after;
+use protocol::uri::ResourceUri;
+use store::consents::{self, ConsentRevocation};
+use store::users;
 
 #[derive(Debug, Subcommand)]
 pub enum GrantCommand {
@@ -111,10 +111,10 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-    use domain::scope::Scopes;
-    use domain::secret::SecretHash;
-    use domain::store::{clients, codes, refresh_tokens, revocations};
+    use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+    use protocol::scope::Scopes;
+    use protocol::secret::SecretHash;
+    use store::{clients, codes, refresh_tokens, revocations};
     use uuid::Uuid;
 
     #[tokio::test(flavor = "multi_thread")]

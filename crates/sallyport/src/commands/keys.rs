@@ -9,8 +9,8 @@
 use anyhow::{Context, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Subcommand;
-use domain::keys::SigningAlg;
-use domain::store::signing_keys::{self, KeyPhase, SigningKeyRow};
+use protocol::keys::SigningAlg;
+use store::signing_keys::{self, KeyPhase, SigningKeyRow};
 
 /// Default delay before a rotated-in key signs: twice the JWKS `max-age` of the token service.
 pub const DEFAULT_ACTIVATE_IN_SECS: u64 = 600;

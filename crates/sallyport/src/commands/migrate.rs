@@ -15,7 +15,7 @@ pub async fn run(args: Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let settings = super::settings(data_dir)?;
     let url = &settings.database.url;
     if args.pending {
-        let pending = domain::db::pending(url).await?;
+        let pending = store::db::pending(url).await?;
         if pending.is_empty() {
             println!("no pending migrations");
         }
@@ -23,10 +23,10 @@ pub async fn run(args: Args, data_dir: &std::path::Path) -> anyhow::Result<()> {
             println!("pending {version}");
         }
     } else if args.revert_all {
-        let n = domain::db::revert_all(url).await?;
+        let n = store::db::revert_all(url).await?;
         println!("reverted {n} migration(s)");
     } else {
-        let applied = domain::db::migrate(url).await?;
+        let applied = store::db::migrate(url).await?;
         if applied.is_empty() {
             println!("the database is up to date");
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use domain::Settings;
+use server::Settings;
 
 mod audit;
 mod client;
@@ -73,14 +73,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// the database and key of a `sallyport up` in `data_dir` unless configured otherwise.
 pub fn settings(data_dir: &Path) -> anyhow::Result<Settings> {
     let mut settings = Settings::load().context("invalid configuration")?;
-    domain::telemetry::init(&settings.log);
+    server::telemetry::init(&settings.log);
     crate::data_dir::apply_to_admin(&mut settings, data_dir)?;
     Ok(settings)
 }
 
 /// A pool that is known to answer.
-pub async fn pool(settings: &Settings) -> anyhow::Result<domain::Pool> {
-    let pool = domain::db::pool(&settings.database)?;
-    domain::db::check(&pool, &settings.database.url).await?;
+pub async fn pool(settings: &Settings) -> anyhow::Result<store::Pool> {
+    let pool = store::db::pool(&settings.database)?;
+    store::db::check(&pool, &settings.database.url).await?;
     Ok(pool)
 }

@@ -6,11 +6,11 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
-use domain::Settings;
-use domain::registry::Resource;
-use domain::scope::Scopes;
-use domain::store::resources::{self, ResourceRow};
-use domain::uri::{ResourceUri, validate_info_url};
+use protocol::scope::Scopes;
+use protocol::uri::{ResourceUri, validate_info_url};
+use server::Settings;
+use server::registry::Resource;
+use store::resources::{self, ResourceRow};
 
 #[derive(Debug, Subcommand)]
 pub enum ResourceCommand {
@@ -148,7 +148,7 @@ pub async fn remove(conn: &mut AsyncPgConnection, settings: &Settings, resource:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::config::ResourceSettings;
+    use server::config::ResourceSettings;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn add_list_remove() {
@@ -199,7 +199,7 @@ mod tests {
             assert!(add(&mut conn, &settings, uri, name, &scopes, doc, false).await.is_err(), "{why} is refused");
         }
 
-        let registry = domain::registry::ResourceRegistry::new(&settings.resources).expect("registry");
+        let registry = server::registry::ResourceRegistry::new(&settings.resources).expect("registry");
         let pool = db.pool();
         let all = registry.all(&pool).await.expect("registry");
         assert_eq!(all.len(), 2, "the services see it: {all:?}");

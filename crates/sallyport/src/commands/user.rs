@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use domain::store::audit::{self, NewAuditEvent, kind};
-use domain::store::users;
+use store::audit::{self, NewAuditEvent, kind};
+use store::users;
 
 /// Verifiers may accept a token this long past `exp`; a revocation must outlive that too.
 const VERIFIER_LEEWAY_SECS: u64 = 300;
@@ -48,7 +48,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
         Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
     } else {
-        Ok((domain::secret::random_token(15), true))
+        Ok((protocol::secret::random_token(15), true))
     }
 }
 
@@ -66,7 +66,7 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
                 bail!("user {username} exists already");
             }
             let (password, generated) = read_password(password_stdin)?;
-            let hash = domain::password::hash(&password)?;
+            let hash = store::password::hash(&password)?;
             users::insert(&mut conn, &users::UserRow::new(&username, hash, now)).await?;
             println!("created user {username}");
             if generated {
@@ -90,7 +90,7 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
         }
         UserCommand::Passwd { username, password_stdin } => {
             let (password, generated) = read_password(password_stdin)?;
-            let hash = domain::password::hash(&password)?;
+            let hash = store::password::hash(&password)?;
             let ended = passwd(&mut conn, &username, &hash, now, revoked_until(&settings, now)).await?;
             println!("password changed for {username}; {}", ended_text(ended));
             if generated {
@@ -101,8 +101,8 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
     Ok(())
 }
 
-fn revoked_until(settings: &domain::Settings, now: DateTime<Utc>) -> DateTime<Utc> {
-    domain::clock::after(now, settings.tokens.access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS))
+fn revoked_until(settings: &server::Settings, now: DateTime<Utc>) -> DateTime<Utc> {
+    protocol::clock::after(now, settings.tokens.access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS))
 }
 
 fn ended_text(ended: users::Ended) -> String {

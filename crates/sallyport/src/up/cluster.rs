@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use domain::local_pg;
 use sha2::{Digest, Sha256};
+use store::local_pg;
 
 use crate::data_dir;
 

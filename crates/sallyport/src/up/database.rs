@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use domain::{Settings, local_pg};
+use server::Settings;
+use store::local_pg;
 
 use super::cluster;
 use crate::data_dir;
@@ -24,7 +25,7 @@ async fn ensure_database(base: &str, name: &str) -> anyhow::Result<String> {
     let admin = format!("{base}/postgres");
     let mut conn = AsyncPgConnection::establish(&admin)
         .await
-        .with_context(|| format!("cannot connect to {}", domain::db::redact_url(&admin)))?;
+        .with_context(|| format!("cannot connect to {}", store::db::redact_url(&admin)))?;
     let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
         .bind::<Text, _>(name)
         .get_result(&mut conn)

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use base64::Engine;
-use domain::Settings;
-use domain::config::RevocationCheck;
+use server::Settings;
+use server::config::RevocationCheck;
 
 use crate::data_dir;
 
@@ -45,7 +45,7 @@ fn encryption_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<String
         return Ok(k);
     }
     let mut key = [0u8; 32];
-    domain::secret::fill_random(&mut key);
+    protocol::secret::fill_random(&mut key);
     let encoded = base64::engine::general_purpose::STANDARD.encode(key);
     let path = data_dir::key_path(data_dir);
     write_private(&path, &encoded).with_context(|| format!("cannot write {}", path.display()))?;
@@ -89,7 +89,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 
 pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let mut base = Settings::load().context("invalid configuration")?;
-    domain::telemetry::init(&base.log);
+    server::telemetry::init(&base.log);
     // the issuer is http://<listen>: only a loopback address makes that an issuer clients can use
     // and may take over http (RFC 8252 §8.3); other hosts need https and the services deployed
     if !args.listen.ip().is_loopback() {
@@ -99,7 +99,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let gateway = domain::http::bind(args.listen)?;
+    let gateway = server::http::bind(args.listen)?;
     let data_dir = absolute_data_dir(data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
     let key_source = match &base.keys.encryption_key {
@@ -115,7 +115,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
         demo_password: std::env::var("SALLYPORT_DEMO_PASSWORD").ok().filter(|p| !p.is_empty()),
         workers: args.workers,
         revocation_check: REVOCATION_CHECK,
-        clock: domain::Clock::system(),
+        clock: protocol::Clock::system(),
     })
     .await;
     let system = match started {
@@ -136,7 +136,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     println!("  authorization-server metadata:            {}/.well-known/oauth-authorization-server", system.issuer);
     println!("  protected-resource metadata:              {}/.well-known/oauth-protected-resource/mcp", system.issuer);
     println!("  demo login:                               {} / {}", system.demo_user, system.demo_password);
-    println!("  database:                                 {} ({found})", domain::db::redact_url(&database_url));
+    println!("  database:                                 {} ({found})", store::db::redact_url(&database_url));
     println!();
     println!("Ctrl-C stops everything.");
     shutdown_signal().await;

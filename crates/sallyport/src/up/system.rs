@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
-use domain::config::{ResourceSettings, RevocationCheck, RouteSettings};
-use domain::http::ServeOptions;
-use domain::service::{Context, ServiceApp};
-use domain::store::users;
-use domain::{Clock, Settings};
+use protocol::Clock;
+use server::Settings;
+use server::config::{ResourceSettings, RevocationCheck, RouteSettings};
+use server::http::ServeOptions;
+use server::service::{Context, ServiceApp};
+use store::users;
 use tokio_util::sync::CancellationToken;
 
 /// How to start the system.
@@ -36,7 +37,7 @@ pub struct System {
     pub demo_user: String,
     pub demo_password: String,
     pub settings: Arc<Settings>,
-    pub pool: domain::Pool,
+    pub pool: store::Pool,
     /// Direct URLs of the services and the demo upstream (tests and benchmarks).
     pub registration_url: String,
     pub authorize_url: String,
@@ -61,7 +62,7 @@ impl System {
         let issuer = format!("http://{gateway_addr}");
         let mcp_url = format!("{issuer}/mcp");
 
-        domain::db::migrate(&options.database_url).await.context("cannot migrate the database")?;
+        store::db::migrate(&options.database_url).await.context("cannot migrate the database")?;
 
         let registration = loopback_listener()?;
         let authorize = loopback_listener()?;
@@ -110,15 +111,15 @@ impl System {
             tool_scopes: Default::default(),
         });
 
-        let pool = domain::db::pool(&settings.database)?;
-        domain::db::check(&pool, &settings.database.url).await?;
+        let pool = store::db::pool(&settings.database)?;
+        store::db::check(&pool, &settings.database.url).await?;
         let mut conn = pool.get().await?;
         let now = options.clock.now();
         settings.gateway.revocation_check = options.revocation_check;
         if options.revocation_check != RevocationCheck::Off {
             // a fresh secret at every start: only this process knows it
             let id = "sallyport-gateway";
-            let secret = domain::secret::PlainSecret::generate(domain::secret::SecretKind::ClientSecret);
+            let secret = protocol::secret::PlainSecret::generate(protocol::secret::SecretKind::ClientSecret);
             crate::provision::introspection_client(&mut conn, id, secret.expose(), now).await?;
             settings.gateway.introspection_client_id = Some(id.to_owned());
             settings.gateway.introspection_client_secret = Some(secret.into_inner());
@@ -127,8 +128,8 @@ impl System {
         settings.validate()?;
 
         let demo_user = "demo".to_owned();
-        let demo_password = options.demo_password.unwrap_or_else(|| domain::secret::random_token(12));
-        let hash = domain::password::hash(&demo_password).context("SALLYPORT_DEMO_PASSWORD")?;
+        let demo_password = options.demo_password.unwrap_or_else(|| protocol::secret::random_token(12));
+        let hash = store::password::hash(&demo_password).context("SALLYPORT_DEMO_PASSWORD")?;
         if users::find_by_username(&mut conn, &demo_user).await?.is_some() {
             users::set_password(&mut conn, &demo_user, &hash, now).await?;
             users::set_disabled(&mut conn, &demo_user, false, now).await?;
@@ -199,6 +200,6 @@ impl System {
     }
 }
 
-fn anyhow_box(e: domain::service::BuildError) -> anyhow::Error {
+fn anyhow_box(e: server::service::BuildError) -> anyhow::Error {
     anyhow::anyhow!(e)
 }

@@ -5,7 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::error::{ErrorCode, OAuthError};
+use protocol::error::ErrorCode;
+use server::error::OAuthError;
 
 use crate::params::AuthzParams;
 use crate::{State, code, grants, redirect, session};

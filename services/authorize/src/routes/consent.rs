@@ -6,10 +6,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use domain::client::ClientSource;
-use domain::error::{ErrorCode, OAuthError};
-use domain::store::consents;
+use protocol::client::ClientSource;
+use protocol::error::ErrorCode;
 use serde::Deserialize;
+use server::error::OAuthError;
+use store::consents;
 
 use crate::csrf::{self, Purpose};
 use crate::pages::{self, ConsentPage, FormTargets, ResourceView, STYLE};

@@ -10,8 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use domain::error::OAuthError;
 use serde::Deserialize;
+use server::error::OAuthError;
 
 use crate::csrf::{self, Purpose};
 use crate::login::{Credentials, LoginError};
@@ -70,7 +70,7 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
         let why = "The sign-in form expired or did not come from this site. Please sign in again.";
         return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, &form.username, Some(why)));
     }
-    let ip = domain::http::client_ip(req, state.ctx.settings.trust_forwarded_for);
+    let ip = server::http::client_ip(req, state.ctx.settings.trust_forwarded_for);
     if let Err(wait) = state.login_limiter.check(ip) {
         let why = format!("Too many sign-in attempts from your network. Try again in {wait} seconds.");
         let mut res = sign_in_page(state, req, &request, StatusCode::TOO_MANY_REQUESTS, &form.username, Some(&why));
@@ -110,7 +110,7 @@ async fn sweep(state: &State, conn: &mut diesel_async::AsyncPgConnection, now: c
     {
         return;
     }
-    match domain::store::sessions::prune(conn, now).await {
+    match store::sessions::prune(conn, now).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "expired sessions could not be removed"),
@@ -118,7 +118,7 @@ async fn sweep(state: &State, conn: &mut diesel_async::AsyncPgConnection, now: c
 }
 
 fn login_cookie_name(state: &State) -> String {
-    domain::cookies::OwnCookies::new(&state.ctx.settings).login().to_owned()
+    server::cookies::OwnCookies::new(&state.ctx.settings).login().to_owned()
 }
 
 /// The pre-login cookie's secret, or a new one with the cookie to set.
@@ -127,7 +127,7 @@ fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'sta
     match req.cookie(&name).map(|c| c.value().to_owned()).filter(|v| v.len() == 43) {
         Some(v) => (v, None),
         None => {
-            let v = domain::secret::random_token(32);
+            let v = protocol::secret::random_token(32);
             let c = session::cookie(&state.ctx.settings, &name, v.clone(), None);
             (v, Some(c))
         }

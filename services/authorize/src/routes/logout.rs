@@ -3,8 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::error::OAuthError;
 use serde::Deserialize;
+use server::error::OAuthError;
 
 use crate::csrf::{self, Purpose};
 use crate::params::AuthzParams;
@@ -48,7 +48,7 @@ async fn logout(state: &State, req: &HttpRequest, form: LogoutForm) -> Result<Ht
     } else {
         state.message(StatusCode::OK, "Signed out", "You are signed out. You can close this page.")
     };
-    res.add_cookie(&session::removal(settings, domain::cookies::OwnCookies::new(settings).session()))
+    res.add_cookie(&session::removal(settings, server::cookies::OwnCookies::new(settings).session()))
         .map_err(OAuthError::internal)?;
     Ok(res)
 }

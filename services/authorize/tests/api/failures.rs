@@ -95,7 +95,7 @@ async fn errors_go_to_the_redirect_uri_with_state_and_iss() {
         "Operator client",
         &[REDIRECT],
         "mcp:tools mcp:admin",
-        domain::client::ClientSource::Admin,
+        protocol::client::ClientSource::Admin,
         "client_secret_basic",
     )
     .await;

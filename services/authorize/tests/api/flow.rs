@@ -1,9 +1,9 @@
 //! The whole front channel: login, consent, code; remembered consent; prompt=consent; scope growth.
 
 use chrono::TimeDelta;
-use domain::secret::SecretHash;
-use domain::store::codes::{self, Redemption};
-use domain::store::consents;
+use protocol::secret::SecretHash;
+use store::codes::{self, Redemption};
+use store::consents;
 
 use super::support::*;
 
@@ -79,7 +79,7 @@ async fn login_consent_and_code() {
     assert_eq!(row.scope, "mcp:tools", "offline_access is never stored as scope");
     assert_eq!(row.expires_at - row.created_at, TimeDelta::seconds(60));
     assert!(row.auth_time <= row.created_at);
-    assert_eq!(domain::pkce::verify(Some(VERIFIER), &row.code_challenge), Ok(()));
+    assert_eq!(protocol::pkce::verify(Some(VERIFIER), &row.code_challenge), Ok(()));
 
     // remembered: the next request goes straight to the client with a new code
     let res = b.get(&url).send().await.expect("authorize again");
@@ -105,7 +105,7 @@ async fn login_consent_and_code() {
     // allowing the larger set remembers the union; the smaller request is still covered
     let res = decide(&env, &b, &html, "allow").await;
     assert!(location(&res).contains("code=spac_"));
-    let user = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    let user = store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
     let remembered = consents::find(&mut conn, user.id, &env.client_id, &[RESOURCE.to_owned()]).await.expect("q");
     assert_eq!(remembered.len(), 1);
     assert_eq!(remembered[0].scope_tokens().collect::<Vec<_>>(), vec!["mcp:admin", "mcp:tools"]);
@@ -300,7 +300,7 @@ async fn public_self_registered_client_is_asked_every_time_on_local_redirects() 
         "Public",
         &[REDIRECT, "com.example.app:/cb", https],
         scope,
-        domain::client::ClientSource::Dynamic,
+        protocol::client::ClientSource::Dynamic,
         "none",
     )
     .await;

@@ -48,11 +48,11 @@ async fn users_are_locked_after_repeated_failures() {
     // the lock expired: the count starts again, so one more wrong password does not lock
     assert_eq!(post_login(&env, &b, &html, USER, "wrong password!").await.status(), 400);
     let mut conn = env.db.conn().await;
-    let alice = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    let alice = store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
     assert_eq!((alice.failed_logins, alice.locked_until), (1, None), "a new run after the lockout expired");
     let ok = post_login(&env, &b, &html, USER, PASSWORD).await;
     assert_eq!(ok.status(), 303, "not locked");
-    let alice = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    let alice = store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
     assert_eq!(alice.failed_logins, 0, "a success resets the count");
 }
 
@@ -61,7 +61,7 @@ async fn users_are_locked_after_repeated_failures() {
 /// user ends the sessions they already had (and is audited), and the right password is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_guesses_cannot_outrun_the_lockout() {
-    use domain::store::{audit, users};
+    use store::{audit, users};
     let env = Env::with(|s| {
         s.login.max_failures = 5;
         s.login.per_ip_per_minute = 1000;

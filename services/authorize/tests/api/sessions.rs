@@ -81,7 +81,7 @@ async fn disabling_a_user_ends_their_sessions() {
     let b = signed_in(&env).await;
     assert!(straight_to_code(&env, &b).await);
     let mut conn = env.db.conn().await;
-    domain::store::users::set_disabled(&mut conn, USER, true, env.clock.now()).await.expect("disable");
+    store::users::set_disabled(&mut conn, USER, true, env.clock.now()).await.expect("disable");
     assert!(!straight_to_code(&env, &b).await);
 }
 
@@ -89,18 +89,18 @@ async fn disabling_a_user_ends_their_sessions() {
 async fn sign_in_sweeps_sessions_past_their_absolute_expiry() {
     let env = Env::new().await;
     let mut conn = env.db.conn().await;
-    let user = domain::store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
+    let user = store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
     let then = env.clock.now() - chrono::TimeDelta::days(30);
-    let stale = domain::store::sessions::SessionRow {
+    let stale = store::sessions::SessionRow {
         id: uuid::Uuid::now_v7(),
-        session_hash: domain::secret::SecretHash::of("spss_stale").to_vec(),
+        session_hash: protocol::secret::SecretHash::of("spss_stale").to_vec(),
         user_id: user.id,
         auth_time: then,
         created_at: then,
         last_seen_at: then,
         expires_at: then + chrono::TimeDelta::days(7),
     };
-    domain::store::sessions::insert(&mut conn, &stale).await.expect("insert");
+    store::sessions::insert(&mut conn, &stale).await.expect("insert");
     let _b = signed_in(&env).await;
     assert_eq!(env.count("sessions").await, 1, "only the new session is left");
 }

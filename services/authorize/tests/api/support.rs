@@ -5,12 +5,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use chrono::Utc;
-use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::config::{ResourceSettings, Settings};
-use domain::scope::Scopes;
-use domain::store::{clients, users};
-use domain::{Clock, Pool};
+use protocol::Clock;
+use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::scope::Scopes;
 use reqwest::header::{LOCATION, SET_COOKIE};
+use server::config::{ResourceSettings, Settings};
+use store::Pool;
+use store::{clients, users};
 use testkit::{TestDb, TestServer};
 
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -55,7 +56,7 @@ impl Env {
         tweak(&mut s);
         let mut ctx = testkit::context(&db, s);
         // the service's own pool, as configured (tests may shrink it)
-        ctx.pool = domain::db::pool(&ctx.settings.database).expect("pool");
+        ctx.pool = store::db::pool(&ctx.settings.database).expect("pool");
         let clock = ctx.clock.clone();
         let settings = ctx.settings.clone();
         let app = authorize::app(ctx).await.expect("build the app");
@@ -103,7 +104,7 @@ pub fn enc(s: &str) -> String {
 }
 
 pub async fn add_user(pool: &Pool, name: &str, password: &str) -> uuid::Uuid {
-    let hash = domain::password::hash(password).expect("hash");
+    let hash = store::password::hash(password).expect("hash");
     let row = users::UserRow::new(name, hash, Utc::now());
     users::insert(&mut pool.get().await.expect("conn"), &row).await.expect("insert user");
     row.id
@@ -136,7 +137,7 @@ pub async fn add_client(
     let id = uuid::Uuid::new_v4().to_string();
     let mut row = clients::ClientRow::new(id.clone(), source, &metadata, Utc::now());
     if auth_method != "none" {
-        row.client_secret_hash = Some(domain::secret::SecretHash::of("spcs_test-secret").to_vec());
+        row.client_secret_hash = Some(protocol::secret::SecretHash::of("spcs_test-secret").to_vec());
     }
     clients::insert(&mut pool.get().await.expect("conn"), &row).await.expect("insert client");
     id

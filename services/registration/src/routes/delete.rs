@@ -2,11 +2,11 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OAuthError;
-use domain::clock::after;
-use domain::http::client_ip;
-use domain::store::audit::{NewAuditEvent, kind};
-use domain::store::clients;
+use protocol::clock::after;
+use server::OAuthError;
+use server::http::client_ip;
+use store::audit::{NewAuditEvent, kind};
+use store::clients;
 
 use crate::State;
 use crate::auth::{ManagedClient, invalid_token};

@@ -10,7 +10,7 @@ use actix_cors::Cors;
 use actix_web::http::Method;
 use actix_web::http::header;
 use actix_web::web;
-use domain::http::method_not_allowed;
+use server::http::method_not_allowed;
 
 use crate::State;
 

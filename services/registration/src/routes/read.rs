@@ -3,11 +3,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
-use domain::OAuthError;
-use domain::http::client_ip;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::audit::{self, NewAuditEvent, kind};
-use domain::store::clients;
+use protocol::secret::{PlainSecret, SecretKind};
+use server::OAuthError;
+use server::http::client_ip;
+use store::audit::{self, NewAuditEvent, kind};
+use store::clients;
 
 use crate::State;
 use crate::auth::{ManagedClient, invalid_token};

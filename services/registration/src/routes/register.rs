@@ -2,11 +2,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OAuthError;
-use domain::client::{Client, ClientSource, parse_metadata_json, refuse_machine_grant};
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::audit::{NewAuditEvent, kind};
-use domain::store::clients::{self, ClientRow};
+use protocol::client::{Client, ClientSource, parse_metadata_json, refuse_machine_grant};
+use protocol::secret::{PlainSecret, SecretKind};
+use server::OAuthError;
+use store::audit::{NewAuditEvent, kind};
+use store::clients::{self, ClientRow};
 
 use crate::State;
 use crate::auth::check_initial_access;

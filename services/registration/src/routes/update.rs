@@ -3,13 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
-use domain::client::{Client, ClientMetadataRequest, parse_metadata_json, refuse_machine_grant};
-use domain::http::client_ip;
-use domain::secret::{PlainSecret, SecretHash, SecretKind};
-use domain::store::audit::{self, NewAuditEvent, kind};
-use domain::store::clients::{self, ClientRow};
-use domain::store::consents;
-use domain::{ErrorCode, OAuthError};
+use protocol::ErrorCode;
+use protocol::client::{Client, ClientMetadataRequest, parse_metadata_json, refuse_machine_grant};
+use protocol::secret::{PlainSecret, SecretHash, SecretKind};
+use server::OAuthError;
+use server::http::client_ip;
+use store::audit::{self, NewAuditEvent, kind};
+use store::clients::{self, ClientRow};
+use store::consents;
 
 use crate::State;
 use crate::auth::{ManagedClient, invalid_token};

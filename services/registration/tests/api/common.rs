@@ -2,11 +2,11 @@
 
 use std::net::TcpListener;
 
-use domain::Settings;
-use domain::config::ResourceSettings;
-use domain::service::Context;
 use reqwest::StatusCode;
 use serde_json::Value;
+use server::Settings;
+use server::config::ResourceSettings;
+use server::service::Context;
 use testkit::{TestDb, TestServer};
 
 /// The protected resource every test deployment has; its scopes are what clients may register.
@@ -85,7 +85,7 @@ impl App {
         req.send().await.expect("request")
     }
 
-    pub async fn conn(&self) -> domain::db::PooledConn {
+    pub async fn conn(&self) -> store::db::PooledConn {
         self.db.conn().await
     }
 }
@@ -146,5 +146,5 @@ pub fn assert_invalid_token_challenge(headers: &reqwest::header::HeaderMap) {
 
 /// How many clients exist.
 pub async fn client_count(app: &App) -> usize {
-    domain::store::clients::list(&mut *app.conn().await).await.expect("list").len()
+    store::clients::list(&mut *app.conn().await).await.expect("list").len()
 }

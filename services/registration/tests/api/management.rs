@@ -3,12 +3,12 @@
 use chrono::{TimeDelta, Utc};
 use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::scope::Scopes;
-use domain::secret::SecretHash;
-use domain::store::{audit, clients, codes, users};
+use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::scope::Scopes;
+use protocol::secret::SecretHash;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use store::{audit, clients, codes, users};
 use uuid::Uuid;
 
 use crate::common::{App, assert_error, assert_invalid_token_challenge, start, start_with, token_of};
@@ -432,14 +432,14 @@ async fn update_refuses_client_credentials() {
     assert_eq!((status, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{err}");
     assert!(err["error_description"].as_str().expect("why").contains("sallyport client add"), "{err}");
     let client = clients::find(&mut *app.conn().await, id).await.expect("query").expect("client");
-    assert!(!client.metadata.grant_types.contains(&domain::client::GrantType::ClientCredentials), "unchanged");
+    assert!(!client.metadata.grant_types.contains(&protocol::client::GrantType::ClientCredentials), "unchanged");
 }
 
 /// Issue 13: codes now going somewhere else is not what the users approved: a change of
 /// `redirect_uris` forgets the client's remembered consents; an update that keeps them does not.
 #[tokio::test(flavor = "multi_thread")]
 async fn changed_redirect_uris_forget_remembered_consents() {
-    use domain::store::consents;
+    use store::consents;
     let app = start().await;
     let info = app.register_ok(&rust_client()).await;
     let id = info["client_id"].as_str().expect("id");

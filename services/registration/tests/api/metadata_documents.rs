@@ -1,4 +1,4 @@
-//! Client ID metadata documents (`domain::cimd`) fetched over real HTTP from a local document
+//! Client ID metadata documents (`server::cimd`) fetched over real HTTP from a local document
 //! server: what is accepted, what is refused and why, SSRF protection, and caching.
 
 use std::collections::HashMap;
@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::cimd::{CimdError, MetadataDocuments};
-use domain::client::{AuthMethod, ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::config::MetadataDocumentSettings;
-use domain::scope::Scopes;
-use domain::store::clients;
-use domain::{Clock, ErrorCode};
+use protocol::cimd::CimdError;
+use protocol::client::{AuthMethod, ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::scope::Scopes;
+use protocol::{Clock, ErrorCode};
 use serde_json::json;
+use server::cimd::MetadataDocuments;
+use server::config::MetadataDocumentSettings;
+use store::clients;
 use testkit::{TestDb, TestServer};
 
 /// What the document server counts and serves.
@@ -296,7 +297,7 @@ async fn a_document_never_overwrites_another_kind_of_client() {
     .validate(&policy())
     .expect("valid");
     let mut row = clients::ClientRow::new(url.clone(), ClientSource::Admin, &m, chrono::Utc::now());
-    row.client_secret_hash = Some(domain::secret::SecretHash::of("spcs_x").to_vec());
+    row.client_secret_hash = Some(protocol::secret::SecretHash::of("spcs_x").to_vec());
     clients::insert(&mut *s.db.conn().await, &row).await.expect("insert");
 
     let err = s.documents(|_| {}).resolve(&s.db.pool(), &url, &policy()).await.expect_err("refused");

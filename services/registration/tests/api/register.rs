@@ -1,17 +1,17 @@
 //! RFC 7591 registration with the bodies real MCP clients send; each must yield a usable client.
 
-use domain::client::{AuthMethod, ClientSource, GrantType};
-use domain::secret::SecretHash;
-use domain::store::{audit, clients};
+use protocol::client::{AuthMethod, ClientSource, GrantType};
+use protocol::secret::SecretHash;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use store::{audit, clients};
 
 use crate::common::{App, client_count, start, token_of};
 
 /// Proves a registration is usable: it reads back with its registration access token, the stored
 /// row holds only hashes (the token's and, for confidential clients, the secret's) that verify
 /// the returned values, and it parses as the `Client` every other service works with.
-async fn assert_usable(app: &App, info: &Value) -> domain::client::Client {
+async fn assert_usable(app: &App, info: &Value) -> protocol::client::Client {
     let res = app.read(info, Some(token_of(info))).await;
     assert_eq!(res.status(), StatusCode::OK);
     let read: Value = res.json().await.expect("json");

@@ -1,7 +1,7 @@
 //! `GET /.well-known/oauth-authorization-server{issuer path}` (RFC 8414 §3, path insertion §3.1).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OAuthError;
+use server::OAuthError;
 
 use crate::State;
 use crate::http_cache::respond;

@@ -7,7 +7,7 @@ mod protected_resource;
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::web;
-use domain::http::method_not_allowed;
+use server::http::method_not_allowed;
 
 use crate::State;
 

@@ -1,11 +1,11 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): confidential clients an operator created only,
 //! for resources that accept tokens without a user, no refresh token, and no database write at all. The token carries no `gid`; it can be revoked on its own by `jti`.
 
-use domain::OAuthError;
-use domain::client::{Client, GrantType};
-use domain::error::ErrorCode;
-use domain::registry::Resource;
-use domain::scope::Scopes;
+use protocol::client::{Client, GrantType};
+use protocol::error::ErrorCode;
+use protocol::scope::Scopes;
+use server::OAuthError;
+use server::registry::Resource;
 
 use super::require_grant;
 use crate::State;

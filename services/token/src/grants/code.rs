@@ -6,17 +6,17 @@
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
-use domain::OAuthError;
-use domain::client::{Client, GrantType};
-use domain::clock::after;
-use domain::ident::{self, PresentedSecret};
-use domain::pkce::CodeVerifier;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::codes::{self, CodeRow, Redemption};
-use domain::store::refresh_tokens::{self, RefreshTokenRow};
-use domain::store::revocations::GrantRevocation;
-use domain::store::users;
-use domain::uri::{MAX_URI_LEN, ResourceUri};
+use protocol::client::{Client, GrantType};
+use protocol::clock::after;
+use protocol::ident::{self, PresentedSecret};
+use protocol::pkce::CodeVerifier;
+use protocol::secret::{PlainSecret, SecretKind};
+use protocol::uri::{MAX_URI_LEN, ResourceUri};
+use server::OAuthError;
+use store::codes::{self, CodeRow, Redemption};
+use store::refresh_tokens::{self, RefreshTokenRow};
+use store::revocations::GrantRevocation;
+use store::users;
 use uuid::Uuid;
 
 use super::{Caller, keep_revoked_until, offered_by, require_grant, revoke_family};
@@ -144,7 +144,7 @@ fn check(
         return Err(OAuthError::invalid_grant("the code has expired"));
     }
     rules::check_redirect_uri(&row.redirect_uri, row.redirect_uri_sent, redirect_uri)?;
-    domain::pkce::verify(Some(verifier.as_str()), &row.code_challenge)
+    protocol::pkce::verify(Some(verifier.as_str()), &row.code_challenge)
         .map_err(|e| OAuthError::invalid_grant(format!("PKCE: {e}")))?;
     let granted: Vec<String> = row.resources.iter().flatten().cloned().collect();
     rules::narrow_audience(requested, &granted)

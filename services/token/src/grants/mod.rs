@@ -7,13 +7,13 @@ pub mod refresh;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncPgConnection;
-use domain::OAuthError;
-use domain::client::{Client, GrantType};
-use domain::error::ErrorCode;
-use domain::scope::Scopes;
-use domain::store::audit::{self, NewAuditEvent};
-use domain::store::revocations::{self, GrantRevocation};
-use domain::uri::ResourceUri;
+use protocol::client::{Client, GrantType};
+use protocol::error::ErrorCode;
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
+use server::OAuthError;
+use store::audit::{self, NewAuditEvent};
+use store::revocations::{self, GrantRevocation};
 use uuid::Uuid;
 
 use crate::State;

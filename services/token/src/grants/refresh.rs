@@ -6,15 +6,15 @@
 //! a token that was already used or revoked then revokes its whole family.
 
 use diesel_async::AsyncPgConnection;
-use domain::OAuthError;
-use domain::client::{Client, GrantType};
-use domain::clock::after;
-use domain::ident::PresentedSecret;
-use domain::scope::Scopes;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::refresh_tokens::{self, Rotation};
-use domain::store::revocations::{self, GrantRevocation};
-use domain::uri::ResourceUri;
+use protocol::client::{Client, GrantType};
+use protocol::clock::after;
+use protocol::ident::PresentedSecret;
+use protocol::scope::Scopes;
+use protocol::secret::{PlainSecret, SecretKind};
+use protocol::uri::ResourceUri;
+use server::OAuthError;
+use store::refresh_tokens::{self, Rotation};
+use store::revocations::{self, GrantRevocation};
 use uuid::Uuid;
 
 use super::{Caller, keep_revoked_until, offered_by, require_grant, revoke_family};
@@ -118,7 +118,7 @@ async fn refused(
         return Ok(OAuthError::invalid_grant("the grant was revoked"));
     }
     if let Some(user_id) = row.user_id
-        && domain::store::users::find(conn, user_id).await?.is_none_or(|u| u.disabled)
+        && store::users::find(conn, user_id).await?.is_none_or(|u| u.disabled)
     {
         return Ok(OAuthError::invalid_grant("the user is disabled"));
     }

@@ -4,12 +4,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OAuthError;
-use domain::error::ErrorCode;
-use domain::ident::{self, PresentedSecret};
-use domain::jwt::Audience;
-use domain::store::{revocations, users};
+use protocol::error::ErrorCode;
+use protocol::ident::{self, PresentedSecret};
+use protocol::jwt::Audience;
 use serde::Serialize;
+use server::OAuthError;
+use store::{revocations, users};
 
 use crate::State;
 use crate::client_auth::authenticate;

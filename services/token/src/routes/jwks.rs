@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
-use domain::OAuthError;
+use server::OAuthError;
 
 use crate::State;
 

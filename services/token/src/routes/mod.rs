@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
-use domain::http::method_not_allowed;
+use server::http::method_not_allowed;
 
 use crate::State;
 

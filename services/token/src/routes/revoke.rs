@@ -4,10 +4,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::DateTime;
-use domain::OAuthError;
-use domain::error::ErrorCode;
-use domain::ident::{self, PresentedSecret};
-use domain::store::revocations::{self, GrantRevocation, RevokedAccessTokenRow};
+use protocol::error::ErrorCode;
+use protocol::ident::{self, PresentedSecret};
+use server::OAuthError;
+use store::revocations::{self, GrantRevocation, RevokedAccessTokenRow};
 
 use crate::State;
 use crate::client_auth::authenticate;
@@ -35,7 +35,7 @@ pub async fn revoke(
             }
             if row.revoked_at.is_none() {
                 let caller =
-                    Caller { ip: domain::http::client_ip(&req, state.settings.trust_forwarded_for).to_string() };
+                    Caller { ip: server::http::client_ip(&req, state.settings.trust_forwarded_for).to_string() };
                 let keep_until = keep_revoked_until(&state, row.family_expires_at);
                 let mut conn = state.pool.get().await?;
                 revoke_family(

@@ -1,9 +1,9 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2): parse, authenticate the client, run the grant.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::OAuthError;
-use domain::client::GrantType;
-use domain::error::ErrorCode;
+use protocol::client::GrantType;
+use protocol::error::ErrorCode;
+use server::OAuthError;
 
 use crate::State;
 use crate::client_auth::authenticate;
@@ -22,7 +22,7 @@ pub async fn token(
         OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {grant_type} is not supported"))
     })?;
     let client = authenticate(&state, req.headers(), &form).await?;
-    let caller = Caller { ip: domain::http::client_ip(&req, state.settings.trust_forwarded_for).to_string() };
+    let caller = Caller { ip: server::http::client_ip(&req, state.settings.trust_forwarded_for).to_string() };
     let response = match grant {
         GrantType::AuthorizationCode => grants::code::exchange(&state, &client, &form, &caller).await?,
         GrantType::RefreshToken => grants::refresh::exchange(&state, &client, &form, &caller).await?,

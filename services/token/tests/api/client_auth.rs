@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use domain::client::{AuthMethod, GrantType};
+use protocol::client::{AuthMethod, GrantType};
 use serde_json::Value;
 
 use crate::support::*;
@@ -237,11 +237,11 @@ async fn a_metadata_document_client_authenticates_as_none() {
         );
     });
     // the authorize service would have resolved (and so mirrored) the client before issuing a code
-    let documents = domain::cimd::MetadataDocuments::new(env.ctx.settings.metadata_documents.clone()).expect("docs");
-    let policy = domain::client::MetadataPolicy {
+    let documents = server::cimd::MetadataDocuments::new(env.ctx.settings.metadata_documents.clone()).expect("docs");
+    let policy = protocol::client::MetadataPolicy {
         max_redirect_uris: 10,
-        default_scopes: domain::scope::Scopes::parse("mcp").expect("scope"),
-        allowed_scopes: domain::scope::Scopes::parse("mcp mcp:admin").expect("scope"),
+        default_scopes: protocol::scope::Scopes::parse("mcp").expect("scope"),
+        allowed_scopes: protocol::scope::Scopes::parse("mcp mcp:admin").expect("scope"),
     };
     documents.resolve(&env.ctx.pool, &doc_url, &policy).await.expect("resolve");
 

@@ -1,7 +1,7 @@
 //! `grant_type=client_credentials`.
 
-use domain::client::{AuthMethod, ClientSource, GrantType};
 use oauth2::{Scope, TokenResponse};
+use protocol::client::{AuthMethod, ClientSource, GrantType};
 use serde_json::json;
 
 use crate::support::*;

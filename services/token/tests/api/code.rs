@@ -1,7 +1,7 @@
 //! `grant_type=authorization_code`.
 
-use domain::client::{AuthMethod, GrantType};
 use oauth2::{AuthorizationCode, PkceCodeVerifier, TokenResponse};
+use protocol::client::{AuthMethod, GrantType};
 
 use crate::support::*;
 
@@ -208,7 +208,7 @@ async fn a_replayed_code_revokes_everything_issued_from_it() {
     let (status, body) = env.refresh(&client, refresh).await;
     assert_eq!((status, error(&body)), (400, "invalid_grant"));
     assert_eq!(env.count("revoked_grants").await, 1);
-    let events = domain::store::audit::for_client(&mut *env.db.conn().await, &client.id).await.expect("audit");
+    let events = store::audit::for_client(&mut *env.db.conn().await, &client.id).await.expect("audit");
     assert!(events.iter().any(|e| e.kind == "token.code_replayed"), "{events:?}");
 }
 

@@ -1,7 +1,7 @@
 //! RFC 7662 introspection.
 
-use domain::client::{AuthMethod, GrantType};
 use oauth2::{AccessToken, TokenIntrospectionResponse};
+use protocol::client::{AuthMethod, GrantType};
 use serde_json::json;
 
 use crate::support::*;
@@ -52,11 +52,11 @@ async fn everything_else_is_inactive() {
         assert_eq!(env.introspect(&rs, garbage).await, inactive, "{garbage}");
     }
     // a token signed by a key that is not ours
-    let (foreign, _) = domain::keys::SigningKey::generate(domain::keys::SigningAlg::Es256).expect("key");
+    let (foreign, _) = protocol::keys::SigningKey::generate(protocol::keys::SigningAlg::Es256).expect("key");
     let mut forged = claims(rotated["access_token"].as_str().expect("at"));
     forged["exp"] = json!(forged["exp"].as_i64().expect("exp") + 1000);
-    let forged: domain::jwt::AccessTokenClaims = serde_json::from_value(forged).expect("claims");
-    let forged = domain::jwt::sign(&forged, &foreign).expect("sign");
+    let forged: protocol::jwt::AccessTokenClaims = serde_json::from_value(forged).expect("claims");
+    let forged = protocol::jwt::sign(&forged, &foreign).expect("sign");
     assert_eq!(env.introspect(&rs, &forged).await, inactive, "foreign key");
 
     let at = rotated["access_token"].as_str().expect("at");
@@ -80,7 +80,7 @@ async fn a_token_whose_client_is_gone_is_inactive() {
     let (_, body) = env.post_form("/oauth2/token", &client.post_auth(&[("grant_type", "client_credentials")])).await;
     let at = body["access_token"].as_str().expect("at");
     assert_eq!(env.introspect(&rs, at).await["active"], true);
-    domain::store::clients::delete(&mut *env.db.conn().await, &client.id).await.expect("delete");
+    store::clients::delete(&mut *env.db.conn().await, &client.id).await.expect("delete");
     assert_eq!(env.introspect(&rs, at).await, json!({"active": false}));
 }
 
@@ -113,7 +113,7 @@ async fn only_clients_allowed_to_introspect_learn_anything() {
 /// introspection) stays ended when the user is enabled again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_user_gets_nothing_and_enabling_revives_nothing() {
-    use domain::store::{audit, users};
+    use store::{audit, users};
     let env = Env::start().await;
     let client = env.client(ClientSpec::default()).await;
     let rs = env.resource_server().await;

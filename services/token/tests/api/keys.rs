@@ -2,9 +2,9 @@
 
 use base64::Engine;
 use chrono::TimeDelta;
-use domain::keys::SigningAlg;
-use domain::store::signing_keys::{self, SigningKeyRow};
+use protocol::keys::SigningAlg;
 use serde_json::json;
+use store::signing_keys::{self, SigningKeyRow};
 
 use crate::support::*;
 
@@ -109,11 +109,11 @@ async fn not_ready_until_keys_are_loaded() {
     settings.database.url = testkit::db_url("token_no_such_database");
     settings.database.connect_timeout_ms = 500;
     settings.database.acquire_timeout_ms = 500;
-    let pool = domain::db::pool(&settings.database).expect("pool");
-    let ctx = domain::service::Context {
+    let pool = store::db::pool(&settings.database).expect("pool");
+    let ctx = server::service::Context {
         settings: std::sync::Arc::new(settings),
         pool: pool.clone(),
-        clock: domain::Clock::system(),
+        clock: protocol::Clock::system(),
     };
     let app = token::app(ctx).await.expect("builds without keys");
     let server = testkit::spawn_app(&app, Some(pool));

@@ -4,7 +4,7 @@
 //! (so the access log records none, and nothing logs at error level).
 
 use base64::Engine;
-use domain::client::{AuthMethod, GrantType};
+use protocol::client::{AuthMethod, GrantType};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
 

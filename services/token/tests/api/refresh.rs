@@ -1,7 +1,7 @@
 //! `grant_type=refresh_token`: rotation, reuse detection, narrowing, lifetimes, concurrency.
 
-use domain::client::{AuthMethod, GrantType};
 use oauth2::{RefreshToken, Scope, TokenResponse};
+use protocol::client::{AuthMethod, GrantType};
 use serde_json::json;
 
 use crate::support::*;
@@ -37,7 +37,7 @@ async fn rotation_with_the_oauth2_crate_and_reuse_revokes_the_family() {
     assert_eq!((status, error(&body)), (400, "invalid_grant"), "the successor is revoked too");
     assert_eq!(env.introspect(&rs, second.access_token().secret()).await, json!({"active": false}));
     assert_eq!(env.introspect(&rs, first["access_token"].as_str().expect("at")).await, json!({"active": false}));
-    let events = domain::store::audit::for_client(&mut *env.db.conn().await, &client.id).await.expect("audit");
+    let events = store::audit::for_client(&mut *env.db.conn().await, &client.id).await.expect("audit");
     assert!(events.iter().any(|e| e.kind == "token.refresh_reused"), "{events:?}");
 }
 
@@ -215,8 +215,8 @@ async fn refused_refreshes() {
     let user: uuid::Uuid =
         claims(body["access_token"].as_str().expect("at"))["sub"].as_str().expect("sub").parse().expect("uuid");
     let mut conn = env.db.conn().await;
-    let row = domain::store::users::find(&mut conn, user).await.expect("query").expect("user");
-    domain::store::users::set_disabled(&mut conn, &row.username, true, chrono::Utc::now()).await.expect("disable");
+    let row = store::users::find(&mut conn, user).await.expect("query").expect("user");
+    store::users::set_disabled(&mut conn, &row.username, true, chrono::Utc::now()).await.expect("disable");
     let (status, body) = env.refresh(&client, &rt).await;
     assert_eq!((status, error(&body)), (400, "invalid_grant"));
     assert!(body["error_description"].as_str().expect("description").contains("disabled"));

@@ -1,6 +1,6 @@
 //! RFC 7009 revocation.
 
-use domain::client::{AuthMethod, GrantType};
+use protocol::client::{AuthMethod, GrantType};
 use serde_json::json;
 
 use crate::support::*;

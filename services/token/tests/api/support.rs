@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use diesel_async::RunQueryDsl;
-use domain::client::{ApplicationType, AuthMethod, ClientMetadata, ClientSource, GrantType};
-use domain::config::ResourceSettings;
-use domain::scope::Scopes;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::service::Context;
-use domain::store::{clients, codes, users};
-use domain::uri::RedirectUri;
-use domain::{Clock, Settings};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, IntrospectionUrl, RedirectUrl, TokenUrl};
+use protocol::Clock;
+use protocol::client::{ApplicationType, AuthMethod, ClientMetadata, ClientSource, GrantType};
+use protocol::scope::Scopes;
+use protocol::secret::{PlainSecret, SecretKind};
+use protocol::uri::RedirectUri;
 use serde_json::Value;
+use server::Settings;
+use server::config::ResourceSettings;
+use server::service::Context;
+use store::{clients, codes, users};
 use testkit::{TestDb, TestServer};
 use uuid::Uuid;
 
@@ -128,7 +129,7 @@ impl Env {
             user_id: user,
             redirect_uri: CALLBACK.into(),
             redirect_uri_sent: spec.redirect_uri_sent,
-            code_challenge: domain::pkce::s256(spec.verifier),
+            code_challenge: protocol::pkce::s256(spec.verifier),
             resources: spec.resources.iter().map(|r| Some((*r).to_owned())).collect(),
             scope: spec.scope.into(),
             auth_time: now - TimeDelta::seconds(30),

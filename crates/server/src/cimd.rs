@@ -1,54 +1,25 @@
 //! Client ID metadata documents (MCP authorization, 2025-11-25): a `client_id` that is an https URL
 //! names a JSON document describing a public client. Fetched safely, validated like registration
-//! metadata, cached within bounds, and mirrored into `clients` so codes and tokens can refer to it.
+//! metadata (the rules are `protocol::cimd`), cached within bounds, and mirrored into `clients` so
+//! codes and tokens can refer to it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use protocol::cimd::{CimdError, UrlRules, check_url, client_from_document, is_forbidden_ip};
+use protocol::client::{Client, ClientSource, MetadataPolicy};
+use protocol::clock::{Clock, after};
+use protocol::error::ErrorCode;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use url::{Host, Url};
+use store::clients::{self, ClientRow};
+use store::db::Pool;
+use url::Url;
 
-use crate::client::{AuthMethod, Client, ClientMetadataRequest, ClientSource, MetadataPolicy};
-use crate::clock::{Clock, after};
 use crate::config::MetadataDocumentSettings;
-use crate::db::Pool;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 use crate::ratelimit::IpRateLimiter;
-use crate::store::clients::{self, ClientRow};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CimdError {
-    #[error("client metadata documents are disabled")]
-    Disabled,
-    #[error("the client_id is not a valid metadata document URL: {0}")]
-    BadUrl(&'static str),
-    #[error("the metadata document's host is not allowed")]
-    ForbiddenHost,
-    /// The server answered, but not with the document (`status 404`), or not in time.
-    #[error("the metadata document could not be fetched: {0}")]
-    Fetch(String),
-    /// The exchange itself failed (DNS, connection, TLS, a broken body). The detail is reqwest's
-    /// text, naming hosts and addresses: it goes to the log only, the client sees a fixed message.
-    #[error("the client's metadata document could not be fetched")]
-    Transport(String),
-    #[error("the metadata document is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("the metadata document is not valid client metadata: {0}")]
-    Invalid(String),
-    #[error("the metadata document's client_id does not equal its URL")]
-    ClientIdMismatch,
-}
-
-/// Whether `client_id` is meant as a metadata-document URL, as opposed to an id we issued (ours are
-/// never URLs). Whether the URL is acceptable (https, a path, an allowed host) is `check_url`'s call,
-/// so an `http://` id is routed here too and refused there unless `allow_http` is set.
-pub fn is_document_url(client_id: &str) -> bool {
-    client_id.starts_with("https://") || client_id.starts_with("http://")
-}
-
-pub use crate::ssrf::is_forbidden_ip;
 
 /// A DNS resolver that drops forbidden addresses, so a name cannot be pointed at an internal
 /// address (also not between our check and the connection: the check *is* the resolution).
@@ -122,46 +93,14 @@ impl MetadataDocuments {
         self
     }
 
-    /// Checks the URL's shape: https (http only when allowed), a host, a path, no fragment,
-    /// no credentials, no dot segments.
+    /// Checks the URL's shape (`protocol::cimd::check_url`) under this deployment's settings: https
+    /// (http only when allowed), a host, a path, no fragment, no credentials, no dot segments, a
+    /// global unicast host on port 443 unless private hosts are allowed.
     pub fn check_url(&self, client_id: &str) -> Result<Url, CimdError> {
-        let url = Url::parse(client_id).map_err(|_| CimdError::BadUrl("not an absolute URL"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.settings.allow_http => {}
-            _ => return Err(CimdError::BadUrl("must be https")),
-        }
-        if url.fragment().is_some() || client_id.contains('#') {
-            return Err(CimdError::BadUrl("must not have a fragment"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(CimdError::BadUrl("must not contain credentials"));
-        }
-        if url.path() == "/" || url.path().is_empty() {
-            return Err(CimdError::BadUrl("must have a path"));
-        }
-        // the URL must be in normal form: it is compared byte for byte with the document's client_id
-        if url.as_str() != client_id {
-            return Err(CimdError::BadUrl("must be in normalised form"));
-        }
-        match url.host() {
-            None => return Err(CimdError::BadUrl("must have a host")),
-            Some(Host::Ipv4(ip)) if !self.settings.allow_private_hosts && is_forbidden_ip(IpAddr::V4(ip)) => {
-                return Err(CimdError::ForbiddenHost);
-            }
-            Some(Host::Ipv6(ip)) if !self.settings.allow_private_hosts && is_forbidden_ip(IpAddr::V6(ip)) => {
-                return Err(CimdError::ForbiddenHost);
-            }
-            Some(Host::Domain(d)) if !self.settings.allow_private_hosts && d.eq_ignore_ascii_case("localhost") => {
-                return Err(CimdError::ForbiddenHost);
-            }
-            _ => {}
-        }
-        // a document server is a public web server: any other port is some internal service's
-        if !self.settings.allow_private_hosts && url.port_or_known_default() != Some(443) {
-            return Err(CimdError::BadUrl("must use port 443"));
-        }
-        Ok(url)
+        check_url(
+            UrlRules { allow_http: self.settings.allow_http, allow_private_hosts: self.settings.allow_private_hosts },
+            client_id,
+        )
     }
 
     /// The client a document describes: from the cache while fresh, else fetched, validated and
@@ -259,37 +198,7 @@ impl MetadataDocuments {
             }
             body.extend_from_slice(&chunk);
         }
-        let request: ClientMetadataRequest =
-            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(format!("not a JSON object: {e}")))?;
-        if request.client_id.as_deref() != Some(client_id) {
-            return Err(CimdError::ClientIdMismatch);
-        }
-        // documents describe public clients: no shared secret can be carried in a public document
-        match request.token_endpoint_auth_method.as_deref() {
-            None | Some("none") => {}
-            Some(other) => {
-                return Err(CimdError::Invalid(format!("token_endpoint_auth_method {other} is not supported")));
-            }
-        }
-        if request.client_secret.is_some() {
-            return Err(CimdError::Invalid("a document must not carry a client_secret".into()));
-        }
-        let request = ClientMetadataRequest { token_endpoint_auth_method: Some("none".into()), ..request };
-        let metadata = request.validate(policy).map_err(|e| CimdError::Invalid(e.to_string()))?;
-        crate::client::refuse_machine_grant(&metadata).map_err(|e| CimdError::Invalid(e.to_string()))?;
-        debug_assert_eq!(metadata.token_endpoint_auth_method, AuthMethod::None);
-        if metadata.redirect_uris.is_empty() {
-            return Err(CimdError::Invalid("redirect_uris is required".into()));
-        }
-        let client = Client {
-            client_id: client_id.to_owned(),
-            source: ClientSource::MetadataDocument,
-            metadata,
-            secret_hash: None,
-            secret_expires_at: None,
-            may_introspect: false,
-            created_at: self.clock.now(),
-        };
+        let client = client_from_document(client_id, &body, policy, self.clock.now())?;
         Ok((client, ttl))
     }
 
@@ -348,27 +257,22 @@ mod tests {
     }
 
     #[test]
-    fn url_shape() {
+    fn url_rules_come_from_the_settings() {
+        // the rules themselves are tested in protocol::cimd; here: which settings they take
         let d = docs(false);
         assert!(d.check_url("https://app.example.com/client.json").is_ok());
         assert_eq!(d.check_url("http://app.example.com/client.json"), Err(CimdError::BadUrl("must be https")));
-        assert_eq!(d.check_url("https://app.example.com/"), Err(CimdError::BadUrl("must have a path")));
-        assert_eq!(d.check_url("https://app.example.com/c#x"), Err(CimdError::BadUrl("must not have a fragment")));
-        assert_eq!(
-            d.check_url("https://u:p@app.example.com/c"),
-            Err(CimdError::BadUrl("must not contain credentials"))
-        );
-        assert_eq!(d.check_url("https://APP.example.com/c"), Err(CimdError::BadUrl("must be in normalised form")));
         assert_eq!(d.check_url("https://127.0.0.1/c"), Err(CimdError::ForbiddenHost));
-        assert_eq!(d.check_url("https://[::1]/c"), Err(CimdError::ForbiddenHost));
-        assert_eq!(d.check_url("https://169.254.169.254/latest"), Err(CimdError::ForbiddenHost));
-        assert_eq!(d.check_url("https://localhost/c"), Err(CimdError::ForbiddenHost));
-        assert_eq!(d.check_url("https://[64:ff9b::a9fe:a9fe]/c"), Err(CimdError::ForbiddenHost));
-        assert_eq!(d.check_url("https://[::ffff:a9fe:a9fe]/c"), Err(CimdError::ForbiddenHost));
         assert_eq!(d.check_url("https://app.example.com:8443/c"), Err(CimdError::BadUrl("must use port 443")));
-        assert!(d.check_url("https://app.example.com:443/c").is_err(), "not in normalised form");
         assert!(docs(true).check_url("https://127.0.0.1/c").is_ok());
         assert!(docs(true).check_url("https://app.example.com:8443/c").is_ok());
+        let http = MetadataDocuments::new(MetadataDocumentSettings {
+            allow_http: true,
+            allow_private_hosts: true,
+            ..MetadataDocumentSettings::default()
+        })
+        .expect("client");
+        assert!(http.check_url("http://127.0.0.1:8080/client.json").is_ok());
     }
 
     #[tokio::test]

@@ -3,10 +3,10 @@
 
 use chrono::{TimeDelta, Utc};
 use diesel_async::RunQueryDsl;
-use domain::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-use domain::scope::Scopes;
-use domain::secret::{PlainSecret, SecretKind};
-use domain::store::{clients, codes, users};
+use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
+use protocol::scope::Scopes;
+use protocol::secret::{PlainSecret, SecretKind};
+use store::{clients, codes, users};
 use testkit::TestDb;
 use uuid::Uuid;
 
@@ -60,8 +60,8 @@ fn code_row(client_id: &str, user_id: Uuid, hash: Vec<u8>) -> codes::CodeRow {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_revert_completely_and_reapply() {
     let db = TestDb::new().await;
-    assert!(domain::db::pending(&db.url).await.expect("pending").is_empty());
-    let reverted = domain::db::revert_all(&db.url).await.expect("revert");
+    assert!(store::db::pending(&db.url).await.expect("pending").is_empty());
+    let reverted = store::db::revert_all(&db.url).await.expect("revert");
     assert!(reverted >= 1);
     #[derive(diesel::QueryableByName)]
     struct Count {
@@ -76,22 +76,22 @@ async fn migrations_revert_completely_and_reapply() {
     .await
     .expect("count");
     assert_eq!(left.n, 0, "down.sql leaves nothing behind");
-    let applied = domain::db::migrate(&db.url).await.expect("reapply");
+    let applied = store::db::migrate(&db.url).await.expect("reapply");
     assert_eq!(applied.len(), reverted);
-    assert!(domain::db::migrate(&db.url).await.expect("idempotent").is_empty());
+    assert!(store::db::migrate(&db.url).await.expect("idempotent").is_empty());
 }
 
 /// `/readyz` says not ready while the schema lacks this binary's migrations: every request would fail.
 #[tokio::test(flavor = "multi_thread")]
 async fn not_ready_on_an_unmigrated_database() {
     let db = TestDb::new().await;
-    domain::db::revert_all(&db.url).await.expect("revert");
+    store::db::revert_all(&db.url).await.expect("revert");
     let server = testkit::spawn(Some(db.pool()), |_| {});
     let res = reqwest::get(server.url("/readyz")).await.expect("readyz");
     assert_eq!(res.status(), 503);
     let body = res.text().await.expect("body");
     assert!(body.contains("\"database\":true") && body.contains("\"schema\":false"), "{body}");
-    domain::db::migrate(&db.url).await.expect("migrate");
+    store::db::migrate(&db.url).await.expect("migrate");
     let res = reqwest::get(server.url("/readyz")).await.expect("readyz");
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
 }
@@ -99,11 +99,10 @@ async fn not_ready_on_an_unmigrated_database() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_migrations_take_turns() {
     let db = TestDb::new().await;
-    domain::db::revert_all(&db.url).await.expect("revert");
-    let (a, b, c) =
-        tokio::join!(domain::db::migrate(&db.url), domain::db::migrate(&db.url), domain::db::migrate(&db.url));
+    store::db::revert_all(&db.url).await.expect("revert");
+    let (a, b, c) = tokio::join!(store::db::migrate(&db.url), store::db::migrate(&db.url), store::db::migrate(&db.url));
     let total = a.expect("a").len() + b.expect("b").len() + c.expect("c").len();
-    assert_eq!(total, domain::db::MIGRATIONS_COUNT, "each migration applied exactly once");
+    assert_eq!(total, store::db::MIGRATIONS_COUNT, "each migration applied exactly once");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,9 +11,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use protocol::error::ErrorCode;
+use store::db::Pool;
 
-use crate::db::Pool;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 
 /// A readiness probe beyond the database (e.g. "signing keys loaded").
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -107,7 +108,7 @@ async fn database_state(pool: &Pool) -> (bool, bool) {
         .get_result::<Applied>(&mut conn)
         .await
     {
-        Ok(a) => (true, usize::try_from(a.n).is_ok_and(|n| n >= crate::db::MIGRATIONS_COUNT)),
+        Ok(a) => (true, usize::try_from(a.n).is_ok_and(|n| n >= store::db::MIGRATIONS_COUNT)),
         Err(diesel::result::Error::DatabaseError(kind, _))
             if !matches!(kind, DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand) =>
         {

@@ -5,8 +5,7 @@ use std::sync::{Mutex, OnceLock};
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-
-use crate::secret::constant_time_eq;
+use protocol::secret::constant_time_eq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -71,7 +70,7 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 pub fn verify_dummy(password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let stored = DUMMY.get_or_init(|| {
-        hash(&crate::secret::random_token(24)).unwrap_or_else(|_| String::from("$argon2id$v=19$m=19456,t=2,p=1$x$y"))
+        hash(&protocol::secret::random_token(24)).unwrap_or_else(|_| String::from("$argon2id$v=19$m=19456,t=2,p=1$x$y"))
     });
     let _ = verify(password, stored);
 }

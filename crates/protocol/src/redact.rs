@@ -67,10 +67,35 @@ pub fn debug_settings<T: Serialize>(
             }
         }
         if let Some(serde_json::Value::String(url)) = obj.get_mut("url") {
-            *url = crate::db::redact_url(url);
+            *url = redact_url(url);
         }
     }
     write!(f, "{name} {json}")
+}
+
+/// The URL with any password replaced, for messages: the userinfo one and the `password` (or
+/// `sslpassword`) query parameter libpq-style URLs may carry.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let secret = |k: &str| k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable database url>".into(),
+    }
 }
 
 #[cfg(test)]
@@ -87,20 +112,13 @@ mod tests {
     }
 
     #[test]
-    fn settings_debug_print_no_secret() {
-        let mut settings = crate::config::Settings::default();
-        settings.database.url = "postgres://app:db-password-1@db.example/sallyport".into();
-        settings.keys.encryption_key = Some("kek-secret-2".into());
-        settings.registration.initial_access_token = Some("initial-token-3".into());
-        settings.gateway.introspection_client_id = Some("gateway".into());
-        settings.gateway.introspection_client_secret = Some("introspection-secret-4".into());
-        let shown = format!("{settings:?} {:?} {:#?}", settings.gateway, settings.keys);
-        for secret in ["db-password-1", "kek-secret-2", "initial-token-3", "introspection-secret-4"] {
-            assert!(!shown.contains(secret), "{secret} shown: {shown}");
-        }
-        for kept in ["db.example", "gateway", "introspection_client_secret", "<redacted>", "token_cache_capacity"] {
-            assert!(shown.contains(kept), "{kept} missing: {shown}");
-        }
+    fn passwords_never_reach_a_message() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        let r = redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=other");
+        assert!(!r.contains("secret") && !r.contains("other"), "{r}");
+        assert!(r.contains("sslmode=require"), "{r}");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("not a url"), "<unparseable database url>");
     }
 
     #[test]

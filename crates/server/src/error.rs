@@ -1,4 +1,6 @@
-//! The one OAuth error type: RFC 6749 §5.2 JSON with the status each RFC assigns.
+//! The OAuth error a handler returns: RFC 6749 §5.2 JSON (protocol's `ErrorResponse`) with the
+//! status each RFC assigns, rendered through actix's `ResponseError` (which must be implemented
+//! where the type is defined, hence here and not in protocol).
 //!
 //! Internal failures become an opaque `server_error`; their detail goes to the log, never the body.
 
@@ -8,84 +10,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-
-/// Error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2, RFC 8707 §2 and OIDC prompt errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    InvalidTarget,
-    AccessDenied,
-    UnsupportedResponseType,
-    UnsupportedTokenType,
-    ServerError,
-    TemporarilyUnavailable,
-    InvalidClientMetadata,
-    InvalidRedirectUri,
-    InvalidToken,
-    InsufficientScope,
-    LoginRequired,
-    ConsentRequired,
-    InteractionRequired,
-    NotFound,
-    RateLimited,
-    PayloadTooLarge,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::AccessDenied => "access_denied",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::UnsupportedTokenType => "unsupported_token_type",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::InvalidClientMetadata => "invalid_client_metadata",
-            Self::InvalidRedirectUri => "invalid_redirect_uri",
-            Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::LoginRequired => "login_required",
-            Self::ConsentRequired => "consent_required",
-            Self::InteractionRequired => "interaction_required",
-            Self::NotFound => "not_found",
-            Self::RateLimited => "rate_limited",
-            Self::PayloadTooLarge => "invalid_request",
-        }
-    }
-
-    /// The status each RFC assigns: 401 for client authentication and bearer tokens
-    /// (RFC 6749 §5.2, RFC 6750 §3.1), 403 for scope, 5xx for server trouble, else 400.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use protocol::error::{ErrorCode, ErrorResponse, json_body};
 
 /// An OAuth error response. Build it with the constructors; render it through actix's `ResponseError`.
 #[derive(Debug, Clone)]
@@ -98,13 +23,6 @@ pub struct OAuthError {
     pub retry_after: Option<u64>,
     /// Overrides the code's status where an RFC asks for another (e.g. 401 for a bad registration token).
     pub status: Option<StatusCode>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
 }
 
 impl OAuthError {
@@ -172,8 +90,7 @@ impl OAuthError {
 
     /// The JSON body, for callers that render it themselves.
     pub fn body_json(&self) -> String {
-        serde_json::to_string(&Body { error: self.code.as_str(), error_description: self.description.as_deref() })
-            .unwrap_or_else(|_| r#"{"error":"server_error"}"#.to_owned())
+        json_body(self.code, self.description.as_deref())
     }
 }
 
@@ -190,7 +107,8 @@ impl std::error::Error for OAuthError {}
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| self.code.status())
+        self.status
+            .unwrap_or_else(|| StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -210,35 +128,29 @@ impl ResponseError for OAuthError {
     }
 }
 
+/// A protocol rule's refusal, answered with its code's status.
+impl From<ErrorResponse> for OAuthError {
+    fn from(e: ErrorResponse) -> Self {
+        Self { code: e.code, description: e.description, challenge: None, retry_after: None, status: None }
+    }
+}
+
+impl From<store::Error> for OAuthError {
+    fn from(e: store::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
 impl From<diesel::result::Error> for OAuthError {
     fn from(e: diesel::result::Error) -> Self {
         Self::internal(e)
     }
 }
 
-impl From<crate::db::PoolError> for OAuthError {
-    fn from(e: crate::db::PoolError) -> Self {
+impl From<store::db::PoolError> for OAuthError {
+    fn from(e: store::db::PoolError) -> Self {
         Self::unavailable(e)
     }
-}
-
-/// Escapes a value for a quoted-string in `WWW-Authenticate` (RFC 9110 §5.6.4).
-pub fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            // header values cannot carry control characters
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -292,8 +204,9 @@ mod tests {
     }
 
     #[test]
-    fn quoting_escapes() {
-        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(quote("x\ny"), "\"x y\"");
+    fn protocol_refusals_keep_code_and_description() {
+        let e = OAuthError::from(ErrorResponse::new(ErrorCode::InvalidRedirectUri, "not https"));
+        assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(body_of(&e), serde_json::json!({"error": "invalid_redirect_uri", "error_description": "not https"}));
     }
 }

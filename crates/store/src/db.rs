@@ -8,9 +8,9 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::config::DatabaseSettings;
-
 pub use diesel_async::AsyncPgConnection as Conn;
+// the redaction rule is protocol's (settings print through it too); messages about a database use it here
+pub use protocol::redact::redact_url;
 
 pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
 pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
@@ -35,31 +35,6 @@ pub enum DbError {
     Migration(String),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
-}
-
-/// The URL with any password replaced, for messages: the userinfo one and the `password` (or
-/// `sslpassword`) query parameter libpq-style URLs may carry.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            let secret = |k: &str| k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
-            if u.query_pairs().any(|(k, _)| secret(&k)) {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparseable database url>".into(),
-    }
 }
 
 /// Where every pooled connection's I/O task runs. tokio-postgres drives a connection from a task
@@ -93,8 +68,18 @@ fn establish(url: &str) -> Establishing {
     })
 }
 
+/// How to build the pool; the server's `[database]` settings convert into it.
+#[derive(Clone)]
+pub struct PoolOptions {
+    pub url: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    pub acquire_timeout_ms: u64,
+}
+
 /// Builds the pool. Connections are made lazily; [`check`] proves the database answers.
-pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+pub fn pool(options: impl Into<PoolOptions>) -> Result<Pool, DbError> {
+    let settings = options.into();
     let mut manager_config = ManagerConfig::default();
     // The pool hands out connections thousands of times per second; a ping on every checkout
     // would double the round trips. A dead connection fails its first query and is dropped.
@@ -170,19 +155,4 @@ pub async fn pending(url: &str) -> Result<Vec<String>, DbError> {
     })
     .await
     .map_err(|e| DbError::Migration(format!("migration task failed: {e}")))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_a_message() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        let r = redact_url("postgres://u@h/db?sslmode=require&password=secret&sslpassword=other");
-        assert!(!r.contains("secret") && !r.contains("other"), "{r}");
-        assert!(r.contains("sslmode=require"), "{r}");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("not a url"), "<unparseable database url>");
-    }
 }

@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use protocol::scope::Scopes;
+use protocol::uri::{ResourceUri, is_loopback_host, validate_info_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
-
-use crate::scope::Scopes;
-use crate::uri::{ResourceUri, is_loopback_host, validate_info_url};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,7 +25,7 @@ macro_rules! debug_redacted {
     ($ty:ident, [$($secret:literal),*]) => {
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                crate::redact::debug_settings(f, stringify!($ty), self, &[$($secret),*])
+                protocol::redact::debug_settings(f, stringify!($ty), self, &[$($secret),*])
             }
         }
     };
@@ -74,6 +73,17 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Run pending migrations when a service starts (under an advisory lock).
     pub migrate_on_start: bool,
+}
+
+impl From<&DatabaseSettings> for store::db::PoolOptions {
+    fn from(s: &DatabaseSettings) -> Self {
+        Self {
+            url: s.url.clone(),
+            pool_size: s.pool_size,
+            connect_timeout_ms: s.connect_timeout_ms,
+            acquire_timeout_ms: s.acquire_timeout_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +160,14 @@ pub struct RegistrationSettings {
     pub per_ip_per_minute: u32,
     /// Rotate the registration access token on every RFC 7592 read or update.
     pub rotate_registration_token: bool,
+}
+
+impl From<&RegistrationSettings> for protocol::client::RegistrationPolicy {
+    fn from(r: &RegistrationSettings) -> Self {
+        // validated at start (Settings::validate), so an invalid token cannot reach here
+        let default_scopes = Scopes::from_tokens(&r.default_scopes).unwrap_or_default();
+        Self { max_redirect_uris: r.max_redirect_uris, default_scopes }
+    }
 }
 
 /// Client ID metadata documents (MCP authorization 2025-11-25).
@@ -903,5 +921,22 @@ scopes = ["mcp"]
         assert_eq!(s.issuer_path(), "/tenant");
         assert_eq!(s.issuer_origin(), "https://a.example");
         assert_eq!(s.endpoint("/oauth2/token"), "https://a.example/tenant/oauth2/token");
+    }
+
+    #[test]
+    fn settings_debug_print_no_secret() {
+        let mut settings = Settings::default();
+        settings.database.url = "postgres://app:db-password-1@db.example/sallyport".into();
+        settings.keys.encryption_key = Some("kek-secret-2".into());
+        settings.registration.initial_access_token = Some("initial-token-3".into());
+        settings.gateway.introspection_client_id = Some("gateway".into());
+        settings.gateway.introspection_client_secret = Some("introspection-secret-4".into());
+        let shown = format!("{settings:?} {:?} {:#?}", settings.gateway, settings.keys);
+        for secret in ["db-password-1", "kek-secret-2", "initial-token-3", "introspection-secret-4"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        for kept in ["db.example", "gateway", "introspection_client_secret", "<redacted>", "token_cache_capacity"] {
+            assert!(shown.contains(kept), "{kept} missing: {shown}");
+        }
     }
 }

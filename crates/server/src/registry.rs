@@ -4,12 +4,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
+use store::db::Pool;
+
 use crate::config::ResourceSettings;
-use crate::db::Pool;
 use crate::error::OAuthError;
-use crate::scope::Scopes;
-use crate::store;
-use crate::uri::ResourceUri;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {

@@ -3,14 +3,13 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::client::{ApplicationType, AuthMethod, Client, ClientMetadata, ClientSource, GrantType};
+use protocol::scope::Scopes;
+use protocol::uri::RedirectUri;
 
 use super::audit::{self, NewAuditEvent};
 use super::{flat, wrap};
-use crate::client::{ApplicationType, AuthMethod, Client, ClientMetadata, ClientSource, GrantType};
-use crate::error::OAuthError;
 use crate::schema::clients;
-use crate::scope::Scopes;
-use crate::uri::RedirectUri;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = clients, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
@@ -74,10 +73,10 @@ impl ClientRow {
 }
 
 impl TryFrom<ClientRow> for Client {
-    type Error = OAuthError;
+    type Error = crate::Error;
 
     fn try_from(row: ClientRow) -> Result<Self, Self::Error> {
-        let bad = |what: &str| OAuthError::internal(format!("client {}: stored {what} is invalid", row.client_id));
+        let bad = |what: &str| crate::Error::InvalidRow(format!("client {}: stored {what} is invalid", row.client_id));
         let token_endpoint_auth_method =
             AuthMethod::parse(&row.token_endpoint_auth_method).ok_or_else(|| bad("auth method"))?;
         let source = ClientSource::parse(&row.source).ok_or_else(|| bad("source"))?;
@@ -186,7 +185,7 @@ pub async fn find_row(conn: &mut AsyncPgConnection, client_id: &str) -> QueryRes
 }
 
 /// The client, parsed; `None` when no such client exists.
-pub async fn find(conn: &mut AsyncPgConnection, client_id: &str) -> Result<Option<Client>, OAuthError> {
+pub async fn find(conn: &mut AsyncPgConnection, client_id: &str) -> Result<Option<Client>, crate::Error> {
     find_row(conn, client_id).await?.map(Client::try_from).transpose()
 }
 

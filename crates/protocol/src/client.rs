@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::RegistrationSettings;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ErrorCode, ErrorResponse};
 use crate::redact::SecretString;
 use crate::scope::Scopes;
 use crate::uri::{RedirectUri, validate_info_url};
@@ -192,7 +191,7 @@ impl ClientMetadata {
 /// Clients that registered themselves act for a user, never as themselves: a token without a user
 /// (client_credentials) is for clients an operator made (`sallyport client add`). Registration and
 /// RFC 7592 updates refuse the grant with this error.
-pub fn refuse_machine_grant(metadata: &ClientMetadata) -> Result<(), OAuthError> {
+pub fn refuse_machine_grant(metadata: &ClientMetadata) -> Result<(), ErrorResponse> {
     if metadata.grant_types.contains(&GrantType::ClientCredentials) {
         return Err(metadata_error(
             "client_credentials is not available to self-registered clients: a token without a user is only \
@@ -200,6 +199,15 @@ pub fn refuse_machine_grant(metadata: &ClientMetadata) -> Result<(), OAuthError>
         ));
     }
     Ok(())
+}
+
+/// The registration rules a deployment configures (the server's `[registration]` section converts
+/// into it).
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationPolicy {
+    pub max_redirect_uris: usize,
+    /// Scopes a client gets when it registers without `scope`; empty: every supported scope.
+    pub default_scopes: Scopes,
 }
 
 /// What the deployment allows a client to register.
@@ -215,9 +223,9 @@ pub struct MetadataPolicy {
 impl MetadataPolicy {
     /// The deployment's policy (CONTRACTS.md): the defaults are `registration.default_scopes` when
     /// set, else every supported scope; a client may register supported scopes and the defaults.
-    pub fn for_deployment(registration: &RegistrationSettings, supported: &Scopes) -> Self {
-        // validated at start (Settings::validate), so an invalid token cannot reach here
-        let configured = Scopes::from_tokens(&registration.default_scopes).unwrap_or_default();
+    pub fn for_deployment(registration: impl Into<RegistrationPolicy>, supported: &Scopes) -> Self {
+        let registration = registration.into();
+        let configured = registration.default_scopes;
         let default_scopes = if configured.is_empty() { supported.clone() } else { configured.clone() };
         Self {
             max_redirect_uris: registration.max_redirect_uris,
@@ -230,11 +238,11 @@ impl MetadataPolicy {
 const MAX_TEXT: usize = 512;
 const MAX_CONTACTS: usize = 10;
 
-fn metadata_error(description: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidClientMetadata, description.into())
+fn metadata_error(description: impl Into<String>) -> ErrorResponse {
+    ErrorResponse::new(ErrorCode::InvalidClientMetadata, description.into())
 }
 
-fn text(field: &str, value: Option<String>) -> Result<Option<String>, OAuthError> {
+fn text(field: &str, value: Option<String>) -> Result<Option<String>, ErrorResponse> {
     match value {
         None => Ok(None),
         // an empty member is treated as absent: echoing "" back breaks strict client parsers
@@ -246,7 +254,7 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, OAuthError
     }
 }
 
-fn info_url(field: &str, value: Option<String>) -> Result<Option<String>, OAuthError> {
+fn info_url(field: &str, value: Option<String>) -> Result<Option<String>, ErrorResponse> {
     match text(field, value)? {
         None => Ok(None),
         Some(v) => {
@@ -260,7 +268,7 @@ impl ClientMetadataRequest {
     /// Validates per RFC 7591 §2 and §2.1 and the deployment's policy. Defaults: auth method
     /// `client_secret_basic`, grant types `[authorization_code]`, response types `[code]` when the
     /// code grant is used, application type `web`.
-    pub fn validate(self, policy: &MetadataPolicy) -> Result<ClientMetadata, OAuthError> {
+    pub fn validate(self, policy: &MetadataPolicy) -> Result<ClientMetadata, ErrorResponse> {
         // an empty member counts as absent, like every other member (RFC 7591 §2 default applies)
         let token_endpoint_auth_method = match self.token_endpoint_auth_method.as_deref().filter(|m| !m.is_empty()) {
             None => AuthMethod::ClientSecretBasic,
@@ -311,13 +319,13 @@ impl ClientMetadataRequest {
 
         let raw_uris = self.redirect_uris.unwrap_or_default();
         if uses_code && raw_uris.is_empty() {
-            return Err(OAuthError::new(
+            return Err(ErrorResponse::new(
                 ErrorCode::InvalidRedirectUri,
                 "redirect_uris is required for the authorization_code grant",
             ));
         }
         if raw_uris.len() > policy.max_redirect_uris {
-            return Err(OAuthError::new(
+            return Err(ErrorResponse::new(
                 ErrorCode::InvalidRedirectUri,
                 format!("at most {} redirect_uris are allowed", policy.max_redirect_uris),
             ));
@@ -325,7 +333,7 @@ impl ClientMetadataRequest {
         let mut redirect_uris: Vec<RedirectUri> = Vec::with_capacity(raw_uris.len());
         for raw in raw_uris {
             let uri = RedirectUri::parse(&raw)
-                .map_err(|e| OAuthError::new(ErrorCode::InvalidRedirectUri, format!("redirect_uri '{raw}': {e}")))?;
+                .map_err(|e| ErrorResponse::new(ErrorCode::InvalidRedirectUri, format!("redirect_uri '{raw}': {e}")))?;
             if !redirect_uris.contains(&uri) {
                 redirect_uris.push(uri);
             }
@@ -399,7 +407,7 @@ impl ClientMetadataRequest {
 }
 
 /// Parses a JSON body into a metadata request; a malformed body is `invalid_client_metadata`.
-pub fn parse_metadata_json(body: &[u8]) -> Result<ClientMetadataRequest, OAuthError> {
+pub fn parse_metadata_json(body: &[u8]) -> Result<ClientMetadataRequest, ErrorResponse> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| metadata_error(format!("the body is not valid JSON: {e}")))?;
     if !value.is_object() {
@@ -540,7 +548,7 @@ mod tests {
         }
     }
 
-    fn validate(v: serde_json::Value) -> Result<ClientMetadata, OAuthError> {
+    fn validate(v: serde_json::Value) -> Result<ClientMetadata, ErrorResponse> {
         parse_metadata_json(v.to_string().as_bytes())?.validate(&policy())
     }
 
@@ -652,16 +660,16 @@ mod tests {
     #[test]
     fn deployment_policy() {
         let supported = Scopes::parse("mcp files:read").expect("scope");
-        let mut settings = RegistrationSettings::default();
-        let p = MetadataPolicy::for_deployment(&settings, &supported);
+        let mut registration = RegistrationPolicy { max_redirect_uris: 7, default_scopes: Scopes::default() };
+        let p = MetadataPolicy::for_deployment(registration.clone(), &supported);
         assert_eq!(p.default_scopes, supported, "no configured defaults: every supported scope");
         assert_eq!(p.allowed_scopes, supported);
-        assert_eq!(p.max_redirect_uris, settings.max_redirect_uris);
-        settings.default_scopes = vec!["mcp".into(), "profile".into()];
-        let p = MetadataPolicy::for_deployment(&settings, &supported);
+        assert_eq!(p.max_redirect_uris, 7);
+        registration.default_scopes = Scopes::parse("mcp profile").expect("scope");
+        let p = MetadataPolicy::for_deployment(registration, &supported);
         assert_eq!(p.default_scopes.to_string(), "mcp profile");
         assert_eq!(p.allowed_scopes.to_string(), "files:read mcp profile", "supported plus the defaults");
-        let none = MetadataPolicy::for_deployment(&RegistrationSettings::default(), &Scopes::default());
+        let none = MetadataPolicy::for_deployment(RegistrationPolicy::default(), &Scopes::default());
         assert!(none.default_scopes.is_empty() && none.allowed_scopes.is_empty());
     }
 

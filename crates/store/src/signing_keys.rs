@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use protocol::keys::{self, KeyError, SigningAlg, SigningKey};
 
-use crate::keys::{self, KeyError, SigningAlg, SigningKey};
 use crate::schema::signing_keys;
 
 /// Fixed advisory-lock key under which replicas and the CLI create and rotate keys one at a time.

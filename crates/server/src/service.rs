@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use actix_web::web;
+use protocol::clock::Clock;
+use store::db::Pool;
 
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Pool;
 use crate::http::{ReadyCheck, ServeOptions, bind, serve_with};
 
 /// What every service is built from.
@@ -88,10 +88,10 @@ where
     let settings = Settings::load()?;
     crate::telemetry::init(&settings.log);
     if settings.database.migrate_on_start {
-        crate::db::migrate(&settings.database.url).await?;
+        store::db::migrate(&settings.database.url).await?;
     }
-    let pool = crate::db::pool(&settings.database)?;
-    crate::db::check(&pool, &settings.database.url).await?;
+    let pool = store::db::pool(&settings.database)?;
+    store::db::check(&pool, &settings.database.url).await?;
     let addr = listen(&settings);
     let workers = settings.listen.workers;
     let shutdown_timeout_secs = settings.listen.shutdown_timeout_secs;

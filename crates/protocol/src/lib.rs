@@ -1,0 +1,26 @@
+//! The OAuth vocabulary as plain types and pure functions: the parsers of every identifier and
+//! string a request carries, URIs and resource identifiers, scopes, PKCE, client metadata and its
+//! validation, JWT claims and keys, secrets, their hashing and their redaction from `Debug`, the
+//! RFC 6749 §5.2 error codes and shape, and the checks on client ID metadata documents with the
+//! address policy of outbound fetches.
+//!
+//! It may not depend on actix-web, diesel, diesel-async, tokio or reqwest, nor on any other
+//! Sallyport crate (`.ci/check-deps` enforces it): every rule here is testable without a server or
+//! a database, and an OAuth client can reuse it.
+
+pub mod cimd;
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod ident;
+pub mod jwt;
+pub mod keys;
+pub mod pkce;
+pub mod redact;
+pub mod scope;
+pub mod secret;
+pub mod ssrf;
+pub mod uri;
+
+pub use clock::Clock;
+pub use error::{ErrorCode, ErrorResponse};

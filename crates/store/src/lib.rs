@@ -1,0 +1,43 @@
+//! The database: the one Postgres schema, one module per table with its row types (never sent over
+//! the wire) and queries, the pool, the embedded migrations, password hashing, and the local
+//! Postgres cluster `sallyport up` and the tests start. Query functions take
+//! `&mut AsyncPgConnection` so they compose inside a transaction; rows become protocol types at
+//! this crate's edge.
+//!
+//! It may depend on `protocol` but not on actix-web or `server` (`.ci/check-deps` enforces it).
+
+pub mod audit;
+pub mod clients;
+pub mod codes;
+pub mod consents;
+pub mod db;
+pub mod local_pg;
+pub mod password;
+pub mod refresh_tokens;
+pub mod resources;
+pub mod revocations;
+pub mod schema;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
+
+pub use db::Pool;
+
+/// A query failed, or a stored row holds what its protocol type cannot (a bug or a hand-edited row:
+/// never the client's fault, so the server answers it as an internal error).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    InvalidRow(String),
+}
+
+/// Postgres `text[]` columns read back as `Vec<Option<String>>`; none of ours hold NULL elements.
+pub fn flat(v: Vec<Option<String>>) -> Vec<String> {
+    v.into_iter().flatten().collect()
+}
+
+pub(crate) fn wrap(v: impl IntoIterator<Item = impl Into<String>>) -> Vec<Option<String>> {
+    v.into_iter().map(|s| Some(s.into())).collect()
+}
