@@ -98,7 +98,7 @@ pub async fn run_standalone(listen: SocketAddr, allowed_hosts: Vec<String>) -> a
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        crate::up::shutdown_signal().await;
+        crate::signal::shutdown_signal().await;
         on_signal.cancel();
     });
     serve(listener, allowed_hosts, stop).await?;

@@ -5,4 +5,5 @@ pub mod commands;
 pub mod data_dir;
 pub mod demo_mcp;
 pub mod provision;
+pub mod signal;
 pub mod up;

@@ -139,23 +139,8 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     println!("  database:                                 {} ({found})", store::db::redact_url(&database_url));
     println!();
     println!("Ctrl-C stops everything.");
-    shutdown_signal().await;
+    crate::signal::shutdown_signal().await;
     println!("stopping…");
     system.stop().await;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
