@@ -4,13 +4,13 @@
 
 use std::net::TcpListener;
 
-use bench::forms;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use sallyport::up::{Options, REVOCATION_CHECK, System};
 use serde_json::{Value, json};
 use server::Settings;
 use testkit::TestDb;
+use testkit::forms;
 
 const PASSWORD: &str = "demo-password-for-hardening";
 const CALLBACK: &str = "http://127.0.0.1:47124/callback";

@@ -10,7 +10,6 @@
 
 use std::net::TcpListener;
 
-use bench::forms;
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
 use rmcp::ServiceExt;
@@ -22,6 +21,7 @@ use sallyport::up::{Options, System};
 use serde_json::{Value, json};
 use server::config::RevocationCheck;
 use testkit::TestDb;
+use testkit::forms;
 
 const PASSWORD: &str = "demo-password-for-e2e";
 const CALLBACK: &str = "http://127.0.0.1:47123/callback";

@@ -9,7 +9,6 @@ pub mod client;
 pub mod conn;
 pub mod cpu;
 pub mod endpoints;
-pub mod forms;
 pub mod memory;
 pub mod report;
 pub mod runner;

@@ -1,7 +1,9 @@
 //! What every Sallyport test shares: a real Postgres (from `DATABASE_URL`, a local server, or an
 //! ephemeral cluster), a database per test cloned from a migrated template, and services started
-//! on free 127.0.0.1 ports so tests speak HTTP as clients do.
+//! on free 127.0.0.1 ports so tests speak HTTP as clients do; and the reader of the HTML forms a
+//! browser test fills in (the bench's browser scenario uses it too).
 
+pub mod forms;
 mod postgres;
 mod server;
 

@@ -7,12 +7,12 @@
 use anyhow::{Context, anyhow, bail};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
+use testkit::forms;
 use url::Url;
 
 use super::Bench;
 use super::oauth::{Pkce, PublicClient, authorize_base, code_from, with_challenge};
 use crate::client::{CookieJar, transport};
-use crate::forms;
 
 /// The first error message on a page (`id="error"`), to explain a refused login.
 fn page_error(html: &str) -> Option<String> {

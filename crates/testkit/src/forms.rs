@@ -1,6 +1,6 @@
 //! Just enough HTML to fill in the login and consent forms like a browser: each `<form>`'s action
 //! and method, its named inputs with their values (hidden fields included), and its named submit
-//! buttons. The bench fills in the documented field names (`username`, `password`,
+//! buttons. Tests and the bench fill in the documented field names (`username`, `password`,
 //! `decision=allow`) and submits everything else as it came.
 
 /// A form found in a page.
