@@ -294,6 +294,49 @@ async fn signing_keys_are_rotated_with_overlap() {
     assert_eq!(signing_keys::list(&mut *db.conn().await).await.expect("rows").len(), 2);
 }
 
+/// `sallyport up` on a database whose signing keys were sealed under another key-encryption key
+/// stops and says so (the token service's error is recognised by its type, not its text).
+#[tokio::test(flavor = "multi_thread")]
+async fn up_explains_keys_sealed_under_another_key() {
+    let db = TestDb::new().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], kek: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sallyport"));
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(home.path())
+            .env("SALLYPORT__DATABASE__URL", &db.url)
+            .env("SALLYPORT__KEYS__ENCRYPTION_KEY", kek)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("SALLYPORT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run sallyport");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sallyport {args:?} did not stop");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        child.wait_with_output().expect("output")
+    };
+    let out = run(&["keys", "rotate", "--activate-in", "0"], "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=");
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&["up", "--listen", "127.0.0.1:0"], "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=");
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("sealed with another key than keys.encryption_key (configuration)")
+            && said.contains("cannot unseal"),
+        "{said}"
+    );
+}
+
 /// Issue 13: `user passwd` and `user disable` end the user's sessions and revoke every grant of
 /// theirs, seen over HTTP at the token service (refresh refused at once, access tokens inactive at
 /// introspection); `user enable` revives none of it; each is an audit event.

@@ -25,6 +25,21 @@ pub enum KeyringError {
     PublicKey { kid: String, message: String },
 }
 
+impl KeyringError {
+    /// A stored key does not open with the configured key-encryption key: the keys were sealed
+    /// under another one (or the row is damaged).
+    pub fn is_sealed_otherwise(&self) -> bool {
+        matches!(self, Self::Key(KeyError::Unseal(_)))
+    }
+}
+
+/// The service refused to start over the signing keys it found. Its own type, so that a caller can
+/// tell the cases apart (`sallyport up` explains a database sealed under another key) without
+/// reading the message.
+#[derive(Debug, thiserror::Error)]
+#[error("signing keys: {0}")]
+pub struct SigningKeysError(pub KeyringError);
+
 impl From<diesel::result::Error> for KeyringError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Database(e.to_string())

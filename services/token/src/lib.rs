@@ -26,7 +26,7 @@ use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
 use store::Pool;
 
-pub use keyring::{Keyring, KeyringError};
+pub use keyring::{Keyring, KeyringError, SigningKeysError};
 
 /// What every handler shares.
 pub struct State {
@@ -51,7 +51,7 @@ pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
     match keys.sync(&ctx.pool, ctx.clock.now()).await {
         Ok(()) => {}
         Err(KeyringError::Database(e)) => tracing::warn!(error = %e, "signing keys not loaded yet; retrying"),
-        Err(e) => return Err(format!("signing keys: {e}").into()),
+        Err(e) => return Err(Box::new(SigningKeysError(e))),
     }
     let registry = Arc::new(ResourceRegistry::new(&ctx.settings.resources)?);
     let documents = MetadataDocuments::new(ctx.settings.metadata_documents.clone())?;

@@ -87,6 +87,12 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
     f.write_all(contents.as_bytes())
 }
 
+/// The token service refused the database's signing keys because they do not open with the
+/// configured key-encryption key.
+fn sealed_under_another_key(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<token::SigningKeysError>().is_some_and(|k| k.0.is_sealed_otherwise()))
+}
+
 pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let mut base = Settings::load().context("invalid configuration")?;
     server::telemetry::init(&base.log);
@@ -120,7 +126,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     .await;
     let system = match started {
         Ok(system) => system,
-        Err(e) if format!("{e:#}").contains("cannot unseal") => {
+        Err(e) if sealed_under_another_key(&e) => {
             return Err(e.context(format!(
                 "this database's signing keys were sealed with another key than {key_source}: run `sallyport up` \
                  from the directory (or with the --data-dir) used when the database was set up, or point \

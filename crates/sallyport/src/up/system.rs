@@ -201,5 +201,9 @@ impl System {
 }
 
 fn anyhow_box(e: server::service::BuildError) -> anyhow::Error {
-    anyhow::anyhow!(e)
+    // the token service's refusal of the signing keys keeps its type: `up` explains one case of it
+    match e.downcast::<token::SigningKeysError>() {
+        Ok(keys) => anyhow::Error::new(*keys),
+        Err(e) => anyhow::anyhow!(e),
+    }
 }
