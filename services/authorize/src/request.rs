@@ -386,8 +386,16 @@ mod tests {
         assert_eq!(run("&scope=mcp", &all).expect("subset").scope.to_string(), "mcp");
         assert_eq!(run("&scope=mcp+offline_access", &all).expect("offline_access").scope.to_string(), "mcp");
         assert!(run("&scope=offline_access", &all).expect("only offline_access").scope.is_empty());
-        let (code, desc) = error_of(run("&scope=mcp+files:write", &all));
-        assert_eq!(code, ErrorCode::InvalidScope, "outside the client's scope");
+        // a self-registered client may step up beyond its registered scope, within the resource's
+        let v = run("&scope=mcp+files:write", &all).expect("step-up of a self-registered client");
+        assert_eq!(v.scope.to_string(), "files:write mcp");
+        // an operator's client may not
+        let mut operator = (*client(&["http://127.0.0.1:3000/cb"], "mcp files:read")).clone();
+        operator.source = ClientSource::Admin;
+        let p = params("&scope=mcp+files:write");
+        let t = target(&p, Some(Arc::new(operator))).expect("target");
+        let (code, desc) = error_of(validate(&p, t, &all));
+        assert_eq!(code, ErrorCode::InvalidScope, "outside the operator client's scope");
         assert!(desc.contains("files:write"), "{desc}");
         assert_eq!(error_of(run("&scope=admin", &all)).0, ErrorCode::InvalidScope);
         assert_eq!(error_of(run("&scope=a%22b", &all)).0, ErrorCode::InvalidScope);
