@@ -58,36 +58,9 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> 
     diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
 }
 
-/// Many events in one statement (the gateway's batched tool-call audit). One array per column
-/// through `unnest`, so the statement is the same whatever the batch size (six parameters, not six
-/// per row), and committed without waiting for the WAL flush: these events come from an in-memory
-/// queue that a crash loses anyway, so a durable commit would buy nothing but Postgres time on the
-/// gateway's hottest path.
+/// Many events in one statement (the gateway's batched tool-call audit).
 pub async fn record_many(conn: &mut AsyncPgConnection, events: &[NewAuditEvent<'_>]) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-    use diesel_async::AsyncConnection;
-    let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let client_ids: Vec<Option<&str>> = events.iter().map(|e| e.client_id).collect();
-    let user_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.user_id).collect();
-    let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip).collect();
-    let details: Vec<&serde_json::Value> = events.iter().map(|e| &e.detail).collect();
-    conn.transaction(async |conn| {
-        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn).await?;
-        diesel::sql_query(
-            "INSERT INTO audit_events (occurred_at, kind, client_id, user_id, ip, detail) \
-                 SELECT * FROM unnest($1, $2, $3, $4, $5, $6)",
-        )
-        .bind::<Array<Timestamptz>, _>(&occurred_at)
-        .bind::<Array<Text>, _>(&kinds)
-        .bind::<Array<Nullable<Text>>, _>(&client_ids)
-        .bind::<Array<Nullable<SqlUuid>>, _>(&user_ids)
-        .bind::<Array<Nullable<Text>>, _>(&ips)
-        .bind::<Array<Jsonb>, _>(&details)
-        .execute(conn)
-        .await
-    })
-    .await
+    diesel::insert_into(audit_events::table).values(events).execute(conn).await
 }
 
 /// What `sallyport audit list` asks for; every field narrows.
