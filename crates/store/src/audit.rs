@@ -58,9 +58,29 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> 
     diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
 }
 
-/// Many events in one statement (the gateway's batched tool-call audit).
+/// Many events in one statement (the gateway's batched tool-call audit). One array per column
+/// through `unnest`, so the statement is the same whatever the batch size (six parameters, not six
+/// per row) and Postgres parses and plans six parameters instead of thousands.
 pub async fn record_many(conn: &mut AsyncPgConnection, events: &[NewAuditEvent<'_>]) -> QueryResult<usize> {
-    diesel::insert_into(audit_events::table).values(events).execute(conn).await
+    use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let client_ids: Vec<Option<&str>> = events.iter().map(|e| e.client_id).collect();
+    let user_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.user_id).collect();
+    let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip).collect();
+    let details: Vec<&serde_json::Value> = events.iter().map(|e| &e.detail).collect();
+    diesel::sql_query(
+        "INSERT INTO audit_events (occurred_at, kind, client_id, user_id, ip, detail) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6)",
+    )
+    .bind::<Array<Timestamptz>, _>(&occurred_at)
+    .bind::<Array<Text>, _>(&kinds)
+    .bind::<Array<Nullable<Text>>, _>(&client_ids)
+    .bind::<Array<Nullable<SqlUuid>>, _>(&user_ids)
+    .bind::<Array<Nullable<Text>>, _>(&ips)
+    .bind::<Array<Jsonb>, _>(&details)
+    .execute(conn)
+    .await
 }
 
 /// What `sallyport audit list` asks for; every field narrows.

@@ -14,7 +14,9 @@ use uuid::Uuid;
 use store::audit::{NewAuditEvent, kind, record_many};
 
 /// Events per insert.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+/// How long the writer waits for a batch to fill after its first event: fewer, larger inserts.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// One `tools/call` as the gateway saw it.
 #[derive(Debug, Clone)]
@@ -97,6 +99,13 @@ impl AuditSink {
 async fn write(pool: store::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, dropped: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            let room = BATCH - batch.len();
+            if !rx.is_empty() {
+                rx.recv_many(&mut batch, room).await;
+            }
+        }
         let rows: Vec<NewAuditEvent<'_>> = batch.iter().map(ToolCallEvent::row).collect();
         let written = match pool.get().await {
             Ok(mut conn) => record_many(&mut conn, &rows).await.map_err(|e| e.to_string()),
