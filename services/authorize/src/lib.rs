@@ -14,7 +14,6 @@ use diesel_async::AsyncPgConnection;
 use protocol::cimd::is_document_url;
 use protocol::client::{Client, MetadataPolicy};
 use protocol::error::ErrorCode;
-use protocol::scope::Scopes;
 use server::cimd::MetadataDocuments;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
@@ -109,13 +108,7 @@ impl State {
     /// CONTRACTS.md: what a client ID metadata document may ask for.
     async fn metadata_policy(&self) -> Result<MetadataPolicy, OAuthError> {
         let supported = self.registry.supported_scopes(&self.ctx.pool).await?;
-        let r = &self.ctx.settings.registration;
-        let configured = Scopes::from_tokens(&r.default_scopes).unwrap_or_default();
-        Ok(MetadataPolicy {
-            max_redirect_uris: r.max_redirect_uris,
-            allowed_scopes: supported.union(&configured),
-            default_scopes: if configured.is_empty() { supported } else { configured },
-        })
+        Ok(MetadataPolicy::for_deployment(&self.ctx.settings.registration, &supported))
     }
 
     /// The part of loading a request that may need pool connections of its own (the resource

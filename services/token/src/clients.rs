@@ -15,7 +15,6 @@ use protocol::cimd::is_document_url;
 use protocol::client::{Client, MetadataPolicy};
 use protocol::error::ErrorCode;
 use protocol::ident::ClientId;
-use protocol::scope::Scopes;
 use server::OAuthError;
 use server::cimd::MetadataDocuments;
 use server::config::Settings;
@@ -58,7 +57,8 @@ impl ClientDirectory {
     ) -> Result<Arc<Client>, OAuthError> {
         let client_id = client_id.as_str();
         if is_document_url(client_id) {
-            let policy = policy(settings, &registry.supported_scopes(pool).await?);
+            let policy =
+                MetadataPolicy::for_deployment(&settings.registration, &registry.supported_scopes(pool).await?);
             return self.documents.resolve(pool, client_id, &policy).await.map_err(|e| match e.code {
                 ErrorCode::InvalidClient => e.with_challenge(CHALLENGE),
                 _ => e,
@@ -76,18 +76,5 @@ impl ClientDirectory {
         let client = Arc::new(client);
         self.cache.insert(client_id.to_owned(), Cached { client: client.clone(), until: Instant::now() + CLIENT_TTL });
         Ok(client)
-    }
-}
-
-/// The metadata-document policy of CONTRACTS.md: defaults are `registration.default_scopes` when
-/// set, else every supported scope; allowed are the supported scopes and the defaults.
-fn policy(settings: &Settings, supported: &Scopes) -> MetadataPolicy {
-    // validated at start, so an invalid token cannot reach here
-    let configured = Scopes::from_tokens(&settings.registration.default_scopes).unwrap_or_default();
-    let default_scopes = if configured.is_empty() { supported.clone() } else { configured.clone() };
-    MetadataPolicy {
-        max_redirect_uris: settings.registration.max_redirect_uris,
-        allowed_scopes: supported.union(&configured),
-        default_scopes,
     }
 }

@@ -106,7 +106,8 @@ pub async fn forward(
                 at: gateway.clock.now(),
                 subject: principal.as_ref().map(|p| p.subject().to_owned()),
                 client_id: principal.as_ref().map(|p| p.client_id().to_owned()),
-                ip: Some(server::http::client_ip(req, gateway.settings.gateway.trust_forwarded_for).to_string()),
+                // the address the gateway derived (never a client-sent X-Sallyport-Client-Ip)
+                ip: Some(caller.client_ip.to_string()),
                 route: mcp.prefix.clone(),
                 tool: tool.to_owned(),
                 allowed,
