@@ -366,7 +366,7 @@ async fn user_lifecycle_ends_sessions_and_grants() {
         documentation: None,
         accept_machine_tokens: false,
     }];
-    let app = token::app(testkit::context(&db, settings)).await.expect("token service");
+    let app = token::app(testkit::context(&db), (&settings).into()).await.expect("token service");
     let server = testkit::spawn_app(&app, Some(db.pool()));
     let http = reqwest::Client::new();
 

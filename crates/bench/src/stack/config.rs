@@ -196,7 +196,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret")).expect("write");
         let s = server::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
-        assert_eq!(s.issuer, format!("http://127.0.0.1:{}", ports.gateway));
+        assert_eq!(s.issuer.as_str(), format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
         assert_eq!(s.resources[0].resource, ports.resource());
         assert_eq!(s.gateway.routes.len(), 4);
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(rules, 10, "the issue's 10-rule policy");
         assert_eq!((mcp.resource.as_ref(), &mcp.scopes), (plain.resource.as_ref(), &plain.scopes), "same route shape");
         assert!(s.resources[0].scopes.contains(&format!("{SCOPE}:admin")), "tool scopes reach the resource");
-        assert!(s.encryption_key().is_some());
+        assert!(s.keys.encryption_key.is_some());
         assert_eq!(s.registration.per_ip_per_minute, UNLIMITED_PER_MINUTE);
         assert_eq!(s.listen.token.port(), ports.token);
         assert_eq!(s.log.filter, "warn");

@@ -390,7 +390,7 @@ async fn delete_revokes_everything_the_client_holds() {
     expected.sort();
     assert_eq!(ids, expected, "exactly the deleted client's families");
     assert!(!ids.contains(&other_code) && !ids.contains(&other_refresh));
-    let ttl = TimeDelta::seconds(app.ctx.settings.tokens.access_token_ttl_secs as i64);
+    let ttl = TimeDelta::seconds(app.settings.tokens.access_token_ttl_secs.as_secs() as i64);
     for r in &revoked {
         assert_eq!(r.reason, "client_deleted");
         assert!(r.expires_at >= before + ttl - TimeDelta::seconds(1) && r.expires_at <= Utc::now() + ttl);
