@@ -126,7 +126,10 @@ impl System {
         let resources = std::iter::once(demo)
             .chain(base.resources.into_iter().filter(|r| r.resource != mcp_url))
             .collect::<Vec<_>>();
-        let (introspection_client_id, introspection_client_secret) = introspection.unzip();
+        let (introspection_client_id, introspection_client_secret) = match introspection {
+            Some((id, secret)) => (Some(id), Some(secret)),
+            None => (base.gateway.introspection_client_id, base.gateway.introspection_client_secret),
+        };
         let settings = Settings {
             issuer: Issuer::parse(&issuer)?,
             allow_http_issuer: !gateway_addr.ip().is_loopback(),

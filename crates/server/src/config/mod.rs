@@ -217,7 +217,7 @@ pub struct RegistrationSettings {
 
 impl From<&RegistrationSettings> for protocol::client::RegistrationPolicy {
     fn from(r: &RegistrationSettings) -> Self {
-        // validated at start (Settings::validate), so an invalid token cannot reach here
+        // checked when the settings were loaded, so an invalid token cannot reach here
         let default_scopes = Scopes::from_tokens(&r.default_scopes).unwrap_or_default();
         Self { max_redirect_uris: r.max_redirect_uris, default_scopes }
     }

@@ -17,10 +17,11 @@ use url::Url;
 pub struct HttpUrl(Url);
 
 impl HttpUrl {
+    /// The error does not repeat the value: a URL may carry credentials.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))?;
+        let url = Url::parse(raw).map_err(|e| format!("not an absolute URL ({e})"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(format!("{raw:?} is not an http(s) URL"));
+            return Err("not an http(s) URL".to_owned());
         }
         Ok(Self(url))
     }
