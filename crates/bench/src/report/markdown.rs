@@ -108,8 +108,8 @@ impl Report {
             let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
             for s in &self.memory {
                 let met = match s.idle {
-                    // the bench's own stand-in upstream is not a Sallyport service
-                    _ if s.service == "upstream" => "",
+                    // the bench's own stand-in upstream and the reference proxy are not Sallyport services
+                    _ if s.service == "upstream" || s.service == "nginx" => "",
                     Some(r) if r.rss_kib <= IDLE_RSS_TARGET_KIB => "yes",
                     Some(_) => "**no**",
                     None => "",
