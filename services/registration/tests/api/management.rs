@@ -308,7 +308,10 @@ async fn grants_for(app: &App, client_id: &str) -> (Uuid, Uuid) {
     for _ in 0..2 {
         // two rotations of one family: one grant id
         diesel::sql_query(
-            "INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, user_id, scope, resources, auth_time, \
+            "WITH family AS (INSERT INTO grant_families (grant_id, client_id, user_id, resources, created_at, \
+             family_expires_at) VALUES ($3, $4, $5, ARRAY[$6], $7, $7 + interval '30 days') \
+             ON CONFLICT (grant_id) DO NOTHING) \
+             INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, user_id, scope, resources, auth_time, \
              created_at, expires_at, family_expires_at) \
              VALUES ($1, $2, $3, $4, $5, 'mcp', ARRAY[$6], $7, $7, $7 + interval '1 day', $7 + interval '30 days')",
         )
