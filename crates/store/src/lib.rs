@@ -4,7 +4,9 @@
 //! `&mut AsyncPgConnection` so they compose inside a transaction; rows become protocol types at
 //! this crate's edge.
 //!
-//! It may depend on `protocol` but not on actix-web or `server` (`.ci/check-deps` enforces it).
+//! Dependency rule (`.ci/check-deps`): the database knows the protocol's types, not the web.
+//! - Sallyport crates: `protocol`.
+//! - never, even indirectly: `actix-web`.
 
 pub mod audit;
 pub mod clients;
