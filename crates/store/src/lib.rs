@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod clients;
 pub mod codes;
+mod column;
 pub mod consents;
 pub mod db;
 pub mod local_pg;
@@ -23,6 +24,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 
+pub use column::InvalidColumn;
 pub use db::Pool;
 
 /// A query failed, or a stored row holds what its protocol type cannot (a bug or a hand-edited row:
@@ -33,13 +35,4 @@ pub enum Error {
     Query(#[from] diesel::result::Error),
     #[error("{0}")]
     InvalidRow(String),
-}
-
-/// Postgres `text[]` columns read back as `Vec<Option<String>>`; none of ours hold NULL elements.
-pub fn flat(v: Vec<Option<String>>) -> Vec<String> {
-    v.into_iter().flatten().collect()
-}
-
-pub(crate) fn wrap(v: impl IntoIterator<Item = impl Into<String>>) -> Vec<Option<String>> {
-    v.into_iter().map(|s| Some(s.into())).collect()
 }
