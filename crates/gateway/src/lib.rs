@@ -12,6 +12,7 @@
 pub mod bearer;
 pub mod cors;
 pub mod mcp;
+pub mod middleware;
 pub mod path;
 pub mod principal;
 pub mod proxy;
