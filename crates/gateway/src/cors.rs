@@ -4,19 +4,19 @@
 //! DNS-rebinding protection the MCP transport asks of servers. Preflights are answered here,
 //! before authentication (a browser never sends credentials on a preflight).
 
-use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use futures_util::future::LocalBoxFuture;
 
 use protocol::error::ErrorCode;
 use server::error::OAuthError;
+
+use crate::middleware::{Around, Middleware, Next};
 
 /// Request headers browser clients may send (MCP's Streamable HTTP and the OAuth endpoints);
 /// `mcp-method` and `mcp-name` are the request metadata of the 2026-07-28 transport revision.
@@ -40,8 +40,9 @@ pub enum Origins {
     List(Vec<String>),
 }
 
-#[derive(Debug)]
-struct Policy {
+/// What [`Cors`] answers and refuses.
+#[derive(Debug, Clone)]
+pub struct CorsPolicy {
     origins: Origins,
     /// Same-origin callers: never refused.
     own: Vec<String>,
@@ -50,9 +51,8 @@ struct Policy {
     methods: &'static str,
 }
 
-/// The middleware factory.
-#[derive(Debug, Clone)]
-pub struct Cors(Arc<Policy>);
+/// The middleware factory; cheap to clone (one per worker).
+pub type Cors = Middleware<CorsPolicy>;
 
 /// `scheme://host[:port]` in its serialised form (lowercase host, default port dropped); `None`
 /// for an opaque origin (`null`, `file:`) or something that is no origin.
@@ -64,10 +64,10 @@ pub fn normalise_origin(origin: &str) -> Option<String> {
     Some(url.origin().ascii_serialization())
 }
 
-impl Cors {
+impl Middleware<CorsPolicy> {
     /// `*` for every origin, no credentials: well-known documents, registration, token, revocation.
     pub fn public() -> Self {
-        Self(Arc::new(Policy { origins: Origins::Any, own: Vec::new(), enforce: false, methods: PUBLIC_METHODS }))
+        Self(Arc::new(CorsPolicy { origins: Origins::Any, own: Vec::new(), enforce: false, methods: PUBLIC_METHODS }))
     }
 
     /// A protected resource: `allowed` browser origins (`*` allows all, dropping the rebinding
@@ -77,7 +77,7 @@ impl Cors {
             list.iter().map(|o| normalise_origin(o).ok_or_else(|| format!("{o} is not an http(s) origin"))).collect()
         };
         let origins = if allowed.iter().any(|o| o == "*") { Origins::Any } else { Origins::List(normalise(allowed)?) };
-        Ok(Self(Arc::new(Policy { origins, own: normalise(own)?, enforce: true, methods: RESOURCE_METHODS })))
+        Ok(Self(Arc::new(CorsPolicy { origins, own: normalise(own)?, enforce: true, methods: RESOURCE_METHODS })))
     }
 }
 
@@ -91,7 +91,7 @@ enum Standing {
     Refused,
 }
 
-impl Policy {
+impl CorsPolicy {
     fn standing(&self, headers: &HeaderMap) -> Standing {
         let Some(origin) = headers.get(header::ORIGIN) else { return Standing::NoOrigin };
         if self.origins == Origins::Any {
@@ -139,61 +139,33 @@ fn decorate(headers: &mut HeaderMap, allow_origin: HeaderValue) {
     headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
 }
 
-impl<S, B> Transform<S, ServiceRequest> for Cors
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = CorsMiddleware<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CorsMiddleware { service: Rc::new(service), policy: Arc::clone(&self.0) }))
-    }
-}
-
-/// The middleware service (see [`Cors`]).
-pub struct CorsMiddleware<S> {
-    service: Rc<S>,
-    policy: Arc<Policy>,
-}
-
-impl<S, B> Service<ServiceRequest> for CorsMiddleware<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let standing = self.policy.standing(req.headers());
-        let allow_origin = match standing {
+impl Around for CorsPolicy {
+    async fn around<S, B>(
+        self: Rc<Self>,
+        req: ServiceRequest,
+        next: Next<S>,
+    ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        let allow_origin = match self.standing(req.headers()) {
             Standing::Allowed(origin) if is_preflight(&req) => {
-                let res = self.policy.preflight(origin);
-                return Box::pin(async move { Ok(req.into_response(res).map_into_right_body()) });
+                let res = self.preflight(origin);
+                return Ok(req.into_response(res).map_into_right_body());
             }
-            Standing::Refused if self.policy.enforce || is_preflight(&req) => {
-                return Box::pin(async move { Ok(req.into_response(refused()).map_into_right_body()) });
+            Standing::Refused if self.enforce || is_preflight(&req) => {
+                return Ok(req.into_response(refused()).map_into_right_body());
             }
             Standing::Allowed(origin) => Some(origin),
-            Standing::NoOrigin if self.policy.origins == Origins::Any => Some(HeaderValue::from_static("*")),
+            Standing::NoOrigin if self.origins == Origins::Any => Some(HeaderValue::from_static("*")),
             Standing::NoOrigin | Standing::Refused => None,
         };
-        let fut = self.service.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            if let Some(origin) = allow_origin {
-                decorate(res.headers_mut(), origin);
-            }
-            Ok(res.map_into_left_body())
-        })
+        let mut res = next.call(req).await?;
+        if let Some(origin) = allow_origin {
+            decorate(res.headers_mut(), origin);
+        }
+        Ok(res.map_into_left_body())
     }
 }
 

@@ -4,10 +4,15 @@
 //! The pieces are usable on their own: [`BearerAuth`] (with [`TokenVerifier`] and [`Principal`])
 //! protects any actix resource server, [`Cors`] gives it the browser `Origin` allow-list, and
 //! [`proxy::Proxy`] is the streaming reverse proxy.
+//!
+//! Dependency rule (`.ci/check-deps`): the floors and nothing beside them; it talks to the
+//! services over HTTP only (CONTRACTS.md), and reaches Postgres only to record tool calls.
+//! - Sallyport crates: `protocol`, `store`, `server`.
 
 pub mod bearer;
 pub mod cors;
 pub mod mcp;
+pub mod middleware;
 pub mod path;
 pub mod principal;
 pub mod proxy;

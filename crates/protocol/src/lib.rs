@@ -4,9 +4,10 @@
 //! RFC 6749 §5.2 error codes and shape, and the checks on client ID metadata documents with the
 //! address policy of outbound fetches.
 //!
-//! It may not depend on actix-web, diesel, diesel-async, tokio or reqwest, nor on any other
-//! Sallyport crate (`.ci/check-deps` enforces it): every rule here is testable without a server or
-//! a database, and an OAuth client can reuse it.
+//! Dependency rule (`.ci/check-deps`): no web framework, database, async runtime or HTTP client,
+//! so every rule here is testable without a server or a database and an OAuth client can reuse it.
+//! - Sallyport crates: none.
+//! - never, even indirectly: `actix-web`, `diesel`, `diesel-async`, `tokio`, `reqwest`.
 
 pub mod cimd;
 pub mod client;

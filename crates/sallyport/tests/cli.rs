@@ -209,7 +209,7 @@ async fn operators_manage_clients() {
     assert_eq!(row.source, "admin");
     assert!(row.may_introspect);
     assert!(SecretHash::of(&secret).matches(row.client_secret_hash.as_deref().expect("hash")), "only the hash");
-    assert_eq!(row.grant_types, vec![Some("client_credentials".to_owned())]);
+    assert_eq!(row.grant_types, vec![protocol::client::GrantType::ClientCredentials]);
     assert_eq!(row.scope, "mcp");
 
     // a public client with a chosen id: no secret at all
@@ -453,14 +453,14 @@ async fn user_lifecycle_ends_sessions_and_grants() {
             redirect_uri: CB.into(),
             redirect_uri_sent: true,
             code_challenge: protocol::pkce::s256(VERIFIER),
-            resources: vec![Some(MCP.into())],
+            resources: vec![protocol::uri::ResourceUri::parse(MCP).expect("uri")],
             scope: "mcp".into(),
             auth_time: now,
             created_at: now,
             expires_at: now + TimeDelta::seconds(60),
             used_at: None,
         };
-        codes::insert(&mut *db.conn().await, &row).await.expect("code");
+        codes::insert(&mut *db.conn().await, row).await.expect("code");
         code.into_inner()
     };
     let token = |form: Vec<(&'static str, String)>| {

@@ -3,7 +3,9 @@
 //! service is assembled and run, logging, rate limits, Sallyport's own cookies, the resource
 //! registry, and the fetcher and cache of client ID metadata documents.
 //!
-//! It builds on `protocol` and `store`; neither may depend on it (`.ci/check-deps` enforces it).
+//! Dependency rule (`.ci/check-deps`): it builds on the two floors below it, and neither of them
+//! on it (their own rules say so).
+//! - Sallyport crates: `protocol`, `store`.
 
 pub mod cimd;
 pub mod config;

@@ -67,18 +67,13 @@ impl ResourceRegistry {
         let rows = store::resources::list(&mut conn).await?;
         let mut list = self.configured.clone();
         for row in rows {
-            let Ok(id) = ResourceUri::parse(&row.resource) else {
-                tracing::warn!(resource = %row.resource, "skipping an invalid resource row");
-                continue;
-            };
-            if list.iter().any(|r| r.id == id) {
+            if list.iter().any(|r| r.id == row.resource) {
                 continue;
             }
-            let scopes = Scopes::from_tokens(store::flat(row.scopes)).unwrap_or_default();
             list.push(Resource {
-                id,
+                id: row.resource,
                 name: row.name,
-                scopes,
+                scopes: row.scopes,
                 documentation: row.documentation_url,
                 accept_machine_tokens: row.accept_machine_tokens,
             });

@@ -8,7 +8,7 @@ use protocol::scope::Scopes;
 use protocol::uri::RedirectUri;
 
 use super::audit::{self, NewAuditEvent};
-use super::{flat, wrap};
+use crate::column::{TextArray, texts};
 use crate::schema::clients;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -20,16 +20,20 @@ pub struct ClientRow {
     pub client_secret_expires_at: Option<DateTime<Utc>>,
     pub registration_token_hash: Option<Vec<u8>>,
     pub token_endpoint_auth_method: String,
-    pub redirect_uris: Vec<Option<String>>,
-    pub grant_types: Vec<Option<String>>,
-    pub response_types: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub redirect_uris: Vec<RedirectUri>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub grant_types: Vec<GrantType>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub response_types: Vec<String>,
     pub application_type: String,
     pub client_name: Option<String>,
     pub client_uri: Option<String>,
     pub logo_uri: Option<String>,
     pub tos_uri: Option<String>,
     pub policy_uri: Option<String>,
-    pub contacts: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub contacts: Vec<String>,
     pub scope: String,
     pub jwks_uri: Option<String>,
     pub jwks: Option<serde_json::Value>,
@@ -50,16 +54,16 @@ impl ClientRow {
             client_secret_expires_at: None,
             registration_token_hash: None,
             token_endpoint_auth_method: m.token_endpoint_auth_method.as_str().to_owned(),
-            redirect_uris: wrap(m.redirect_uris.iter().map(|r| r.as_str().to_owned())),
-            grant_types: wrap(m.grant_types.iter().map(|g| g.as_str())),
-            response_types: wrap(m.response_types.iter().cloned()),
+            redirect_uris: m.redirect_uris.clone(),
+            grant_types: m.grant_types.clone(),
+            response_types: m.response_types.clone(),
             application_type: m.application_type.as_str().to_owned(),
             client_name: m.client_name.clone(),
             client_uri: m.client_uri.clone(),
             logo_uri: m.logo_uri.clone(),
             tos_uri: m.tos_uri.clone(),
             policy_uri: m.policy_uri.clone(),
-            contacts: wrap(m.contacts.iter().cloned()),
+            contacts: m.contacts.clone(),
             scope: m.scope.to_string(),
             jwks_uri: m.jwks_uri.clone(),
             jwks: m.jwks.clone(),
@@ -80,32 +84,22 @@ impl TryFrom<ClientRow> for Client {
         let token_endpoint_auth_method =
             AuthMethod::parse(&row.token_endpoint_auth_method).ok_or_else(|| bad("auth method"))?;
         let source = ClientSource::parse(&row.source).ok_or_else(|| bad("source"))?;
-        let grant_types = flat(row.grant_types.clone())
-            .iter()
-            .map(|g| GrantType::parse(g))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| bad("grant type"))?;
-        let redirect_uris = flat(row.redirect_uris.clone())
-            .iter()
-            .map(|r| RedirectUri::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| bad("redirect uri"))?;
         let application_type =
             if row.application_type == "native" { ApplicationType::Native } else { ApplicationType::Web };
         let scope = Scopes::parse(&row.scope).map_err(|_| bad("scope"))?;
         Ok(Client {
             metadata: ClientMetadata {
-                redirect_uris,
+                redirect_uris: row.redirect_uris,
                 token_endpoint_auth_method,
-                grant_types,
-                response_types: flat(row.response_types),
+                grant_types: row.grant_types,
+                response_types: row.response_types,
                 application_type,
                 client_name: row.client_name,
                 client_uri: row.client_uri,
                 logo_uri: row.logo_uri,
                 tos_uri: row.tos_uri,
                 policy_uri: row.policy_uri,
-                contacts: flat(row.contacts),
+                contacts: row.contacts,
                 scope,
                 jwks_uri: row.jwks_uri,
                 jwks: row.jwks,
@@ -122,8 +116,10 @@ impl TryFrom<ClientRow> for Client {
     }
 }
 
+// The derived Insertable and AsChangeset convert the typed lists into owned `text[]` values, so
+// they take a row by value: these operator and registration-management paths clone it.
 pub async fn insert(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<()> {
-    diesel::insert_into(clients::table).values(row).execute(conn).await.map(drop)
+    diesel::insert_into(clients::table).values(row.clone()).execute(conn).await.map(drop)
 }
 
 /// Inserts a client and its audit event as one statement (a data-modifying CTE): atomic like a
@@ -152,16 +148,16 @@ pub async fn insert_audited(
     .bind::<Nullable<Timestamptz>, _>(row.client_secret_expires_at)
     .bind::<Nullable<Bytea>, _>(&row.registration_token_hash)
     .bind::<Text, _>(&row.token_endpoint_auth_method)
-    .bind::<Texts, _>(&row.redirect_uris)
-    .bind::<Texts, _>(&row.grant_types)
-    .bind::<Texts, _>(&row.response_types)
+    .bind::<Texts, _>(texts(&row.redirect_uris))
+    .bind::<Texts, _>(texts(&row.grant_types))
+    .bind::<Texts, _>(texts(&row.response_types))
     .bind::<Text, _>(&row.application_type)
     .bind::<Nullable<Text>, _>(&row.client_name)
     .bind::<Nullable<Text>, _>(&row.client_uri)
     .bind::<Nullable<Text>, _>(&row.logo_uri)
     .bind::<Nullable<Text>, _>(&row.tos_uri)
     .bind::<Nullable<Text>, _>(&row.policy_uri)
-    .bind::<Texts, _>(&row.contacts)
+    .bind::<Texts, _>(texts(&row.contacts))
     .bind::<Text, _>(&row.scope)
     .bind::<Nullable<Text>, _>(&row.jwks_uri)
     .bind::<Nullable<Jsonb>, _>(&row.jwks)
@@ -192,14 +188,14 @@ pub async fn find(conn: &mut AsyncPgConnection, client_id: &str) -> Result<Optio
 /// Replaces a client's metadata (RFC 7592 PUT); secrets and identity columns are left alone
 /// unless the caller changed them in `row`.
 pub async fn update(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<bool> {
-    diesel::update(clients::table.find(&row.client_id)).set(row).execute(conn).await.map(|n| n == 1)
+    diesel::update(clients::table.find(&row.client_id)).set(row.clone()).execute(conn).await.map(|n| n == 1)
 }
 
 /// RFC 7592 update: replaces the row only while `token_hash` is still the client's registration
 /// token, so a concurrent rotation or deletion makes it a no-op (`false`).
 pub async fn replace(conn: &mut AsyncPgConnection, row: &ClientRow, token_hash: &[u8]) -> QueryResult<bool> {
     diesel::update(clients::table.find(&row.client_id).filter(clients::registration_token_hash.eq(token_hash)))
-        .set(row)
+        .set(row.clone())
         .execute(conn)
         .await
         .map(|n| n == 1)
@@ -227,20 +223,20 @@ pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &Client
     // the ON CONFLICT ... DO UPDATE ... WHERE filter is reached through the trait, not QueryDsl
     use diesel::query_dsl::methods::FilterDsl;
     diesel::insert_into(clients::table)
-        .values(row)
+        .values(row.clone())
         .on_conflict(clients::client_id)
         .do_update()
         .set((
-            clients::redirect_uris.eq(&row.redirect_uris),
-            clients::grant_types.eq(&row.grant_types),
-            clients::response_types.eq(&row.response_types),
+            clients::redirect_uris.eq(texts(&row.redirect_uris)),
+            clients::grant_types.eq(texts(&row.grant_types)),
+            clients::response_types.eq(texts(&row.response_types)),
             clients::application_type.eq(&row.application_type),
             clients::client_name.eq(&row.client_name),
             clients::client_uri.eq(&row.client_uri),
             clients::logo_uri.eq(&row.logo_uri),
             clients::tos_uri.eq(&row.tos_uri),
             clients::policy_uri.eq(&row.policy_uri),
-            clients::contacts.eq(&row.contacts),
+            clients::contacts.eq(texts(&row.contacts)),
             clients::scope.eq(&row.scope),
             clients::jwks_uri.eq(&row.jwks_uri),
             clients::jwks.eq(&row.jwks),

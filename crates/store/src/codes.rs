@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::uri::ResourceUri;
 use uuid::Uuid;
 
+use crate::column::TextArray;
 use crate::schema::authorization_codes;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -19,7 +21,8 @@ pub struct CodeRow {
     pub redirect_uri: String,
     pub redirect_uri_sent: bool,
     pub code_challenge: String,
-    pub resources: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub resources: Vec<ResourceUri>,
     pub scope: String,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -27,7 +30,8 @@ pub struct CodeRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, row: &CodeRow) -> QueryResult<()> {
+/// Takes the row by value: the derived Insertable turns its resource list into an owned `text[]`.
+pub async fn insert(conn: &mut AsyncPgConnection, row: CodeRow) -> QueryResult<()> {
     diesel::insert_into(authorization_codes::table).values(row).execute(conn).await.map(drop)
 }
 

@@ -4,30 +4,28 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
 use uuid::Uuid;
 
 use super::clients::ClientRow;
+use crate::column::{Text as TextColumn, TextArray, scope_texts, texts};
 use crate::schema::{clients, consents, users};
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = consents, check_for_backend(diesel::pg::Pg))]
 pub struct ConsentRow {
     pub user_id: Uuid,
     pub client_id: String,
-    /// A normalised `ResourceUri`.
-    pub resource: String,
-    pub scopes: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextColumn)]
+    pub resource: ResourceUri,
+    /// The scopes the user allowed.
+    #[diesel(deserialize_as = TextArray)]
+    pub scopes: Scopes,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl ConsentRow {
-    /// The allowed scope tokens.
-    pub fn scope_tokens(&self) -> impl Iterator<Item = &str> {
-        self.scopes.iter().flatten().map(String::as_str)
-    }
 }
 
 /// The user's remembered grants to a client for these resources.
@@ -35,12 +33,12 @@ pub async fn find(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     client_id: &str,
-    resources: &[String],
+    resources: &[ResourceUri],
 ) -> QueryResult<Vec<ConsentRow>> {
     consents::table
         .filter(consents::user_id.eq(user_id))
         .filter(consents::client_id.eq(client_id))
-        .filter(consents::resource.eq_any(resources))
+        .filter(consents::resource.eq_any(resources.iter().map(ResourceUri::as_str)))
         .select(ConsentRow::as_select())
         .load(conn)
         .await
@@ -52,7 +50,7 @@ pub async fn client_with_consents(
     conn: &mut AsyncPgConnection,
     client_id: &str,
     user_id: Option<Uuid>,
-    resources: &[String],
+    resources: &[ResourceUri],
 ) -> QueryResult<Option<(ClientRow, Vec<ConsentRow>)>> {
     let Some(user_id) = user_id else {
         return super::clients::find_row(conn, client_id).await.map(|c| c.map(|c| (c, Vec::new())));
@@ -62,7 +60,7 @@ pub async fn client_with_consents(
             consents::table.on(consents::client_id
                 .eq(clients::client_id)
                 .and(consents::user_id.eq(user_id))
-                .and(consents::resource.eq_any(resources))),
+                .and(consents::resource.eq_any(resources.iter().map(ResourceUri::as_str)))),
         )
         .filter(clients::client_id.eq(client_id))
         .select((ClientRow::as_select(), Option::<ConsentRow>::as_select()))
@@ -80,8 +78,8 @@ pub async fn grant(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     client_id: &str,
-    resources: &[String],
-    scopes: &[String],
+    resources: &[ResourceUri],
+    scopes: &Scopes,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::sql_query(
@@ -93,8 +91,8 @@ pub async fn grant(
     )
     .bind::<SqlUuid, _>(user_id)
     .bind::<Text, _>(client_id)
-    .bind::<Array<Text>, _>(resources)
-    .bind::<Array<Text>, _>(scopes)
+    .bind::<Array<Nullable<Text>>, _>(texts(resources))
+    .bind::<Array<Nullable<Text>>, _>(scope_texts(scopes))
     .bind::<Timestamptz, _>(now)
     .execute(conn)
     .await
@@ -140,11 +138,10 @@ pub async fn revoke_with_tokens(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     client_id: &str,
-    resource: Option<&str>,
+    resource: Option<&ResourceUri>,
     now: DateTime<Utc>,
     revoked_until: DateTime<Utc>,
 ) -> QueryResult<ConsentRevocation> {
-    use diesel::sql_types::Nullable;
     use diesel_async::AsyncConnection;
     conn.transaction(async |conn| {
         let consents = revoke(conn, user_id, client_id, resource).await?;
@@ -167,7 +164,7 @@ pub async fn revoke_with_tokens(
         )
         .bind::<SqlUuid, _>(user_id)
         .bind::<Text, _>(client_id)
-        .bind::<Nullable<Text>, _>(resource)
+        .bind::<Nullable<Text>, _>(resource.map(ResourceUri::as_str))
         .bind::<Timestamptz, _>(now)
         .bind::<Timestamptz, _>(revoked_until)
         .get_result(conn)
@@ -182,14 +179,14 @@ pub async fn revoke(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     client_id: &str,
-    resource: Option<&str>,
+    resource: Option<&ResourceUri>,
 ) -> QueryResult<usize> {
     let mut query = diesel::delete(consents::table)
         .filter(consents::user_id.eq(user_id))
         .filter(consents::client_id.eq(client_id))
         .into_boxed();
     if let Some(r) = resource {
-        query = query.filter(consents::resource.eq(r));
+        query = query.filter(consents::resource.eq(r.as_str()));
     }
     query.execute(conn).await
 }

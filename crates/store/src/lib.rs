@@ -4,11 +4,14 @@
 //! `&mut AsyncPgConnection` so they compose inside a transaction; rows become protocol types at
 //! this crate's edge.
 //!
-//! It may depend on `protocol` but not on actix-web or `server` (`.ci/check-deps` enforces it).
+//! Dependency rule (`.ci/check-deps`): the database knows the protocol's types, not the web.
+//! - Sallyport crates: `protocol`.
+//! - never, even indirectly: `actix-web`.
 
 pub mod audit;
 pub mod clients;
 pub mod codes;
+mod column;
 pub mod consents;
 pub mod db;
 pub mod local_pg;
@@ -21,6 +24,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 
+pub use column::InvalidColumn;
 pub use db::Pool;
 
 /// A query failed, or a stored row holds what its protocol type cannot (a bug or a hand-edited row:
@@ -31,13 +35,4 @@ pub enum Error {
     Query(#[from] diesel::result::Error),
     #[error("{0}")]
     InvalidRow(String),
-}
-
-/// Postgres `text[]` columns read back as `Vec<Option<String>>`; none of ours hold NULL elements.
-pub fn flat(v: Vec<Option<String>>) -> Vec<String> {
-    v.into_iter().flatten().collect()
-}
-
-pub(crate) fn wrap(v: impl IntoIterator<Item = impl Into<String>>) -> Vec<Option<String>> {
-    v.into_iter().map(|s| Some(s.into())).collect()
 }

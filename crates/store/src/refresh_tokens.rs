@@ -10,8 +10,11 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
 use uuid::Uuid;
 
+use crate::column::{TextArray, scope_texts, texts};
 use crate::schema::{grant_families, refresh_tokens};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -27,8 +30,9 @@ pub struct RefreshTokenRow {
     pub user_id: Option<Uuid>,
     /// The scope of the grant (`Scopes::to_string`); a rotated token keeps it (RFC 6749 §6).
     pub scope: String,
-    /// Normalised `ResourceUri` strings of the grant.
-    pub resources: Vec<Option<String>>,
+    /// The resources of the grant.
+    #[diesel(deserialize_as = TextArray)]
+    pub resources: Vec<ResourceUri>,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     /// Idle limit of this token, never past `family_expires_at`.
@@ -57,7 +61,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> Quer
     .bind::<Text, _>(&row.client_id)
     .bind::<Nullable<SqlUuid>, _>(row.user_id)
     .bind::<Text, _>(&row.scope)
-    .bind::<Array<Nullable<Text>>, _>(&row.resources)
+    .bind::<Array<Nullable<Text>>, _>(texts(&row.resources))
     .bind::<Timestamptz, _>(row.auth_time)
     .bind::<Timestamptz, _>(row.created_at)
     .bind::<Timestamptz, _>(row.expires_at)
@@ -94,9 +98,9 @@ pub struct Rotation {
     pub presented_hash: Vec<u8>,
     pub client_id: String,
     /// Scope tokens the access token asks for; each must be in the grant's scope (empty: no narrowing).
-    pub scopes: Vec<String>,
+    pub scopes: Scopes,
     /// Resources the access token asks for; each must be in the grant's resources (empty: no narrowing).
-    pub resources: Vec<String>,
+    pub resources: Vec<ResourceUri>,
     pub now: DateTime<Utc>,
     pub new_id: Uuid,
     pub new_hash: Vec<u8>,
@@ -110,7 +114,8 @@ pub struct Rotated {
     pub grant_id: Uuid,
     pub user_id: Option<Uuid>,
     pub scope: String,
-    pub resources: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextArray)]
+    pub resources: Vec<ResourceUri>,
     pub auth_time: DateTime<Utc>,
     /// When the successor expires.
     pub expires_at: DateTime<Utc>,
@@ -121,20 +126,26 @@ pub struct Rotated {
 /// narrowing fits; then its successor is inserted with the same grant. `None` when any condition
 /// failed (including a concurrent use that won): the caller looks at [`find_by_hash`] to say why.
 pub async fn rotate(conn: &mut AsyncPgConnection, rotation: &Rotation) -> QueryResult<Option<Rotated>> {
-    RotateQuery(rotation.clone()).get_result(conn).await.optional()
+    let query = RotateQuery { rotation, scopes: scope_texts(&rotation.scopes), resources: texts(&rotation.resources) };
+    query.get_result(conn).await.optional()
 }
 
 /// The rotation statement. A query type of its own (rather than `sql_query`) so that diesel keeps
 /// it as a prepared statement per connection: one round trip per rotation instead of two.
-#[derive(Debug, Clone)]
-struct RotateQuery(Rotation);
+#[derive(Debug)]
+struct RotateQuery<'a> {
+    rotation: &'a Rotation,
+    /// The narrowing as `text[]` parameters.
+    scopes: Vec<Option<&'a str>>,
+    resources: Vec<Option<&'a str>>,
+}
 
-impl QueryId for RotateQuery {
-    type QueryId = RotateQuery;
+impl QueryId for RotateQuery<'_> {
+    type QueryId = RotateQuery<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl Query for RotateQuery {
+impl Query for RotateQuery<'_> {
     type SqlType = (
         diesel::sql_types::Uuid,
         Nullable<diesel::sql_types::Uuid>,
@@ -145,9 +156,9 @@ impl Query for RotateQuery {
     );
 }
 
-impl QueryFragment<Pg> for RotateQuery {
+impl QueryFragment<Pg> for RotateQuery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let r = &self.0;
+        let r = self.rotation;
         out.push_sql("WITH old AS (UPDATE refresh_tokens AS t SET used_at = ");
         out.push_bind_param::<Timestamptz, _>(&r.now)?;
         out.push_sql(" WHERE t.token_hash = ");
@@ -160,9 +171,9 @@ impl QueryFragment<Pg> for RotateQuery {
         out.push_bind_param::<Text, _>(&r.client_id)?;
         // RFC 6749 §6 and RFC 8707 §2.2: the access token may narrow scope and audience, never widen
         out.push_sql(" AND ");
-        out.push_bind_param::<Array<Text>, _>(&r.scopes)?;
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.scopes)?;
         out.push_sql(" <@ string_to_array(t.scope, ' ') AND ");
-        out.push_bind_param::<Array<Text>, _>(&r.resources)?;
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.resources)?;
         out.push_sql(
             " <@ t.resources \
              AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = t.grant_id) \

@@ -3,15 +3,20 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::scope::Scopes;
+use protocol::uri::ResourceUri;
 
+use crate::column::{Text, TextArray, scope_texts};
 use crate::schema::resources;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = resources, check_for_backend(diesel::pg::Pg))]
 pub struct ResourceRow {
-    pub resource: String,
+    #[diesel(deserialize_as = Text, serialize_as = String)]
+    pub resource: ResourceUri,
     pub name: String,
-    pub scopes: Vec<Option<String>>,
+    #[diesel(deserialize_as = TextArray, serialize_as = TextArray)]
+    pub scopes: Scopes,
     pub documentation_url: Option<String>,
     pub created_at: DateTime<Utc>,
     /// Tokens without a user (client_credentials) are issued for it and accepted by the gateway.
@@ -22,15 +27,15 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ResourceRow>>
     resources::table.select(ResourceRow::as_select()).order(resources::resource.asc()).load(conn).await
 }
 
-/// Adds or replaces a resource.
+/// Adds or replaces a resource (an operator's command: the derived Insertable takes an owned row).
 pub async fn upsert(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryResult<()> {
     diesel::insert_into(resources::table)
-        .values(row)
+        .values(row.clone())
         .on_conflict(resources::resource)
         .do_update()
         .set((
             resources::name.eq(&row.name),
-            resources::scopes.eq(&row.scopes),
+            resources::scopes.eq(scope_texts(&row.scopes)),
             resources::documentation_url.eq(&row.documentation_url),
             resources::accept_machine_tokens.eq(row.accept_machine_tokens),
         ))
@@ -39,6 +44,6 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
         .map(drop)
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, resource: &str) -> QueryResult<bool> {
-    diesel::delete(resources::table.find(resource)).execute(conn).await.map(|n| n == 1)
+pub async fn delete(conn: &mut AsyncPgConnection, resource: &ResourceUri) -> QueryResult<bool> {
+    diesel::delete(resources::table.find(resource.as_str())).execute(conn).await.map(|n| n == 1)
 }

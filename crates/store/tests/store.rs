@@ -6,6 +6,7 @@ use diesel_async::RunQueryDsl;
 use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
 use protocol::scope::Scopes;
 use protocol::secret::{PlainSecret, SecretKind};
+use protocol::uri::ResourceUri;
 use store::refresh_tokens::{self, RefreshTokenRow, Rotation};
 use store::{clients, codes, users};
 use testkit::TestDb;
@@ -49,7 +50,7 @@ fn code_row(client_id: &str, user_id: Uuid, hash: Vec<u8>) -> codes::CodeRow {
         redirect_uri: "http://127.0.0.1/cb".into(),
         redirect_uri_sent: true,
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        resources: vec![Some("https://mcp.example/mcp".into())],
+        resources: vec![protocol::uri::ResourceUri::parse("https://mcp.example/mcp").expect("uri")],
         scope: "mcp".into(),
         auth_time: now,
         created_at: now,
@@ -138,7 +139,7 @@ async fn a_code_is_redeemed_exactly_once() {
     let client = a_client(&db).await;
     let user = a_user(&db).await;
     let code = PlainSecret::generate(SecretKind::AuthorizationCode);
-    codes::insert(&mut *db.conn().await, &code_row(&client, user, code.hash().to_vec())).await.expect("insert");
+    codes::insert(&mut *db.conn().await, code_row(&client, user, code.hash().to_vec())).await.expect("insert");
 
     let pool = db.pool();
     let hash = code.hash().to_vec();
@@ -172,7 +173,7 @@ async fn deleting_a_client_removes_its_codes() {
     let client = a_client(&db).await;
     let user = a_user(&db).await;
     let code = PlainSecret::generate(SecretKind::AuthorizationCode);
-    codes::insert(&mut *db.conn().await, &code_row(&client, user, code.hash().to_vec())).await.expect("insert");
+    codes::insert(&mut *db.conn().await, code_row(&client, user, code.hash().to_vec())).await.expect("insert");
     assert!(clients::delete(&mut *db.conn().await, &client).await.expect("delete"));
     let after = codes::redeem(&mut *db.conn().await, code.hash().as_bytes(), Utc::now()).await.expect("redeem");
     assert!(matches!(after, codes::Redemption::Unknown));
@@ -236,9 +237,9 @@ async fn expired_codes_are_pruned_and_live_ones_kept() {
     let old = PlainSecret::generate(SecretKind::AuthorizationCode);
     let mut row = code_row(&client, user, old.hash().to_vec());
     row.expires_at = Utc::now() - TimeDelta::hours(2);
-    codes::insert(&mut *db.conn().await, &row).await.expect("insert");
+    codes::insert(&mut *db.conn().await, row).await.expect("insert");
     let live = PlainSecret::generate(SecretKind::AuthorizationCode);
-    codes::insert(&mut *db.conn().await, &code_row(&client, user, live.hash().to_vec())).await.expect("insert");
+    codes::insert(&mut *db.conn().await, code_row(&client, user, live.hash().to_vec())).await.expect("insert");
     let pruned = codes::prune(&mut *db.conn().await, Utc::now() - TimeDelta::hours(1)).await.expect("prune");
     assert_eq!(pruned, 1);
     let kept = codes::redeem(&mut *db.conn().await, live.hash().as_bytes(), Utc::now()).await.expect("redeem");
@@ -281,7 +282,7 @@ fn token_row(
         client_id: client_id.into(),
         user_id: Some(user_id),
         scope: "mcp".into(),
-        resources: vec![Some("https://mcp.example/mcp".into())],
+        resources: vec![ResourceUri::parse("https://mcp.example/mcp").expect("uri")],
         auth_time: now,
         created_at: now,
         expires_at: family_expires_at.min(now + TimeDelta::days(1)),
@@ -339,7 +340,7 @@ async fn refresh_tokens_live_and_die_with_their_grant_family() {
     let rotation = Rotation {
         presented_hash: first.token_hash.clone(),
         client_id: client.clone(),
-        scopes: vec![],
+        scopes: Scopes::default(),
         resources: vec![],
         now,
         new_id: Uuid::now_v7(),
@@ -370,4 +371,110 @@ async fn refresh_tokens_live_and_die_with_their_grant_family() {
         .expect("insert");
     assert!(clients::delete(&mut *db.conn().await, &client).await.expect("delete"));
     assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 0);
+}
+
+/// What goes in as protocol types comes out as them, and a hand-edited row its type refuses fails
+/// the query (an internal error for the caller), never a panic or a silently dropped element.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_speak_protocol_types_and_a_bad_stored_value_is_a_query_error() {
+    use protocol::uri::ResourceUri;
+    use store::{consents, refresh_tokens, resources};
+
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let mut conn = db.conn().await;
+    let uri = |s: &str| ResourceUri::parse(s).expect("uri");
+    let (a, b) = (uri("https://a.example/mcp"), uri("https://b.example"));
+
+    consents::grant(
+        &mut conn,
+        user,
+        &client,
+        &[a.clone(), b.clone()],
+        &Scopes::parse("mcp read").expect("s"),
+        Utc::now(),
+    )
+    .await
+    .expect("grant");
+    let found = consents::find(&mut conn, user, &client, std::slice::from_ref(&a)).await.expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!((&found[0].resource, found[0].scopes.to_string().as_str()), (&a, "mcp read"));
+
+    let row = resources::ResourceRow {
+        resource: uri("HTTPS://Files.example/api/"),
+        name: "Files".into(),
+        scopes: Scopes::parse("files files:write").expect("s"),
+        documentation_url: None,
+        created_at: Utc::now(),
+        accept_machine_tokens: false,
+    };
+    resources::upsert(&mut conn, &row).await.expect("upsert");
+    let listed = resources::list(&mut conn).await.expect("list");
+    assert_eq!((listed[0].resource.as_str(), &listed[0].scopes), ("https://files.example/api", &row.scopes));
+
+    let code = PlainSecret::generate(SecretKind::AuthorizationCode);
+    let mut with_two = code_row(&client, user, code.hash().to_vec());
+    with_two.resources = vec![a.clone(), b.clone()];
+    codes::insert(&mut conn, with_two).await.expect("insert");
+    let codes::Redemption::Fresh(redeemed) =
+        codes::redeem(&mut conn, code.hash().as_bytes(), Utc::now()).await.expect("q")
+    else {
+        panic!("fresh")
+    };
+    assert_eq!(redeemed.resources, vec![a.clone(), b.clone()]);
+
+    // the same rows edited by hand into what their types refuse
+    for sql in [
+        "UPDATE authorization_codes SET resources = ARRAY['https://a.example/mcp', 'not a uri']",
+        "UPDATE consents SET scopes = ARRAY['mcp', 'bad\"scope']",
+        "UPDATE resources SET resource = 'ftp://files.example'",
+        "UPDATE clients SET redirect_uris = ARRAY[NULL]::text[]",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
+    }
+    let is_invalid = |e: &diesel::result::Error| matches!(e, diesel::result::Error::DeserializationError(inner) if inner.is::<store::InvalidColumn>());
+    let err = codes::redeem(&mut conn, code.hash().as_bytes(), Utc::now()).await.expect_err("a bad resource");
+    assert!(is_invalid(&err), "codes");
+    let err = consents::find(&mut conn, user, &client, std::slice::from_ref(&a)).await.expect_err("a bad scope");
+    assert!(is_invalid(&err), "consents");
+    let err = resources::list(&mut conn).await.expect_err("a bad resource");
+    assert!(is_invalid(&err), "resources");
+    let err = clients::find(&mut conn, &client).await.expect_err("a NULL redirect URI");
+    assert!(matches!(&err, store::Error::Query(e) if is_invalid(e)), "clients");
+    // a rotation reads the presented token's resources back: a bad one refuses it the same way
+    let now = Utc::now();
+    let token = refresh_tokens::RefreshTokenRow {
+        id: Uuid::now_v7(),
+        token_hash: vec![7; 32],
+        grant_id: Uuid::now_v7(),
+        parent_id: None,
+        client_id: client.clone(),
+        user_id: Some(user),
+        scope: "mcp".into(),
+        resources: vec![b.clone()],
+        auth_time: now,
+        created_at: now,
+        expires_at: now + TimeDelta::hours(1),
+        family_expires_at: now + TimeDelta::hours(1),
+        used_at: None,
+        revoked_at: None,
+    };
+    refresh_tokens::insert(&mut conn, &token).await.expect("insert");
+    diesel::sql_query("UPDATE refresh_tokens SET resources = ARRAY['https://b.example', 'https://b.example/#x']")
+        .execute(&mut conn)
+        .await
+        .expect("edit");
+    let rotation = refresh_tokens::Rotation {
+        presented_hash: vec![7; 32],
+        client_id: client.clone(),
+        scopes: Scopes::default(),
+        resources: Vec::new(),
+        now,
+        new_id: Uuid::now_v7(),
+        new_hash: vec![8; 32],
+        idle_expires_at: now + TimeDelta::hours(1),
+    };
+    let err = refresh_tokens::rotate(&mut conn, &rotation).await.expect_err("a bad resource");
+    assert!(is_invalid(&err), "refresh tokens");
 }

@@ -2,6 +2,11 @@
 //! ephemeral cluster), a database per test cloned from a migrated template, and services started
 //! on free 127.0.0.1 ports so tests speak HTTP as clients do; and the reader of the HTML forms a
 //! browser test fills in (the bench's browser scenario uses it too).
+//!
+//! Dependency rule (`.ci/check-deps`): test helpers never ship in a service, the gateway or the
+//! `sallyport` command.
+//! - Sallyport crates: `protocol`, `store`, `server`.
+//! - a normal dependency only of `bench` (every other crate: tests and benchmarks only).
 
 pub mod forms;
 mod postgres;

@@ -30,13 +30,13 @@ pub async fn issue(
         redirect_uri: request.target.redirect.as_str().to_owned(),
         redirect_uri_sent: request.target.redirect_sent,
         code_challenge: request.challenge.clone(),
-        resources: request.resources.iter().map(|r| Some(r.id.as_str().to_owned())).collect(),
+        resources: request.resource_ids(),
         scope: request.scope.to_string(),
         auth_time: session.auth_time,
         created_at: now,
         expires_at: after(now, ttl_secs),
         used_at: None,
     };
-    codes::insert(conn, &row).await?;
+    codes::insert(conn, row).await?;
     Ok(code)
 }

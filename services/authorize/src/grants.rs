@@ -25,9 +25,7 @@ pub fn may_remember(request: &Validated) -> bool {
 pub fn covers(remembered: &[ConsentRow], request: &Validated) -> bool {
     request.resources.iter().all(|r| {
         remembered.iter().any(|c| {
-            c.resource == r.id.as_str()
-                && c.client_id == request.target.client.client_id
-                && request.scope.iter().all(|s| c.scope_tokens().any(|t| t == s))
+            c.resource == r.id && c.client_id == request.target.client.client_id && request.scope.is_subset(&c.scopes)
         })
     })
 }
@@ -96,8 +94,8 @@ mod tests {
         ConsentRow {
             user_id: Uuid::nil(),
             client_id: "c".into(),
-            resource: resource.into(),
-            scopes: scopes.iter().map(|s| Some((*s).to_owned())).collect(),
+            resource: ResourceUri::parse(resource).expect("uri"),
+            scopes: Scopes::from_tokens(scopes).expect("scopes"),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

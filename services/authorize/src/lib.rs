@@ -4,6 +4,11 @@
 //! `POST /oauth2/consent` and `POST /oauth2/logout`. The pending authorization request travels
 //! through the login and consent forms in a hidden field and is validated again at every step, so
 //! nothing the browser sends is trusted.
+//!
+//! Dependency rule (`.ci/check-deps`): a service builds on the floors only; services never use one
+//! another (they share Postgres and CONTRACTS.md, not code) and only `sallyport` assembles them.
+//! - Sallyport crates: `protocol`, `store`, `server`.
+//! - a normal dependency only of `sallyport` (every other crate: tests and benchmarks only).
 
 use std::sync::Arc;
 use std::time::Duration;

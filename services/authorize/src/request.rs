@@ -52,8 +52,8 @@ pub struct Validated {
 }
 
 impl Validated {
-    pub fn resource_ids(&self) -> Vec<String> {
-        self.resources.iter().map(|r| r.id.as_str().to_owned()).collect()
+    pub fn resource_ids(&self) -> Vec<ResourceUri> {
+        self.resources.iter().map(|r| r.id.clone()).collect()
     }
 }
 
@@ -98,14 +98,14 @@ pub fn target(params: &AuthzParams, client: Option<Arc<Client>>) -> Result<Targe
 
 /// The identifiers the request asks for, normalised, or the single registered resource when it
 /// names none; used to fetch remembered consents before the full validation.
-pub fn requested_resource_ids(params: &AuthzParams, all: &[Resource]) -> Vec<String> {
+pub fn requested_resource_ids(params: &AuthzParams, all: &[Resource]) -> Vec<ResourceUri> {
     if params.resources.is_empty() {
         return match all {
-            [only] => vec![only.id.as_str().to_owned()],
+            [only] => vec![only.id.clone()],
             _ => Vec::new(),
         };
     }
-    params.resources.iter().filter_map(|r| ResourceUri::parse(r).ok()).map(String::from).collect()
+    params.resources.iter().filter_map(|r| ResourceUri::parse(r).ok()).collect()
 }
 
 /// Stage two: every other rule. `all` is the resource registry's content.
@@ -359,7 +359,8 @@ mod tests {
         let one = [resource("https://mcp.example/mcp", "mcp files:read")];
         let two = [resource("https://mcp.example/mcp", "mcp"), resource("https://files.example", "files:read")];
         let v = run("", &one).expect("the only resource is the default");
-        assert_eq!(v.resource_ids(), vec!["https://mcp.example/mcp"]);
+        let uris = |u: &[&str]| u.iter().map(|u| ResourceUri::parse(u).expect("uri")).collect::<Vec<_>>();
+        assert_eq!(v.resource_ids(), uris(&["https://mcp.example/mcp"]));
         assert_eq!(error_of(run("", &two)).0, ErrorCode::InvalidTarget);
         assert_eq!(error_of(run("", &[])).0, ErrorCode::InvalidTarget);
         let v = run("&resource=HTTPS%3A%2F%2Fmcp.example%2Fmcp%2F&resource=https%3A%2F%2Fmcp.example%2Fmcp", &one)
@@ -373,9 +374,9 @@ mod tests {
         assert_eq!(v.scope.to_string(), "files:read mcp");
         assert_eq!(
             requested_resource_ids(&params("&resource=https%3A%2F%2FMCP.example%2Fmcp%2F&resource=bad"), &two),
-            vec!["https://mcp.example/mcp"]
+            uris(&["https://mcp.example/mcp"])
         );
-        assert_eq!(requested_resource_ids(&params(""), &one), vec!["https://mcp.example/mcp"]);
+        assert_eq!(requested_resource_ids(&params(""), &one), uris(&["https://mcp.example/mcp"]));
         assert!(requested_resource_ids(&params(""), &two).is_empty());
     }
 

@@ -3,6 +3,11 @@
 //! `POST /oauth2/register` registers a client; `GET | PUT | DELETE /oauth2/register/{client_id}`
 //! read, replace and delete it with the registration access token issued at registration.
 //! Client ID metadata documents are resolved by `server::cimd`, which authorize and token call.
+//!
+//! Dependency rule (`.ci/check-deps`): a service builds on the floors only; services never use one
+//! another (they share Postgres and CONTRACTS.md, not code) and only `sallyport` assembles them.
+//! - Sallyport crates: `protocol`, `store`, `server`.
+//! - a normal dependency only of `sallyport` (every other crate: tests and benchmarks only).
 
 mod auth;
 mod body;

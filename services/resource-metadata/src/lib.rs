@@ -1,5 +1,10 @@
 //! RFC 8414 authorization-server metadata and RFC 9728 protected-resource metadata: cached
 //! documents with ETags, CORS for browser clients, JSON 404s for everything else.
+//!
+//! Dependency rule (`.ci/check-deps`): a service builds on the floors only; services never use one
+//! another (they share Postgres and CONTRACTS.md, not code) and only `sallyport` assembles them.
+//! - Sallyport crates: `protocol`, `store`, `server` (through `server`: it reads no table itself).
+//! - a normal dependency only of `sallyport` (every other crate: tests and benchmarks only).
 
 pub mod documents;
 mod http_cache;

@@ -103,9 +103,9 @@ async fn root_document_serves_the_only_resource_and_table_resources_appear() {
     resources::upsert(
         &mut *db.conn().await,
         &ResourceRow {
-            resource: "https://files.example.com/api".into(),
+            resource: protocol::uri::ResourceUri::parse("https://files.example.com/api").expect("uri"),
             name: "Files".into(),
-            scopes: vec![Some("files:write".into())],
+            scopes: protocol::scope::Scopes::parse("files:write").expect("scope"),
             documentation_url: Some("https://files.example.com/docs".into()),
             created_at: Utc::now(),
             accept_machine_tokens: false,

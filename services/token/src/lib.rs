@@ -3,6 +3,11 @@
 //!
 //! The service keeps no state outside Postgres: signing keys live (sealed) in `signing_keys` and
 //! are reloaded every few seconds, so any number of replicas run side by side.
+//!
+//! Dependency rule (`.ci/check-deps`): a service builds on the floors only; services never use one
+//! another (they share Postgres and CONTRACTS.md, not code) and only `sallyport` assembles them.
+//! - Sallyport crates: `protocol`, `store`, `server`.
+//! - a normal dependency only of `sallyport` (every other crate: tests and benchmarks only).
 
 mod background;
 mod client_auth;

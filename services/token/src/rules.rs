@@ -30,11 +30,11 @@ pub fn requested_resources<'a>(raw: impl Iterator<Item = &'a str>) -> Result<Vec
 
 /// RFC 8707 §2.2: the audience is the requested resources, each of which the grant must hold,
 /// or every resource of the grant when none is requested.
-pub fn narrow_audience(requested: &[ResourceUri], granted: &[String]) -> Result<Vec<String>, OAuthError> {
+pub fn narrow_audience(requested: &[ResourceUri], granted: &[ResourceUri]) -> Result<Vec<String>, OAuthError> {
     if requested.is_empty() {
-        return Ok(granted.to_vec());
+        return Ok(granted.iter().map(|g| g.as_str().to_owned()).collect());
     }
-    match requested.iter().find(|r| !granted.iter().any(|g| g == r.as_str())) {
+    match requested.iter().find(|r| !granted.contains(r)) {
         Some(r) => Err(OAuthError::invalid_target(format!("the grant does not include the resource {}", r.as_str()))),
         None => Ok(requested.iter().map(|r| r.as_str().to_owned()).collect()),
     }
@@ -147,8 +147,8 @@ mod tests {
 
     #[test]
     fn audience_narrows_never_widens() {
-        let granted = vec!["https://a.example/mcp".to_owned(), "https://b.example/mcp".to_owned()];
-        assert_eq!(narrow_audience(&[], &granted).expect("all"), granted);
+        let granted = vec![r("https://a.example/mcp"), r("https://b.example/mcp")];
+        assert_eq!(narrow_audience(&[], &granted).expect("all"), ["https://a.example/mcp", "https://b.example/mcp"]);
         assert_eq!(narrow_audience(&[r("https://b.example/mcp")], &granted).expect("one"), ["https://b.example/mcp"]);
         let err = narrow_audience(&[r("https://c.example/mcp")], &granted).expect_err("other");
         assert_eq!(err.code, ErrorCode::InvalidTarget);

@@ -24,18 +24,16 @@ pub mod challenge;
 pub mod extract;
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::HttpMessage;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use futures_util::future::LocalBoxFuture;
 
 use protocol::scope::Scopes;
 use protocol::uri::ResourceUri;
@@ -43,6 +41,7 @@ use server::config::RouteSettings;
 use server::registry::ResourceRegistry;
 use store::db::Pool;
 
+use crate::middleware::{Around, Middleware, Next};
 use crate::principal::Principal;
 use crate::proxy::headers::IDENTITY_PREFIX;
 use crate::verifier::{Failure, TokenVerifier, VerifiedToken};
@@ -99,7 +98,9 @@ pub fn resource_metadata_url(resource: &ResourceUri) -> String {
     url
 }
 
-struct Policy {
+/// A compiled [`ResourcePolicy`]: what [`BearerAuth`] checks.
+#[derive(Clone)]
+pub struct BearerPolicy {
     verifier: Arc<TokenVerifier>,
     resource: ResourceUri,
     resource_metadata: String,
@@ -115,16 +116,15 @@ struct Policy {
 }
 
 /// The middleware factory; cheap to clone (one per worker).
-#[derive(Clone)]
-pub struct BearerAuth(Arc<Policy>);
+pub type BearerAuth = Middleware<BearerPolicy>;
 
-impl std::fmt::Debug for BearerAuth {
+impl std::fmt::Debug for BearerPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerAuth").field("resource", &self.0.resource).finish_non_exhaustive()
+        f.debug_struct("BearerPolicy").field("resource", &self.resource).finish_non_exhaustive()
     }
 }
 
-impl BearerAuth {
+impl Middleware<BearerPolicy> {
     /// Validates and compiles the policy.
     pub fn new(verifier: Arc<TokenVerifier>, policy: ResourcePolicy) -> Result<Self, String> {
         Self::build(verifier, policy, None)
@@ -156,7 +156,7 @@ impl BearerAuth {
             let extra = Scopes::from_tokens(extra).map_err(|e| format!("method_scopes.{method}: {e}"))?;
             method_scopes.insert(m, scopes.union(&extra));
         }
-        Ok(Self(Arc::new(Policy {
+        Ok(Self(Arc::new(BearerPolicy {
             verifier,
             resource_metadata: resource_metadata_url(&resource),
             resource,
@@ -175,7 +175,7 @@ impl BearerAuth {
     }
 }
 
-impl Policy {
+impl BearerPolicy {
     fn required(&self, method: &Method) -> &Scopes {
         self.method_scopes.get(method).unwrap_or(&self.scopes)
     }
@@ -300,51 +300,23 @@ fn forward_identity(req: &mut ServiceRequest, token: &VerifiedToken) {
     headers.insert(SUBJECT_TYPE.clone(), token.subject_type_header.clone());
 }
 
-impl<S, B> Transform<S, ServiceRequest> for BearerAuth
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = BearerAuthMiddleware<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(BearerAuthMiddleware { service: Rc::new(service), policy: Arc::clone(&self.0) }))
-    }
-}
-
-/// The middleware service (see [`BearerAuth`]).
-pub struct BearerAuthMiddleware<S> {
-    service: Rc<S>,
-    policy: Arc<Policy>,
-}
-
-impl<S, B> Service<ServiceRequest> for BearerAuthMiddleware<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: MessageBody + 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let policy = Arc::clone(&self.policy);
-        Box::pin(async move {
-            match policy.authenticate(&mut req).await {
-                Ok(token) => {
-                    forward_identity(&mut req, &token);
-                    req.extensions_mut().insert(Principal::new(token));
-                    service.call(req).await.map(ServiceResponse::map_into_left_body)
-                }
-                Err(rejection) => Ok(policy.reject(req, &rejection).map_into_right_body()),
+impl Around for BearerPolicy {
+    async fn around<S, B>(
+        self: Rc<Self>,
+        mut req: ServiceRequest,
+        next: Next<S>,
+    ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        match self.authenticate(&mut req).await {
+            Ok(token) => {
+                forward_identity(&mut req, &token);
+                req.extensions_mut().insert(Principal::new(token));
+                next.call(req).await.map(ServiceResponse::map_into_left_body)
             }
-        })
+            Err(rejection) => Ok(self.reject(req, &rejection).map_into_right_body()),
+        }
     }
 }

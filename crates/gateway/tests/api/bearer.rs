@@ -100,9 +100,9 @@ async fn tokens_without_a_user_only_reach_resources_that_accept_them() {
     // /form's resource accepts them through `sallyport resource add --accept-machine-tokens` (a row
     // the registry reads, cached for seconds: written before the first machine token arrives)
     let row = store::resources::ResourceRow {
-        resource: s.url("/form"),
+        resource: protocol::uri::ResourceUri::parse(&s.url("/form")).expect("uri"),
         name: "added at run time".into(),
-        scopes: vec![Some("mcp".into())],
+        scopes: protocol::scope::Scopes::parse("mcp").expect("scope"),
         documentation_url: None,
         created_at: chrono::Utc::now(),
         accept_machine_tokens: true,

@@ -79,8 +79,7 @@ pub async fn list(conn: &mut AsyncPgConnection, user: Option<&str>) -> anyhow::R
     Ok(rows
         .into_iter()
         .map(|(c, username)| {
-            let scopes = c.scope_tokens().collect::<Vec<_>>().join(" ");
-            let scopes = if scopes.is_empty() { "-".to_owned() } else { scopes };
+            let scopes = if c.scopes.is_empty() { "-".to_owned() } else { c.scopes.to_string() };
             format!("{username}\t{}\t{}\t{scopes}\t{}", c.client_id, c.resource, c.updated_at.format("%Y-%m-%d %H:%M"))
         })
         .collect())
@@ -100,8 +99,7 @@ pub async fn revoke(
     let resource = resource
         .map(|r| ResourceUri::parse(r).with_context(|| format!("resource {r} is not a valid resource URI")))
         .transpose()?;
-    let resource = resource.as_ref().map(ResourceUri::as_str);
-    let revoked = consents::revoke_with_tokens(conn, id, client, resource, now, revoked_until).await?;
+    let revoked = consents::revoke_with_tokens(conn, id, client, resource.as_ref(), now, revoked_until).await?;
     if revoked.consents == 0 && revoked.grants == 0 {
         bail!("{user} has no remembered consent for client {client}");
     }
@@ -140,13 +138,14 @@ mod tests {
         clients::insert(&mut conn, &clients::ClientRow::new("c1".into(), ClientSource::Admin, &m, Utc::now()))
             .await
             .expect("client");
-        let r = |s: &str| vec![s.to_owned()];
+        let r = |s: &str| vec![ResourceUri::parse(s).expect("uri")];
+        let s = |s: &str| Scopes::parse(s).expect("scope");
         let now = Utc::now();
-        consents::grant(&mut conn, alice.id, "c1", &r("https://a.example/mcp"), &r("mcp"), now).await.expect("g");
-        consents::grant(&mut conn, alice.id, "c1", &r("https://b.example"), &[], now).await.expect("g");
-        consents::grant(&mut conn, bob.id, "c1", &r("https://a.example/mcp"), &r("mcp"), now).await.expect("g");
+        consents::grant(&mut conn, alice.id, "c1", &r("https://a.example/mcp"), &s("mcp"), now).await.expect("g");
+        consents::grant(&mut conn, alice.id, "c1", &r("https://b.example"), &s(""), now).await.expect("g");
+        consents::grant(&mut conn, bob.id, "c1", &r("https://a.example/mcp"), &s("mcp"), now).await.expect("g");
         // a second grant adds to the first
-        consents::grant(&mut conn, alice.id, "c1", &r("https://a.example/mcp"), &r("admin"), now).await.expect("g");
+        consents::grant(&mut conn, alice.id, "c1", &r("https://a.example/mcp"), &s("admin"), now).await.expect("g");
 
         let all = list(&mut conn, None).await.expect("list");
         assert_eq!(all.len(), 3);
@@ -164,7 +163,7 @@ mod tests {
             client_id: "c1".into(),
             user_id: Some(user),
             scope: "mcp".into(),
-            resources: vec![Some(resource.into())],
+            resources: r(resource),
             auth_time: now,
             created_at: now,
             expires_at: after(now, 3600),
@@ -186,14 +185,14 @@ mod tests {
             redirect_uri: "http://127.0.0.1/cb".into(),
             redirect_uri_sent: true,
             code_challenge: "x".repeat(43),
-            resources: vec![Some("https://a.example/mcp".into())],
+            resources: r("https://a.example/mcp"),
             scope: "mcp".into(),
             auth_time: now,
             created_at: now,
             expires_at: after(now, 60),
             used_at: None,
         };
-        codes::insert(&mut conn, &code).await.expect("code");
+        codes::insert(&mut conn, code.clone()).await.expect("code");
 
         let until = after(now, 900);
         let r = revoke(&mut conn, "alice", "c1", Some("HTTPS://A.example/mcp/"), now, until).await.expect("revoke");

@@ -70,9 +70,8 @@ pub async fn run(cmd: ResourceCommand, data_dir: &std::path::Path) -> anyhow::Re
     Ok(())
 }
 
-fn shown(scopes: &[Option<String>]) -> String {
-    let s = scopes.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(" ");
-    if s.is_empty() { "-".into() } else { s }
+fn shown(scopes: &Scopes) -> String {
+    if scopes.is_empty() { "-".into() } else { scopes.to_string() }
 }
 
 fn configured(settings: &Settings, id: &ResourceUri) -> anyhow::Result<bool> {
@@ -108,9 +107,9 @@ pub async fn add(
         validate_info_url(url).with_context(|| format!("--documentation {url}"))?;
     }
     let row = ResourceRow {
-        resource: id.as_str().to_owned(),
+        resource: id,
         name: name.to_owned(),
-        scopes: scopes.to_vec().into_iter().map(Some).collect(),
+        scopes,
         documentation_url: documentation.map(str::to_owned),
         created_at: chrono::Utc::now(),
         accept_machine_tokens,
@@ -127,7 +126,7 @@ pub async fn list(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow::
         lines.push(format!("{}\tconfig\t{scopes}\t{}", r.resource, r.name));
     }
     for row in resources::list(conn).await? {
-        let shadowed = ResourceUri::parse(&row.resource).is_ok_and(|id| configured(settings, &id).unwrap_or(false));
+        let shadowed = configured(settings, &row.resource).unwrap_or(false);
         let source = if shadowed { "database (overridden by config)" } else { "database" };
         lines.push(format!("{}\t{source}\t{}\t{}", row.resource, shown(&row.scopes), row.name));
     }
@@ -136,7 +135,7 @@ pub async fn list(conn: &mut AsyncPgConnection, settings: &Settings) -> anyhow::
 
 pub async fn remove(conn: &mut AsyncPgConnection, settings: &Settings, resource: &str) -> anyhow::Result<String> {
     let id = ResourceUri::parse(resource).with_context(|| format!("{resource} is not a valid resource URI"))?;
-    if !resources::delete(conn, id.as_str()).await? {
+    if !resources::delete(conn, &id).await? {
         if configured(settings, &id)? {
             bail!("{id} is defined in the configuration ([[resources]]): remove it there");
         }
@@ -166,7 +165,7 @@ mod tests {
         let row = add(&mut conn, &settings, "HTTPS://Files.example/api/", "Files", &["files".into()], None, false)
             .await
             .expect("add");
-        assert_eq!(row.resource, "https://files.example/api", "stored normalised");
+        assert_eq!(row.resource.as_str(), "https://files.example/api", "stored normalised");
         // adding again replaces
         add(
             &mut conn,

@@ -106,13 +106,12 @@ async fn decide(state: &State, req: &HttpRequest, form: ConsentForm) -> Result<H
     let issuer = state.issuer();
     match form.decision.as_deref() {
         Some("allow") => {
-            let scopes = request.scope.to_vec();
             consents::grant(
                 &mut conn,
                 session.user_id,
                 &request.target.client.client_id,
                 &request.resource_ids(),
-                &scopes,
+                &request.scope,
                 now,
             )
             .await?;

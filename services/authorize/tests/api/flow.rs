@@ -75,7 +75,7 @@ async fn login_consent_and_code() {
     assert_eq!(row.redirect_uri, REDIRECT);
     assert!(row.redirect_uri_sent);
     assert_eq!(row.code_challenge, CHALLENGE);
-    assert_eq!(row.resources, vec![Some(RESOURCE.to_owned())]);
+    assert_eq!(row.resources, vec![protocol::uri::ResourceUri::parse(RESOURCE).expect("uri")]);
     assert_eq!(row.scope, "mcp:tools", "offline_access is never stored as scope");
     assert_eq!(row.expires_at - row.created_at, TimeDelta::seconds(60));
     assert!(row.auth_time <= row.created_at);
@@ -106,9 +106,10 @@ async fn login_consent_and_code() {
     let res = decide(&env, &b, &html, "allow").await;
     assert!(location(&res).contains("code=spac_"));
     let user = store::users::find_by_username(&mut conn, USER).await.expect("q").expect("alice");
-    let remembered = consents::find(&mut conn, user.id, &env.client_id, &[RESOURCE.to_owned()]).await.expect("q");
+    let resource = [protocol::uri::ResourceUri::parse(RESOURCE).expect("uri")];
+    let remembered = consents::find(&mut conn, user.id, &env.client_id, &resource).await.expect("q");
     assert_eq!(remembered.len(), 1);
-    assert_eq!(remembered[0].scope_tokens().collect::<Vec<_>>(), vec!["mcp:admin", "mcp:tools"]);
+    assert_eq!(remembered[0].scopes.to_string(), "mcp:admin mcp:tools");
     let res = b.get(format!("{grown}&prompt=none")).send().await.expect("covered now");
     assert!(location(&res).contains("code=spac_"), "{}", location(&res));
 

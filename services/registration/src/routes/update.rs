@@ -83,7 +83,7 @@ pub async fn update(
     row.updated_at = now;
 
     // a new place for the codes to go is not what the users approved: they are asked again
-    let mut old_redirects: Vec<&str> = current.redirect_uris.iter().flatten().map(String::as_str).collect();
+    let mut old_redirects: Vec<&str> = current.redirect_uris.iter().map(|r| r.as_str()).collect();
     let mut new_redirects: Vec<&str> = metadata.redirect_uris.iter().map(|r| r.as_str()).collect();
     old_redirects.sort_unstable();
     new_redirects.sort_unstable();

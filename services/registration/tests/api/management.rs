@@ -286,7 +286,7 @@ async fn grants_for(app: &App, client_id: &str) -> (Uuid, Uuid) {
     let code_grant = Uuid::now_v7();
     codes::insert(
         &mut conn,
-        &codes::CodeRow {
+        codes::CodeRow {
             code_hash: SecretHash::of(&format!("spac_{code_grant}")).to_vec(),
             grant_id: code_grant,
             client_id: client_id.into(),
@@ -294,7 +294,7 @@ async fn grants_for(app: &App, client_id: &str) -> (Uuid, Uuid) {
             redirect_uri: "http://127.0.0.1:8765/callback".into(),
             redirect_uri_sent: true,
             code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-            resources: vec![Some(crate::common::RESOURCE.into())],
+            resources: vec![protocol::uri::ResourceUri::parse(crate::common::RESOURCE).expect("uri")],
             scope: "mcp".into(),
             auth_time: now,
             created_at: now,
@@ -448,11 +448,10 @@ async fn changed_redirect_uris_forget_remembered_consents() {
     let id = info["client_id"].as_str().expect("id");
     let user = users::UserRow::new("alice", "$argon2id$x".into(), Utc::now());
     users::insert(&mut *app.conn().await, &user).await.expect("user");
-    let remembered = || async {
-        consents::find(&mut *app.conn().await, user.id, id, &[crate::common::RESOURCE.to_owned()]).await.expect("q")
-    };
-    let resource = vec![crate::common::RESOURCE.to_owned()];
-    consents::grant(&mut *app.conn().await, user.id, id, &resource, &["mcp".into()], Utc::now()).await.expect("g");
+    let resource = vec![protocol::uri::ResourceUri::parse(crate::common::RESOURCE).expect("uri")];
+    let remembered = || async { consents::find(&mut *app.conn().await, user.id, id, &resource).await.expect("q") };
+    let scope = protocol::scope::Scopes::parse("mcp").expect("scope");
+    consents::grant(&mut *app.conn().await, user.id, id, &resource, &scope, Utc::now()).await.expect("g");
     assert_eq!(remembered().await.len(), 1);
 
     // same redirect URIs (in another order is the same set), a new name: the consent stays

@@ -146,6 +146,5 @@ fn check(
     rules::check_redirect_uri(&row.redirect_uri, row.redirect_uri_sent, redirect_uri)?;
     protocol::pkce::verify(Some(verifier.as_str()), &row.code_challenge)
         .map_err(|e| OAuthError::invalid_grant(format!("PKCE: {e}")))?;
-    let granted: Vec<String> = row.resources.iter().flatten().cloned().collect();
-    rules::narrow_audience(requested, &granted)
+    rules::narrow_audience(requested, &row.resources)
 }

@@ -11,7 +11,6 @@ use protocol::clock::after;
 use protocol::ident::PresentedSecret;
 use protocol::scope::Scopes;
 use protocol::secret::{PlainSecret, SecretKind};
-use protocol::uri::ResourceUri;
 use server::OAuthError;
 use store::refresh_tokens::{self, Rotation};
 use store::revocations::{self, GrantRevocation};
@@ -40,8 +39,8 @@ pub async fn exchange(
     let rotation = Rotation {
         presented_hash: presented.hash().to_vec(),
         client_id: client.client_id.clone(),
-        scopes: scope.as_ref().map(Scopes::to_vec).unwrap_or_default(),
-        resources: resources.iter().map(|r| r.as_str().to_owned()).collect(),
+        scopes: scope.clone().unwrap_or_default(),
+        resources,
         now,
         new_id: Uuid::now_v7(),
         new_hash: next.hash().to_vec(),
@@ -50,12 +49,11 @@ pub async fn exchange(
 
     let mut conn = state.pool.get().await?;
     let Some(rotated) = refresh_tokens::rotate(&mut conn, &rotation).await? else {
-        return Err(refused(state, &mut conn, client, &rotation, scope, &resources, caller).await?);
+        return Err(refused(state, &mut conn, client, &rotation, scope, caller).await?);
     };
     drop(conn);
 
-    let granted: Vec<String> = rotated.resources.into_iter().flatten().collect();
-    let audience = rules::narrow_audience(&resources, &granted)?;
+    let audience = rules::narrow_audience(&rotation.resources, &rotated.resources)?;
     let scope = match scope {
         Some(s) => s.to_string(),
         None => rules::token_scope(rotated.scope, offered.as_ref())?,
@@ -80,7 +78,6 @@ async fn refused(
     client: &Client,
     rotation: &Rotation,
     scope: Option<Scopes>,
-    resources: &[ResourceUri],
     caller: &Caller,
 ) -> Result<OAuthError, OAuthError> {
     let now = rotation.now;
@@ -126,8 +123,7 @@ async fn refused(
     if let Err(e) = rules::narrow_scope(scope, &granted) {
         return Ok(e);
     }
-    let granted: Vec<String> = row.resources.iter().flatten().cloned().collect();
-    if let Err(e) = rules::narrow_audience(resources, &granted) {
+    if let Err(e) = rules::narrow_audience(&rotation.resources, &row.resources) {
         return Ok(e);
     }
     // it was good when we looked: the state changed in between (e.g. a concurrent use)

@@ -97,7 +97,7 @@ pub async fn introspect(
             if !live {
                 inactive
             } else {
-                let resources: Vec<String> = row.resources.iter().flatten().cloned().collect();
+                let resources: Vec<String> = row.resources.iter().map(|r| r.as_str().to_owned()).collect();
                 Introspection {
                     active: true,
                     scope: Some(row.scope.clone()).filter(|s| !s.is_empty()),

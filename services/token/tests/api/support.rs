@@ -132,14 +132,18 @@ impl Env {
             redirect_uri: CALLBACK.into(),
             redirect_uri_sent: spec.redirect_uri_sent,
             code_challenge: protocol::pkce::s256(spec.verifier),
-            resources: spec.resources.iter().map(|r| Some((*r).to_owned())).collect(),
+            resources: spec
+                .resources
+                .iter()
+                .map(|r| protocol::uri::ResourceUri::parse(r).expect("a valid resource"))
+                .collect(),
             scope: spec.scope.into(),
             auth_time: now - TimeDelta::seconds(30),
             created_at: now,
             expires_at: now + TimeDelta::seconds(60),
             used_at: None,
         };
-        codes::insert(&mut *self.db.conn().await, &row).await.expect("insert code");
+        codes::insert(&mut *self.db.conn().await, row).await.expect("insert code");
         code.into_inner()
     }
 
