@@ -77,7 +77,7 @@ pub struct Filter {
 pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
     let mut rows = if filter.tool.is_some() { Vec::new() } else { events(conn, filter).await? };
     rows.extend(crate::tool_calls::list(conn, filter).await?.into_iter().map(AuditEventRow::from));
-    rows.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
     rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
     Ok(rows)
 }
