@@ -586,31 +586,44 @@ async fn migrate_provisions_the_gateways_introspection_client() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_list_the_tool_call_audit() {
-    use store::{audit, users};
+    use store::{audit, tool_calls, users};
     let db = TestDb::new().await;
     let mut conn = db.conn().await;
     let now = chrono::Utc::now();
     let hash = store::password::hash("a-password-for-audit").expect("hash");
     users::insert(&mut conn, &users::UserRow::new("alice", hash, now)).await.expect("user");
     let alice = users::find_by_username(&mut conn, "alice").await.expect("query").expect("alice").id;
-    let call = |tool: &str, client: &'static str, user: Option<uuid::Uuid>, decision: &str, ago_secs: i64| {
-        audit::NewAuditEvent {
+    let call = |tool: &'static str, client: &'static str, user: Option<uuid::Uuid>, allowed: bool, ago_secs: i64| {
+        tool_calls::NewToolCall {
             occurred_at: now - chrono::Duration::seconds(ago_secs),
-            kind: audit::kind::TOOL_CALL,
-            client_id: Some(client),
+            subject: None,
             user_id: user,
+            client_id: Some(client),
             ip: Some("127.0.0.1"),
-            detail: serde_json::json!({"route": "/mcp", "tool": tool, "subject": user.map_or(client.to_owned(), |u| u.to_string()),
-            "decision": decision, "reason": (decision == "denied").then_some("denied by tools.deny"),
-            "upstream_status": (decision == "allowed").then_some(200), "duration_ms": 3}),
+            route: "/mcp",
+            tool,
+            allowed,
+            reason: (!allowed).then_some("denied by tools.deny"),
+            upstream_status: allowed.then_some(200),
+            duration_ms: 3,
         }
     };
-    let events = [
-        call("search_issues", "app-1", Some(alice), "allowed", 7200),
-        call("drop_database", "app-1", Some(alice), "denied", 60),
-        call("search_issues", "robot", None, "allowed", 30),
-    ];
-    audit::record_many(&mut conn, &events).await.expect("insert");
+    tool_calls::record_many(&mut conn, &[call("search_issues", "app-1", Some(alice), true, 7200)])
+        .await
+        .expect("insert");
+    // a client event between the calls: one log, newest first
+    let event = audit::NewAuditEvent {
+        occurred_at: now - chrono::Duration::seconds(120),
+        kind: audit::kind::CLIENT_UPDATED,
+        client_id: Some("robot"),
+        user_id: None,
+        ip: None,
+        detail: serde_json::json!({"changed": ["scope"]}),
+    };
+    audit::record(&mut conn, &event).await.expect("event");
+    let calls =
+        [call("drop_database", "app-1", Some(alice), false, 60), call("search_issues", "robot", None, true, 30)];
+    tool_calls::record_many(&mut conn, &calls).await.expect("insert");
 
     let out = sallyport(&db.url, &["audit", "list", "--tool", "search_issues", "--json"], None);
     assert!(out.status.success(), "{}", text(&out));
@@ -628,7 +641,22 @@ async fn operators_list_the_tool_call_audit() {
     assert!(printed.contains("drop_database\tdenied (denied by tools.deny)"), "{printed}");
 
     let out = sallyport(&db.url, &["audit", "list", "--client", "robot"], None);
-    assert_eq!(text(&out).lines().count(), 1, "{}", text(&out));
+    let printed = text(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert!(lines[0].contains("mcp.tool_call\trobot\trobot\t/mcp\tsearch_issues\tallowed\t200\t3ms"), "{printed}");
+    assert!(lines[1].contains("client.updated"), "{printed}");
+    let out = sallyport(&db.url, &["audit", "list", "--json", "--limit", "3"], None);
+    let ids: Vec<(i64, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .map(|v| (v["id"].as_i64().expect("id"), v["kind"].as_str().expect("kind").to_owned()))
+        .collect();
+    let kinds: Vec<&str> = ids.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(kinds, ["mcp.tool_call", "mcp.tool_call", "client.updated"], "newest first across both tables");
+    assert!(ids.windows(2).all(|w| w[0].0 > w[1].0), "one sequence of ids: {ids:?}");
+    let out = sallyport(&db.url, &["audit", "list", "--tool", "no_such_tool"], None);
+    assert_eq!(text(&out).trim(), "no audit events");
     let out = sallyport(&db.url, &["audit", "list", "--user", "nobody"], None);
     assert!(!out.status.success() && text(&out).contains("no user nobody"), "{}", text(&out));
     let out = sallyport(&db.url, &["audit", "list", "--since", "soon"], None);

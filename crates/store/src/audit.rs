@@ -1,4 +1,5 @@
-//! `audit_events`: who did what to which client or user. Never holds a secret.
+//! `audit_events`: who did what to which client or user. Never holds a secret. The gateway's
+//! tool calls have a table of their own ([`crate::tool_calls`]); [`list`] reads both.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -6,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::schema::audit_events;
+use crate::tool_calls::ToolCallRow;
 
 /// The `kind` of each audit event about clients.
 pub mod kind {
@@ -27,7 +29,8 @@ pub mod kind {
     pub const USER_ENABLED: &str = "user.enabled";
     /// `login.max_failures` wrong passwords in a row: locked, sessions and grants ended.
     pub const USER_LOCKED_OUT: &str = "user.locked_out";
-    /// A `tools/call` through an MCP route of the gateway, allowed or not (`detail.tool`, `detail.decision`).
+    /// A `tools/call` through an MCP route of the gateway, allowed or not (`detail.tool`, `detail.decision`):
+    /// a row of `tool_calls`, listed by [`super::list`] as an event of this kind.
     pub const TOOL_CALL: &str = "mcp.tool_call";
 }
 
@@ -58,31 +61,6 @@ pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> 
     diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
 }
 
-/// Many events in one statement (the gateway's batched tool-call audit). One array per column
-/// through `unnest`, so the statement is the same whatever the batch size (six parameters, not six
-/// per row) and Postgres parses and plans six parameters instead of thousands.
-pub async fn record_many(conn: &mut AsyncPgConnection, events: &[NewAuditEvent<'_>]) -> QueryResult<usize> {
-    use diesel::sql_types::{Array, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-    let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let client_ids: Vec<Option<&str>> = events.iter().map(|e| e.client_id).collect();
-    let user_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.user_id).collect();
-    let ips: Vec<Option<&str>> = events.iter().map(|e| e.ip).collect();
-    let details: Vec<&serde_json::Value> = events.iter().map(|e| &e.detail).collect();
-    diesel::sql_query(
-        "INSERT INTO audit_events (occurred_at, kind, client_id, user_id, ip, detail) \
-         SELECT * FROM unnest($1, $2, $3, $4, $5, $6)",
-    )
-    .bind::<Array<Timestamptz>, _>(&occurred_at)
-    .bind::<Array<Text>, _>(&kinds)
-    .bind::<Array<Nullable<Text>>, _>(&client_ids)
-    .bind::<Array<Nullable<SqlUuid>>, _>(&user_ids)
-    .bind::<Array<Nullable<Text>>, _>(&ips)
-    .bind::<Array<Jsonb>, _>(&details)
-    .execute(conn)
-    .await
-}
-
 /// What `sallyport audit list` asks for; every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -94,8 +72,17 @@ pub struct Filter {
     pub limit: i64,
 }
 
-/// The newest events matching `filter`, newest first.
+/// The newest events matching `filter`, newest first: these and the gateway's tool calls
+/// ([`crate::tool_calls`], shown as [`kind::TOOL_CALL`]), which share one sequence of ids.
 pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
+    let mut rows = if filter.tool.is_some() { Vec::new() } else { events(conn, filter).await? };
+    rows.extend(crate::tool_calls::list(conn, filter).await?.into_iter().map(AuditEventRow::from));
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+    rows.truncate(usize::try_from(filter.limit).unwrap_or(0));
+    Ok(rows)
+}
+
+async fn events(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
     let mut query = audit_events::table.into_boxed();
     if let Some(user) = filter.user_id {
         query = query.filter(audit_events::user_id.eq(user));
@@ -103,16 +90,34 @@ pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<
     if let Some(client) = &filter.client_id {
         query = query.filter(audit_events::client_id.eq(client.clone()));
     }
-    if let Some(tool) = &filter.tool {
-        query = query.filter(audit_events::kind.eq(kind::TOOL_CALL)).filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("detail->>'tool' = ")
-                .bind::<diesel::sql_types::Text, _>(tool.clone()),
-        );
-    }
     if let Some(since) = filter.since {
         query = query.filter(audit_events::occurred_at.ge(since));
     }
     query.order(audit_events::id.desc()).limit(filter.limit).select(AuditEventRow::as_select()).load(conn).await
+}
+
+/// A tool call as the event it was before it had a table of its own, so listings read alike.
+impl From<ToolCallRow> for AuditEventRow {
+    fn from(call: ToolCallRow) -> Self {
+        let detail = serde_json::json!({
+            "route": call.route,
+            "tool": call.tool,
+            "subject": call.subject(),
+            "decision": if call.allowed { "allowed" } else { "denied" },
+            "reason": call.reason,
+            "upstream_status": call.upstream_status,
+            "duration_ms": call.duration_ms,
+        });
+        Self {
+            id: call.id,
+            occurred_at: call.occurred_at,
+            kind: kind::TOOL_CALL.to_owned(),
+            client_id: call.client_id,
+            user_id: call.user_id,
+            ip: call.ip,
+            detail,
+        }
+    }
 }
 
 pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Vec<AuditEventRow>> {

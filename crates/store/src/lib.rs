@@ -22,6 +22,7 @@ pub mod revocations;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
+pub mod tool_calls;
 pub mod users;
 
 pub use column::InvalidColumn;

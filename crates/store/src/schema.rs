@@ -155,6 +155,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    tool_calls (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        subject -> Nullable<Text>,
+        user_id -> Nullable<Uuid>,
+        client_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        route -> Text,
+        tool -> Text,
+        allowed -> Bool,
+        reason -> Nullable<Text>,
+        upstream_status -> Nullable<Int2>,
+        duration_ms -> Int4,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -188,5 +205,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_grants,
     sessions,
     signing_keys,
+    tool_calls,
     users,
 );

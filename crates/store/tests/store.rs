@@ -478,3 +478,90 @@ async fn rows_speak_protocol_types_and_a_bad_stored_value_is_a_query_error() {
     let err = refresh_tokens::rotate(&mut conn, &rotation).await.expect_err("a bad resource");
     assert!(is_invalid(&err), "refresh tokens");
 }
+
+/// Issue 15's migration moves the gateway's tool-call events out of `audit_events` into
+/// `tool_calls`, and its down.sql moves them back: ids, times and details as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_move_to_their_table_and_back() {
+    use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection};
+    use diesel_migrations::MigrationHarness;
+    use store::{audit, tool_calls};
+    let db = TestDb::new().await;
+    let revert_last = |url: String| async move {
+        let conn = AsyncPgConnection::establish(&url).await.expect("connect");
+        tokio::task::spawn_blocking(move || {
+            AsyncMigrationHarness::new(conn).revert_last_migration(store::db::MIGRATIONS).map(|v| v.to_string())
+        })
+        .await
+        .expect("task")
+        .expect("revert")
+    };
+    let as_seen = |rows: Vec<audit::AuditEventRow>| {
+        let mut rows: Vec<_> =
+            rows.into_iter().map(|r| (r.id, r.occurred_at, r.kind, r.client_id, r.user_id, r.ip, r.detail)).collect();
+        rows.sort_by_key(|r| r.0);
+        rows
+    };
+    let all = audit::Filter { limit: 100, ..Default::default() };
+
+    let reverted = revert_last(db.url.clone()).await;
+    assert!(reverted.contains("000300"), "the tool_calls migration is last: {reverted}");
+    // as the gateway wrote them before: a user's call, a client's own, another issuer's subject
+    diesel::sql_query(
+        r#"INSERT INTO audit_events (kind, client_id, user_id, ip, detail) VALUES
+        ('mcp.tool_call', 'app', '0190b2c4-0000-7000-8000-000000000001', '192.0.2.7',
+         '{"route": "/mcp", "tool": "search_issues", "subject": "0190b2c4-0000-7000-8000-000000000001",
+           "decision": "allowed", "reason": null, "upstream_status": 200, "duration_ms": 4}'),
+        ('client.created', 'app', NULL, NULL, '{"source": "admin"}'),
+        ('mcp.tool_call', 'robot', NULL, '2001:db8::1',
+         '{"route": "/tracker", "tool": "drop_database", "subject": "robot", "decision": "denied",
+           "reason": "denied by tools.deny", "upstream_status": null, "duration_ms": 0}'),
+        ('mcp.tool_call', 'app', NULL, NULL,
+         '{"route": "/mcp", "tool": "echo", "subject": "ext|42", "decision": "allowed",
+           "reason": "upstream unavailable", "upstream_status": null, "duration_ms": 30001}')"#,
+    )
+    .execute(&mut *db.conn().await)
+    .await
+    .expect("old rows");
+    let before = as_seen(audit::recent(&mut *db.conn().await, 100).await.expect("events"));
+    assert_eq!(before.len(), 4);
+
+    store::db::migrate(&db.url).await.expect("up");
+    let mut conn = db.conn().await;
+    let left = audit::recent(&mut conn, 100).await.expect("events");
+    assert_eq!(left.len(), 1, "only the client event stays in audit_events");
+    assert_eq!(as_seen(audit::list(&mut conn, &all).await.expect("list")), before, "listed as before");
+    let dropped = audit::Filter { tool: Some("drop_database".into()), ..all.clone() };
+    let rows = tool_calls::list(&mut conn, &dropped).await.expect("calls");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].allowed, rows[0].reason.as_deref(), rows[0].subject.as_deref()),
+        (false, Some("denied by tools.deny"), None)
+    );
+    let other =
+        tool_calls::list(&mut conn, &audit::Filter { tool: Some("echo".into()), ..all.clone() }).await.expect("calls");
+    assert_eq!(other[0].subject.as_deref(), Some("ext|42"), "a subject no column holds is kept");
+    // written after the migration, from the same sequence of ids
+    let call = tool_calls::NewToolCall {
+        occurred_at: Utc::now(),
+        subject: None,
+        user_id: None,
+        client_id: Some("robot"),
+        ip: None,
+        route: "/mcp",
+        tool: "search_issues",
+        allowed: true,
+        reason: None,
+        upstream_status: Some(200),
+        duration_ms: 2,
+    };
+    assert_eq!(tool_calls::record_many(&mut conn, &[call]).await.expect("insert"), 1);
+    let now = as_seen(audit::list(&mut conn, &all).await.expect("list"));
+    assert!(now.last().expect("row").0 > before.last().expect("row").0, "ids continue: {now:?}");
+    drop(conn);
+
+    revert_last(db.url.clone()).await;
+    let back = as_seen(audit::recent(&mut *db.conn().await, 100).await.expect("events"));
+    assert_eq!(back, now, "down.sql restores every call as an audit event");
+    store::db::migrate(&db.url).await.expect("up again");
+}

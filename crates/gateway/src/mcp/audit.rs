@@ -2,32 +2,34 @@
 //! goes on; one task writes what is queued in batched inserts. When Postgres falls behind and the
 //! queue is full, the event is dropped and counted rather than the request made to wait.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use store::audit::{NewAuditEvent, kind, record_many};
+use store::tool_calls::{NewToolCall, record_many, split_subject};
+
+use crate::principal::Principal;
 
 /// Events per insert.
 const BATCH: usize = 1024;
 /// How long the writer waits for a batch to fill after its first event: fewer, larger inserts.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// One `tools/call` as the gateway saw it.
+/// One `tools/call` as the gateway saw it. Made on the request path, so it borrows what it can
+/// (the token, the route's prefix) instead of copying strings; the writer turns it into a row.
 #[derive(Debug, Clone)]
 pub struct ToolCallEvent {
     pub at: DateTime<Utc>,
-    /// The token's `sub`: a user id, or the client id for client_credentials; `None` on a public route.
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
-    pub ip: Option<String>,
-    pub route: String,
-    pub tool: String,
+    /// The verified token; `None` on a public route.
+    pub caller: Option<Principal>,
+    /// The address the gateway derived (never a client-sent X-Sallyport-Client-Ip).
+    pub ip: IpAddr,
+    pub route: Arc<str>,
+    pub tool: Box<str>,
     pub allowed: bool,
     /// Why it was refused (or `None`).
     pub reason: Option<&'static str>,
@@ -38,28 +40,21 @@ pub struct ToolCallEvent {
 }
 
 impl ToolCallEvent {
-    fn row(&self) -> NewAuditEvent<'_> {
-        // a user's `sub` is a UUID; a client's own token has its client id as `sub`
-        let user_id = self
-            .subject
-            .as_deref()
-            .filter(|s| Some(*s) != self.client_id.as_deref())
-            .and_then(|s| s.parse::<Uuid>().ok());
-        NewAuditEvent {
+    fn row<'a>(&'a self, ip: &'a str) -> NewToolCall<'a> {
+        let client_id = self.caller.as_ref().map(Principal::client_id);
+        let (user_id, subject) = split_subject(self.caller.as_ref().map(Principal::subject), client_id);
+        NewToolCall {
             occurred_at: self.at,
-            kind: kind::TOOL_CALL,
-            client_id: self.client_id.as_deref(),
+            subject,
             user_id,
-            ip: self.ip.as_deref(),
-            detail: json!({
-                "route": self.route,
-                "tool": self.tool,
-                "subject": self.subject,
-                "decision": if self.allowed { "allowed" } else { "denied" },
-                "reason": self.reason,
-                "upstream_status": self.upstream_status,
-                "duration_ms": u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
-            }),
+            client_id,
+            ip: Some(ip),
+            route: &self.route,
+            tool: &self.tool,
+            allowed: self.allowed,
+            reason: self.reason,
+            upstream_status: self.upstream_status.and_then(|s| i16::try_from(s).ok()),
+            duration_ms: i32::try_from(self.duration.as_millis()).unwrap_or(i32::MAX),
         }
     }
 }
@@ -106,7 +101,8 @@ async fn write(pool: store::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, dropped
                 rx.recv_many(&mut batch, room).await;
             }
         }
-        let rows: Vec<NewAuditEvent<'_>> = batch.iter().map(ToolCallEvent::row).collect();
+        let ips: Vec<String> = batch.iter().map(|e| e.ip.to_string()).collect();
+        let rows: Vec<NewToolCall<'_>> = batch.iter().zip(&ips).map(|(e, ip)| e.row(ip)).collect();
         let written = match pool.get().await {
             Ok(mut conn) => record_many(&mut conn, &rows).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -125,12 +121,30 @@ async fn write(pool: store::Pool, mut rx: mpsc::Receiver<ToolCallEvent>, dropped
 mod tests {
     use super::*;
 
+    const ALICE: &str = "0190b2c4-0000-7000-8000-000000000001";
+
+    fn caller(sub: &str) -> Principal {
+        let claims = protocol::jwt::AccessTokenClaims {
+            iss: "http://127.0.0.1".into(),
+            sub: sub.into(),
+            aud: protocol::jwt::Audience::One("http://127.0.0.1/mcp".into()),
+            client_id: "app".into(),
+            scope: "mcp".into(),
+            iat: 0,
+            exp: 60,
+            nbf: None,
+            jti: uuid::Uuid::nil(),
+            auth_time: None,
+            gid: None,
+        };
+        Principal::new(Arc::new(crate::verifier::VerifiedToken::new(claims).expect("token")))
+    }
+
     fn event(tool: &str) -> ToolCallEvent {
         ToolCallEvent {
             at: Utc::now(),
-            subject: Some("0190b2c4-0000-7000-8000-000000000001".into()),
-            client_id: Some("app".into()),
-            ip: None,
+            caller: Some(caller(ALICE)),
+            ip: "192.0.2.7".parse().expect("ip"),
             route: "/mcp".into(),
             tool: tool.into(),
             allowed: false,
@@ -143,14 +157,19 @@ mod tests {
     #[test]
     fn rows_carry_who_what_and_why() {
         let e = event("drop_database");
-        let row = e.row();
-        assert_eq!(row.kind, "mcp.tool_call");
-        assert_eq!(row.user_id.map(|u| u.to_string()).as_deref(), e.subject.as_deref());
-        assert_eq!(row.detail["decision"], "denied");
-        assert_eq!(row.detail["reason"], "denied by tools.deny");
-        assert_eq!(row.detail["duration_ms"], 1);
-        let robot = ToolCallEvent { subject: Some("app".into()), ..event("x") };
-        assert_eq!(robot.row().user_id, None, "a client's own token has no user");
+        let row = e.row("192.0.2.7");
+        assert_eq!(row.user_id.map(|u| u.to_string()).as_deref(), Some(ALICE));
+        assert_eq!((row.subject, row.client_id), (None, Some("app")), "the subject is the user id");
+        assert_eq!((row.route, row.tool, row.allowed), ("/mcp", "drop_database", false));
+        assert_eq!(row.reason, Some("denied by tools.deny"));
+        assert_eq!((row.upstream_status, row.duration_ms, row.ip), (None, 1, Some("192.0.2.7")));
+        let robot = ToolCallEvent { caller: Some(caller("app")), upstream_status: Some(200), ..event("x") };
+        let row = robot.row("192.0.2.7");
+        assert_eq!((row.user_id, row.subject), (None, None), "a client's own token has no user");
+        assert_eq!(row.upstream_status, Some(200));
+        let public = ToolCallEvent { caller: None, ..event("x") };
+        let row = public.row("192.0.2.7");
+        assert_eq!((row.user_id, row.subject, row.client_id), (None, None, None), "a public route");
     }
 
     /// Postgres away: requests never wait, and every lost event is counted.

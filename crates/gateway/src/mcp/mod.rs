@@ -37,7 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// The compiled MCP settings of one route.
 #[derive(Debug)]
 pub struct McpRoute {
-    pub prefix: String,
+    pub prefix: Arc<str>,
     pub policy: Arc<ToolPolicy>,
     /// The RFC 9728 URL step-up challenges point to (`None` on a public route).
     pub resource_metadata: Option<String>,
@@ -45,7 +45,11 @@ pub struct McpRoute {
 
 impl McpRoute {
     pub fn new(route: &RouteSettings, resource_metadata: Option<String>) -> Result<Self, String> {
-        Ok(Self { prefix: route.prefix.clone(), policy: Arc::new(ToolPolicy::from_route(route)?), resource_metadata })
+        Ok(Self {
+            prefix: route.prefix.as_str().into(),
+            policy: Arc::new(ToolPolicy::from_route(route)?),
+            resource_metadata,
+        })
     }
 }
 
@@ -104,12 +108,11 @@ pub async fn forward(
         if let (Some(sink), Some(tool)) = (&gateway.audit, call.tool()) {
             sink.record(ToolCallEvent {
                 at: gateway.clock.now(),
-                subject: principal.as_ref().map(|p| p.subject().to_owned()),
-                client_id: principal.as_ref().map(|p| p.client_id().to_owned()),
+                caller: principal.clone(),
                 // the address the gateway derived (never a client-sent X-Sallyport-Client-Ip)
-                ip: Some(caller.client_ip.to_string()),
-                route: mcp.prefix.clone(),
-                tool: tool.to_owned(),
+                ip: caller.client_ip,
+                route: Arc::clone(&mcp.prefix),
+                tool: tool.into(),
                 allowed,
                 reason,
                 upstream_status: status,
