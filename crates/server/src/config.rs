@@ -62,6 +62,7 @@ pub struct Settings {
     pub resources: Vec<ResourceSettings>,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -98,6 +99,9 @@ pub struct ListenSettings {
     pub workers: usize,
     /// Seconds a stopping service waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// A listener of its own for `/metrics` (containers: a port the gateway and the Ingress never
+    /// route); unset, each service serves `/metrics` on its own port.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Where the gateway finds each service.
@@ -332,6 +336,7 @@ impl Default for Settings {
             resources: Vec::new(),
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
+            metrics: Default::default(),
         }
     }
 }
@@ -365,6 +370,7 @@ impl Default for ListenSettings {
             gateway: addr("127.0.0.1:8080"),
             workers: 0,
             shutdown_timeout_secs: 30,
+            admin: None,
         }
     }
 }

@@ -34,9 +34,12 @@ pub fn init_logging() {
 
 /// A service context on this database with the test settings (change them before building).
 pub fn context(db: &TestDb, settings: Settings) -> ::server::service::Context {
+    let pool = db.pool();
+    let metrics = ::server::metrics::Metrics::new(&settings, Some(&pool));
     ::server::service::Context {
         settings: std::sync::Arc::new(settings),
-        pool: db.pool(),
+        pool,
         clock: protocol::Clock::system(),
+        metrics,
     }
 }

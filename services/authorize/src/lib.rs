@@ -42,19 +42,21 @@ use crate::request::{Rejection, Validated};
 
 /// Builds the service with local password login.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let authenticator = LocalPasswords::new(
+    let authenticator = LocalPasswords::counted(
         ctx.pool.clone(),
         ctx.clock.clone(),
         ctx.settings.login.clone(),
         ctx.settings.tokens.access_token_ttl_secs,
+        ctx.metrics.clone(),
     );
     app_with(ctx, authenticator).await
 }
 
 /// Builds the service with another way to prove who the user is.
 pub async fn app_with(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = actix_web::web::Data::new(State::new(ctx, authenticator)?);
-    Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }
 
 /// What [`State::prepare`] found without holding a connection.

@@ -13,6 +13,7 @@ use protocol::clock::{Clock, after};
 use protocol::ident::{Password, Username};
 use server::config::LoginSettings;
 use server::error::OAuthError;
+use server::metrics::Metrics;
 use store::audit::kind;
 use store::db::Pool;
 use store::users;
@@ -55,6 +56,7 @@ pub struct LocalPasswords {
     settings: LoginSettings,
     /// How long a lockout's revocations are kept: past the life of every access token.
     revoke_for_secs: u64,
+    metrics: Metrics,
 }
 
 /// Verifiers may accept a token this long past `exp`; a revocation must outlive that too.
@@ -62,8 +64,19 @@ const VERIFIER_LEEWAY_SECS: u64 = 300;
 
 impl LocalPasswords {
     pub fn new(pool: Pool, clock: Clock, settings: LoginSettings, access_token_ttl_secs: u64) -> Arc<Self> {
+        Self::counted(pool, clock, settings, access_token_ttl_secs, Metrics::default())
+    }
+
+    /// Like [`LocalPasswords::new`], counting lockouts in `metrics`.
+    pub fn counted(
+        pool: Pool,
+        clock: Clock,
+        settings: LoginSettings,
+        access_token_ttl_secs: u64,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         let revoke_for_secs = access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS);
-        Arc::new(Self { pool, clock, settings, revoke_for_secs })
+        Arc::new(Self { pool, clock, settings, revoke_for_secs, metrics })
     }
 
     async fn check(&self, credentials: &Credentials<'_>) -> Result<AuthenticatedUser, LoginError> {
@@ -100,6 +113,7 @@ impl LocalPasswords {
                     .await
                     .map_err(OAuthError::from)?;
             tracing::warn!(user_id = %attempt.id, sessions = ended.sessions, grants = ended.grants, "user locked out");
+            self.metrics.sign_in("lockout");
         }
         Err(LoginError::Rejected)
     }

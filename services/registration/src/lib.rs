@@ -58,6 +58,7 @@ impl State {
 
 /// Builds the service from its context.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = web::Data::new(State::new(ctx)?);
-    Ok(ServiceApp::new("registration", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("registration", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }

@@ -49,6 +49,7 @@ impl State {
 
 /// Builds the service from its context.
 pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = actix_web::web::Data::new(State::new(ctx)?);
-    Ok(ServiceApp::new("metadata", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("metadata", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }

@@ -22,6 +22,7 @@ use protocol::clock::Clock;
 use protocol::keys::SigningAlg;
 use server::Settings;
 use server::cimd::MetadataDocuments;
+use server::metrics::Metrics;
 use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
 use store::Pool;
@@ -35,6 +36,7 @@ pub struct State {
     pub clock: Clock,
     pub keys: Arc<Keyring>,
     pub registry: Arc<ResourceRegistry>,
+    pub metrics: Metrics,
     clients: clients::ClientDirectory,
 }
 
@@ -55,16 +57,19 @@ pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
     }
     let registry = Arc::new(ResourceRegistry::new(&ctx.settings.resources)?);
     let documents = MetadataDocuments::new(ctx.settings.metadata_documents.clone())?;
-    background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone());
+    background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone(), ctx.metrics.key_times());
+    let metrics = ctx.metrics;
     let state = Arc::new(State {
         settings: ctx.settings,
         pool: ctx.pool,
         clock: ctx.clock.clone(),
         keys: keys.clone(),
         registry,
+        metrics: metrics.clone(),
         clients: clients::ClientDirectory::new(documents),
     });
     let clock = ctx.clock;
     Ok(ServiceApp::new("token", move |cfg| routes::configure(cfg, state.clone()))
-        .with_ready(move || keys.is_ready(clock.now())))
+        .with_ready(move || keys.is_ready(clock.now()))
+        .with_metrics(&metrics))
 }

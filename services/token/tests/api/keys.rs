@@ -114,6 +114,7 @@ async fn not_ready_until_keys_are_loaded() {
         settings: std::sync::Arc::new(settings),
         pool: pool.clone(),
         clock: protocol::Clock::system(),
+        metrics: Default::default(),
     };
     let app = token::app(ctx).await.expect("builds without keys");
     let server = testkit::spawn_app(&app, Some(pool));
