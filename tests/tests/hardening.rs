@@ -176,7 +176,7 @@ async fn with_ups_revocation_check_a_replayed_code_and_a_reused_refresh_token_st
     let db = TestDb::new().await;
     let clock = protocol::Clock::system();
     let system = start(&db, &clock, |_| {}).await;
-    let cache = system.settings.gateway.revocation_cache_secs;
+    let cache = system.settings.gateway.revocation_cache_secs.as_secs();
     assert_eq!(system.settings.gateway.revocation_check, server::config::RevocationCheck::Cached);
     let id = client_id(register(&system, "192.0.2.1").await).await;
 

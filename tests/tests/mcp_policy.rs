@@ -97,7 +97,7 @@ async fn upstream(json_response: bool, stop: &CancellationToken) -> String {
 fn route(prefix: &str, upstream: String, issuer: &str, tools: ToolRules) -> RouteSettings {
     RouteSettings {
         prefix: prefix.into(),
-        upstream,
+        upstream: server::config::HttpUrl::parse(&upstream).expect("upstream"),
         resource: Some(format!("{issuer}{prefix}")),
         scopes: vec!["mcp".into()],
         method_scopes: Default::default(),

@@ -13,7 +13,7 @@ use url::Url;
 use crate::cli::{BenchArgs, Cli, Command};
 use crate::endpoints::Endpoints;
 use crate::memory::{self, Resident, ServiceMemory};
-use crate::report::{Failure, GatewayOverhead, Machine, McpOverhead, Report, Row, load_average};
+use crate::report::{CeilingShares, Failure, GatewayOverhead, Machine, McpOverhead, Report, Row, load_average};
 use crate::runner::Timing;
 use crate::scenarios::{Bench, Component, Credentials, GatewayTargets, Load, Scenario};
 use crate::stack::{SCOPE, Stack, StackOptions};
@@ -77,6 +77,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         runs: load.runs,
         machine: Machine { load_after: load_average(), ..machine },
         postgres: outcome.postgres,
+        ceiling: CeilingShares::from_rows(&outcome.rows),
         gateway: GatewayOverhead::from_rows(&outcome.rows),
         mcp: McpOverhead::from_rows(&outcome.rows),
         rows: outcome.rows,
@@ -90,12 +91,14 @@ async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// The scenarios in their canonical order, each once; none named means all.
+/// The scenarios in their canonical order, each once; none named means all. A writing scenario
+/// brings the ceiling along: its share of the ceiling is measured in the same invocation.
 fn selected(named: &[Scenario]) -> Vec<Scenario> {
     if named.is_empty() {
         return Scenario::ALL.to_vec();
     }
-    Scenario::ALL.into_iter().filter(|s| named.contains(s)).collect()
+    let writes = named.iter().any(|s| s.writes());
+    Scenario::ALL.into_iter().filter(|s| named.contains(s) || (writes && *s == Scenario::Ceiling)).collect()
 }
 
 fn write(path: &str, text: &str) -> anyhow::Result<()> {
@@ -153,11 +156,25 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
     if args.through_gateway {
         components.insert(Component::Gateway);
     }
+    if args.nginx.is_some() && components.contains(&Component::Upstream) {
+        components.insert(Component::Nginx);
+    }
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
         None => std::env::current_exe()?.parent().context("the executable has no directory")?.to_path_buf(),
     };
-    let opts = StackOptions { bin_dir, database_url: args.database_url.clone(), components, keep_logs: args.keep_logs };
+    let after_migrate = match &args.after_migrate {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?),
+        None => None,
+    };
+    let opts = StackOptions {
+        bin_dir,
+        database_url: args.database_url.clone(),
+        components,
+        keep_logs: args.keep_logs,
+        after_migrate,
+        nginx: args.nginx.clone(),
+    };
     let stack = tokio::select! {
         s = Stack::start(&opts) => s.context("cannot start the stack")?,
         () = interrupted() => return Ok(None),
@@ -179,6 +196,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         b.machine_client = Some(stack.machine.clone());
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
+        b.database_url = Some(stack.database_url()?);
         anyhow::Ok(b)
     })();
     let bench = match prepared {
@@ -203,9 +221,13 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
     } else {
         "services started by the bench; requests straight to each service (the gateway and mcp scenarios through the gateway)"
     };
+    let routing = match &args.after_migrate {
+        Some(path) => format!("{routing}; schema changed after migrating by `{}`", path.display()),
+        None => routing.to_owned(),
+    };
     Ok(Some(Outcome {
         issuer: bench.ep.issuer_str().to_owned(),
-        routing: routing.into(),
+        routing,
         postgres,
         rows,
         failures,
@@ -240,6 +262,7 @@ async fn with_running_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load
             },
             open: open.clone(),
             upstream: upstream.clone(),
+            reference: None,
         }),
         _ => None,
     };
@@ -309,5 +332,7 @@ mod tests {
             selected(&[Scenario::Gateway, Scenario::Metadata, Scenario::Gateway]),
             vec![Scenario::Metadata, Scenario::Gateway]
         );
+        assert_eq!(selected(&[Scenario::Refresh]), vec![Scenario::Ceiling, Scenario::Refresh], "with its ceiling");
+        assert_eq!(selected(&[Scenario::Ceiling]), vec![Scenario::Ceiling]);
     }
 }

@@ -118,6 +118,14 @@ pub struct BenchArgs {
     /// Where the service binaries are (default: the directory of this executable).
     #[arg(long, value_name = "DIR", conflicts_with = "url")]
     pub bin_dir: Option<PathBuf>,
+    /// An nginx binary (e.g. /usr/sbin/nginx from Debian's nginx-light): the gateway scenario then
+    /// also measures nginx proxying to the same upstream with keep-alive, as a reference.
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    pub nginx: Option<PathBuf>,
+    /// SQL run on the bench database after the migrations, before any service starts: compares a
+    /// schema variant (e.g. an index) with the very same binaries.
+    #[arg(long, value_name = "FILE", conflicts_with = "url")]
+    pub after_migrate: Option<PathBuf>,
 }
 
 /// "10s", "500ms", "2m", or plain seconds ("1.5").

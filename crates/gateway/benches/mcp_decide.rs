@@ -18,7 +18,7 @@ fn policy() -> ToolPolicy {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     ToolPolicy::from_route(&RouteSettings {
         prefix: "/mcp".into(),
-        upstream: "http://127.0.0.1:9000/mcp".into(),
+        upstream: server::config::HttpUrl::parse("http://127.0.0.1:9000/mcp").expect("upstream"),
         resource: Some("https://mcp.example.com/mcp".into()),
         scopes: strings(&["mcp"]),
         method_scopes: Default::default(),

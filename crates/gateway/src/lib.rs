@@ -18,11 +18,10 @@ pub mod verifier;
 pub mod worker_client;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest};
 use protocol::Clock;
-use server::config::Settings;
+use server::config::{GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
@@ -51,9 +50,34 @@ struct Budgets {
     login: IpRateLimiter,
 }
 
+/// What the gateway takes from the settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub issuer: Issuer,
+    pub resources: Vec<ResourceSettings>,
+    /// Where the authorization server's services are.
+    pub services: ServiceUrls,
+    /// `sessions.cookie_name`: Sallyport's cookies never reach an upstream.
+    pub cookie_name: String,
+    pub gateway: GatewaySettings,
+}
+
+impl From<&Settings> for Config {
+    fn from(s: &Settings) -> Self {
+        Self {
+            issuer: s.issuer.clone(),
+            resources: s.resources.clone(),
+            services: s.services.clone(),
+            cookie_name: s.sessions.cookie_name.clone(),
+            gateway: s.gateway.clone(),
+        }
+    }
+}
+
 /// Everything the gateway's handlers share, across workers.
 pub struct Gateway {
-    settings: Arc<Settings>,
+    /// Trust `X-Forwarded-For` from the peer (`gateway.trust_forwarded_for`).
+    trust_forwarded_for: bool,
     proxy: Proxy,
     budgets: Budgets,
     as_mounts: Vec<AsMount>,
@@ -71,21 +95,20 @@ impl Gateway {
     /// Builds the routing table, the proxy and the verifier; a route the middleware cannot
     /// compile (bad resource, scope or origin) is an error that names it.
     pub fn new(
-        settings: Arc<Settings>,
+        config: &Config,
         clock: Clock,
         pool: store::db::Pool,
         metrics: &server::metrics::Metrics,
     ) -> Result<Self, BuildError> {
-        let g = &settings.gateway;
+        let g = &config.gateway;
         let proxy = Proxy::new(ProxyConfig {
-            connect_timeout: Duration::from_millis(g.upstream_connect_timeout_ms),
-            header_timeout: Duration::from_millis(g.upstream_timeout_ms),
+            connect_timeout: g.upstream_connect_timeout_ms,
+            header_timeout: g.upstream_timeout_ms,
         })?;
-        let verifier = Arc::new(
-            TokenVerifier::new(VerifierConfig::from_settings(&settings), clock.clone())?.with_metrics(metrics),
-        );
-        let issuer_origin = settings.issuer_origin();
-        let registry = Arc::new(server::registry::ResourceRegistry::new(&settings.resources)?);
+        let verifier =
+            Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?.with_metrics(metrics));
+        let issuer_origin = config.issuer.origin().to_owned();
+        let registry = Arc::new(server::registry::ResourceRegistry::new(&config.resources)?);
         let mut routes = Vec::new();
         for route in router::routes_longest_first(&g.routes) {
             let named = |e: String| format!("gateway route {}: {e}", route.settings.prefix);
@@ -113,17 +136,17 @@ impl Gateway {
             routes.push(RouteEntry { route, bearer, cors, mcp });
         }
         Ok(Self {
-            as_mounts: router::as_mounts(&settings.issuer_path(), &settings.services),
+            as_mounts: router::as_mounts(config.issuer.path(), &config.services),
             budgets: Budgets {
                 register: IpRateLimiter::per_minute(g.register_per_ip_per_minute),
                 token: IpRateLimiter::per_minute(g.token_per_ip_per_minute),
                 login: IpRateLimiter::per_minute(g.login_per_ip_per_minute),
             },
             public_cors: Cors::public(),
-            own_cookies: Arc::new(OwnCookies::new(&settings)),
+            own_cookies: Arc::new(OwnCookies::new(&config.issuer, &config.cookie_name)),
             proxy,
             routes,
-            settings,
+            trust_forwarded_for: g.trust_forwarded_for,
             clock,
             audit: None,
             metrics: metrics.clone(),
@@ -138,7 +161,7 @@ impl Gateway {
     /// Who called, for the `X-Forwarded-*`, client-address and (behind the bearer middleware)
     /// identity headers, as one of Sallyport's services sees it.
     fn caller(&self, req: &HttpRequest) -> Caller {
-        let trust = self.settings.gateway.trust_forwarded_for;
+        let trust = self.trust_forwarded_for;
         Caller {
             peer: req.peer_addr().map(|a| a.ip()),
             client_ip: server::http::forwarded_client_ip(req, trust),
@@ -165,7 +188,7 @@ impl Gateway {
             Budget::Login if req.method() == Method::POST => &self.budgets.login,
             Budget::Login => return Ok(()),
         };
-        let ip = server::http::forwarded_client_ip(req, self.settings.gateway.trust_forwarded_for);
+        let ip = server::http::forwarded_client_ip(req, self.trust_forwarded_for);
         limiter.check(ip).map_err(OAuthError::rate_limited)
     }
 }
@@ -173,9 +196,9 @@ impl Gateway {
 /// Builds the gateway from its context. Its only database use is the tool-call audit of MCP
 /// routes, written off the request path. A client that disconnects drops its request at once,
 /// which cancels the upstream request.
-pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let mut gateway = Gateway::new(Arc::clone(&ctx.settings), ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
-    let g = &ctx.settings.gateway;
+pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
+    let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
+    let g = &config.gateway;
     if g.audit_tool_calls && g.routes.iter().any(|r| r.mcp) {
         gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
     }

@@ -17,10 +17,10 @@ impl AsService {
     /// The configured base URL of this service.
     pub fn base_url(self, urls: &ServiceUrls) -> &str {
         match self {
-            Self::Registration => &urls.registration,
-            Self::Authorize => &urls.authorize,
-            Self::Token => &urls.token,
-            Self::Metadata => &urls.metadata,
+            Self::Registration => urls.registration.base(),
+            Self::Authorize => urls.authorize.base(),
+            Self::Token => urls.token.base(),
+            Self::Metadata => urls.metadata.base(),
         }
     }
 }
@@ -133,7 +133,7 @@ impl Route {
     pub fn new(settings: &RouteSettings) -> Self {
         Self {
             prefix: settings.prefix.trim_end_matches('/').to_owned(),
-            upstream: settings.upstream.trim_end_matches('/').to_owned(),
+            upstream: settings.upstream.base().to_owned(),
             settings: settings.clone(),
         }
     }
@@ -174,11 +174,12 @@ mod tests {
     use super::*;
 
     fn urls() -> ServiceUrls {
+        let url = |u: &str| server::config::HttpUrl::parse(u).expect("url");
         ServiceUrls {
-            registration: "http://reg:1".into(),
-            authorize: "http://authz:2/".into(),
-            token: "http://tok:3".into(),
-            metadata: "http://meta:4".into(),
+            registration: url("http://reg:1"),
+            authorize: url("http://authz:2/"),
+            token: url("http://tok:3"),
+            metadata: url("http://meta:4"),
         }
     }
 
@@ -239,7 +240,7 @@ mod tests {
     fn route(prefix: &str, upstream: &str) -> RouteSettings {
         RouteSettings {
             prefix: prefix.into(),
-            upstream: upstream.into(),
+            upstream: server::config::HttpUrl::parse(upstream).expect("upstream"),
             resource: Some("http://gw/x".into()),
             scopes: vec![],
             method_scopes: Default::default(),

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("unsupported signing algorithm {0}")]
+    #[error("unsupported signing algorithm {0:?}: ES256, EdDSA or RS256")]
     Unsupported(String),
     #[error("key generation failed")]
     Generate,
@@ -19,8 +19,9 @@ pub enum KeyError {
     Invalid(String),
 }
 
-/// A signing algorithm we issue tokens with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A signing algorithm we issue tokens with; in configuration, its JWA name (RFC 7518 §3.1, RFC 8037 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum SigningAlg {
     Es256,
     EdDsa,
@@ -62,6 +63,19 @@ impl SigningAlg {
                 EncodingKey::from_rsa_pem(pkcs8_pem(pkcs8).as_bytes()).map_err(|e| KeyError::Invalid(e.to_string()))
             }
         }
+    }
+}
+
+impl TryFrom<String> for SigningAlg {
+    type Error = KeyError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<SigningAlg> for &'static str {
+    fn from(alg: SigningAlg) -> Self {
+        alg.as_str()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod ident;
+pub mod issuer;
 pub mod jwt;
 pub mod keys;
 pub mod pkce;

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use server::Settings;
-use server::config::DEFAULT_DATABASE_URL;
+use server::config::{DEFAULT_DATABASE_URL, EncryptionKey};
 use store::local_pg;
 
 /// The key-encryption key `up` generates when none is configured (mode 0600).
@@ -22,21 +21,21 @@ pub fn cluster_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// The key in `<data-dir>/encryption-key`, if that file exists.
-pub fn read_key(data_dir: &Path) -> anyhow::Result<Option<String>> {
+pub fn read_key(data_dir: &Path) -> anyhow::Result<Option<EncryptionKey>> {
     let path = key_path(data_dir);
     let key = match std::fs::read_to_string(&path) {
         Ok(k) => k.trim().to_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    if base64::engine::general_purpose::STANDARD.decode(&key).map(|b| b.len()) != Ok(32) {
-        anyhow::bail!(
+    match EncryptionKey::parse(&key) {
+        Ok(key) => Ok(Some(key)),
+        Err(_) => anyhow::bail!(
             "{} is not a key-encryption key (base64 of 32 bytes); restore it, or delete it to start afresh with \
              a new database (signing keys sealed with the old key cannot be read)",
             path.display()
-        );
+        ),
     }
-    Ok(Some(key))
 }
 
 /// A database named by the operator: `DATABASE_URL`, or `database.url` from the file or environment.

@@ -77,6 +77,41 @@ fn bad_configuration_is_a_clear_message() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// A value of the wrong form stops the process at load, with the key and what was wrong, before
+/// anything else happens (no database is needed to find out).
+#[test]
+fn a_value_of_the_wrong_form_stops_the_load_naming_its_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("sallyport.toml");
+    std::fs::write(&file, "[[gateway.routes]]\nprefix = \"/a\"\nauth = false\nupstream = \"file:///etc/passwd\"\n")
+        .expect("write");
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("SALLYPORT__TOKENS__ACCESS_TOKEN_TTL_SECS", "abc")],
+            r#"configuration key `tokens.access_token_ttl_secs`: invalid duration "abc": a whole number of seconds"#,
+        ),
+        (&[("SALLYPORT__TOKENS__SIGNING_ALG", "HS256")], "configuration key `tokens.signing_alg`"),
+        (&[("SALLYPORT__SERVICES__TOKEN", "token:8083")], "configuration key `services.token`: not an http(s) URL"),
+        (&[("SALLYPORT__ISSUER", "https://auth.example.com/")], "configuration key `issuer`: must not end with '/'"),
+        (
+            &[("SALLYPORT_CONFIG", file.to_str().expect("utf-8"))],
+            "configuration key `gateway.routes[0].upstream`: not an http(s) URL",
+        ),
+    ];
+    for (vars, said) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_sallyport"))
+            .args(["migrate"])
+            .env_remove("SALLYPORT_CONFIG")
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{vars:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{vars:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("database"), "{vars:?}: {err}");
+    }
+}
+
 #[test]
 fn unreachable_database_is_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_sallyport"))
@@ -366,7 +401,7 @@ async fn user_lifecycle_ends_sessions_and_grants() {
         documentation: None,
         accept_machine_tokens: false,
     }];
-    let app = token::app(testkit::context(&db, settings)).await.expect("token service");
+    let app = token::app(testkit::context(&db), (&settings).into()).await.expect("token service");
     let server = testkit::spawn_app(&app, Some(db.pool()));
     let http = reqwest::Client::new();
 

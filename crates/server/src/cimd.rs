@@ -72,8 +72,8 @@ impl MetadataDocuments {
     pub fn new(settings: MetadataDocumentSettings) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms))
+            .timeout(settings.timeout_ms)
+            .connect_timeout(settings.timeout_ms)
             .no_proxy()
             .user_agent(concat!("sallyport/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_hosts }))
@@ -148,7 +148,7 @@ impl MetadataDocuments {
                     }
                     _ => tracing::info!(client_id, error = %e, "metadata document refused"),
                 }
-                let until = after(self.clock.now(), self.settings.failure_cache_secs);
+                let until = after(self.clock.now(), self.settings.failure_cache_secs.as_secs());
                 self.cache.insert(client_id.to_owned(), Arc::new(Cached { outcome: Err(e.clone()), until }));
                 return Err(OAuthError::invalid_client(e.to_string()));
             }
@@ -204,7 +204,7 @@ impl MetadataDocuments {
 
     /// `Cache-Control: max-age` bounded by the configured minimum and maximum.
     fn ttl(&self, headers: &reqwest::header::HeaderMap) -> Duration {
-        let mut secs = self.settings.cache_min_secs;
+        let mut secs = self.settings.cache_min_secs.as_secs();
         let mut forbidden = false;
         if let Some(value) = headers.get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()) {
             for directive in value.split(',').map(str::trim) {
@@ -223,7 +223,7 @@ impl MetadataDocuments {
                 secs = 0;
             }
         }
-        Duration::from_secs(secs.clamp(self.settings.cache_min_secs, self.settings.cache_max_secs))
+        Duration::from_secs(secs).clamp(self.settings.cache_min_secs, self.settings.cache_max_secs)
     }
 }
 

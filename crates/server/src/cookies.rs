@@ -10,7 +10,7 @@
 //! overwrite them. (`__Secure-` does not stop a sibling https host that shares the registrable
 //! domain from setting a `Domain` cookie: give the issuer a host of its own.)
 
-use crate::config::Settings;
+use protocol::issuer::Issuer;
 
 /// The prefix a secure issuer's cookies carry.
 pub const SECURE_PREFIX: &str = "__Secure-";
@@ -27,17 +27,18 @@ pub struct OwnCookies {
 }
 
 impl OwnCookies {
-    pub fn new(settings: &Settings) -> Self {
-        let secure = settings.issuer.starts_with("https://");
+    /// The cookies of this issuer, named after `sessions.cookie_name`.
+    pub fn new(issuer: &Issuer, cookie_name: &str) -> Self {
+        let secure = issuer.is_https();
         let prefix = if secure { SECURE_PREFIX } else { "" };
-        let base = &settings.sessions.cookie_name;
+        let base = cookie_name;
         let login = format!("{base}_login");
         Self {
             session: format!("{prefix}{base}"),
             login: format!("{prefix}{login}"),
-            path: format!("{}/oauth2", settings.issuer_path()),
+            path: format!("{}/oauth2", issuer.path()),
             secure,
-            bare: [base.clone(), login],
+            bare: [base.to_owned(), login],
         }
     }
 
@@ -83,15 +84,14 @@ mod tests {
 
     #[test]
     fn names_and_path_follow_the_issuer() {
-        let mut s = Settings { issuer: "http://127.0.0.1:8080".into(), ..Settings::default() };
-        let plain = OwnCookies::new(&s);
+        let issuer = |i: &str| Issuer::parse(i).expect("issuer");
+        let plain = OwnCookies::new(&issuer("http://127.0.0.1:8080"), "sallyport_session");
         assert_eq!(
             (plain.session(), plain.login(), plain.path()),
             ("sallyport_session", "sallyport_session_login", "/oauth2")
         );
         assert!(!plain.secure());
-        s.issuer = "https://as.example/tenant".into();
-        let secure = OwnCookies::new(&s);
+        let secure = OwnCookies::new(&issuer("https://as.example/tenant"), "sallyport_session");
         assert_eq!(secure.session(), "__Secure-sallyport_session");
         assert_eq!(secure.login(), "__Secure-sallyport_session_login");
         assert_eq!(secure.path(), "/tenant/oauth2");
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn every_spelling_of_ours_is_recognised() {
-        let c = OwnCookies::new(&Settings { issuer: "https://as.example".into(), ..Settings::default() });
+        let c = OwnCookies::new(&Issuer::parse("https://as.example").expect("issuer"), "sallyport_session");
         for ours in [
             "sallyport_session",
             "sallyport_session_login",

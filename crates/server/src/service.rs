@@ -14,10 +14,9 @@ use crate::config::Settings;
 use crate::http::{ReadyCheck, ServeOptions, bind, serve_counted};
 use crate::metrics::Metrics;
 
-/// What every service is built from.
+/// What every service is built from, beside its own part of the settings.
 #[derive(Clone)]
 pub struct Context {
-    pub settings: Arc<Settings>,
     pub pool: Pool,
     pub clock: Clock,
     /// The process's metrics (one registry for every service it runs).
@@ -85,9 +84,11 @@ pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The whole life of a service binary: configuration, logging, pool, optional migrations, the app,
 /// and serving until SIGTERM (which drains in-flight requests). Failures print one clear message.
-pub async fn run<B, Fut>(name: &'static str, listen: fn(&Settings) -> SocketAddr, build: B) -> ExitCode
+/// The service is built from its own config type `C`, taken from the loaded settings.
+pub async fn run<C, B, Fut>(name: &'static str, listen: fn(&Settings) -> SocketAddr, build: B) -> ExitCode
 where
-    B: FnOnce(Context) -> Fut,
+    C: for<'a> From<&'a Settings>,
+    B: FnOnce(Context, C) -> Fut,
     Fut: Future<Output = Result<ServiceApp, BuildError>>,
 {
     match run_inner(name, listen, build).await {
@@ -99,9 +100,14 @@ where
     }
 }
 
-async fn run_inner<B, Fut>(name: &'static str, listen: fn(&Settings) -> SocketAddr, build: B) -> Result<(), BuildError>
+async fn run_inner<C, B, Fut>(
+    name: &'static str,
+    listen: fn(&Settings) -> SocketAddr,
+    build: B,
+) -> Result<(), BuildError>
 where
-    B: FnOnce(Context) -> Fut,
+    C: for<'a> From<&'a Settings>,
+    B: FnOnce(Context, C) -> Fut,
     Fut: Future<Output = Result<ServiceApp, BuildError>>,
 {
     let settings = Settings::load()?;
@@ -113,11 +119,10 @@ where
     store::db::check(&pool, &settings.database.url).await?;
     let addr = listen(&settings);
     let workers = settings.listen.workers;
-    let shutdown_timeout_secs = settings.listen.shutdown_timeout_secs;
-    let admin = settings.listen.admin;
+    let shutdown_timeout_secs = settings.listen.shutdown_timeout_secs.as_secs();
     let metrics = Metrics::new(&settings, Some(&pool));
-    let ctx = Context { settings: Arc::new(settings), pool: pool.clone(), clock: Clock::system(), metrics };
-    let admin = match admin.filter(|_| ctx.metrics.enabled()) {
+    let ctx = Context { pool: pool.clone(), clock: Clock::system(), metrics };
+    let admin = match settings.listen.admin.filter(|_| ctx.metrics.enabled()) {
         Some(addr) => {
             let server = crate::metrics::http::serve_admin(bind(addr)?, ctx.metrics.clone())?;
             tracing::info!(service = name, %addr, "metrics at /metrics");
@@ -127,7 +132,7 @@ where
         }
         None => None,
     };
-    let app = build(ctx).await?;
+    let app = build(ctx, C::from(&settings)).await?;
     let listener = bind(addr)?;
     tracing::info!(service = name, %addr, "listening");
     let options = ServeOptions { workers, shutdown_timeout_secs, handle_signals: true, pool: Some(pool), ready: None };

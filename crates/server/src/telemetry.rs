@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogSettings;
+use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber once; later calls (tests, `sallyport up`) are no-ops.
 pub fn init(settings: &LogSettings) {
@@ -10,5 +10,5 @@ pub fn init(settings: &LogSettings) {
     // colours only for a person at a terminal, not in a file or a log collector
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = if settings.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = if settings.format == LogFormat::Json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -259,7 +259,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResul
     diesel::delete(clients::table.find(client_id)).execute(conn).await.map(|n| n == 1)
 }
 
-/// Records every grant family of the client (the grant ids of its refresh tokens and authorization
+/// Records every grant family of the client (its `grant_families` and the grant ids of its authorization
 /// codes) in `revoked_grants` until `expires_at`, so its outstanding JWT access tokens die at
 /// introspection. Returns how many families were recorded. A family already revoked keeps the
 /// later of the two expiries.
@@ -273,7 +273,7 @@ pub async fn revoke_grants_of(
     use diesel::sql_types::{Text, Timestamptz};
     diesel::sql_query(
         "INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
-         SELECT grant_id, $2, $3, $4 FROM refresh_tokens WHERE client_id = $1 \
+         SELECT grant_id, $2, $3, $4 FROM grant_families WHERE client_id = $1 \
          UNION SELECT grant_id, $2, $3, $4 FROM authorization_codes WHERE client_id = $1 \
          ON CONFLICT (grant_id) DO UPDATE SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)",
     )
@@ -288,7 +288,7 @@ pub async fn revoke_grants_of(
 /// Deletes a client in one transaction: locks its row (so no code or token can be written for it
 /// meanwhile), revokes its grant families until `revoked_until` ([`revoke_grants_of`]), records
 /// `event` (with `revoked_grants` added to its detail), and deletes the row, which cascades to its
-/// codes, refresh tokens and consents. `None` when no such client exists.
+/// codes, grant families (and so their refresh tokens) and consents. `None` when no such client exists.
 pub async fn delete_revoking(
     conn: &mut AsyncPgConnection,
     client_id: &str,

@@ -150,7 +150,7 @@ pub async fn revoke_with_tokens(
         let consents = revoke(conn, user_id, client_id, resource).await?;
         let revoked: Revoked = diesel::sql_query(
             "WITH fam AS ( \
-               SELECT grant_id FROM refresh_tokens \
+               SELECT grant_id FROM grant_families \
                 WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources)) \
                UNION SELECT grant_id FROM authorization_codes \
                 WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources))), \

@@ -1,4 +1,5 @@
-//! `refresh_tokens`: one row per issued refresh token; a grant family shares `grant_id`.
+//! `refresh_tokens`: one row per issued refresh token; a grant family shares `grant_id` and has a
+//! row of its own in `grant_families` (who it belongs to, when it ends), which its tokens die with.
 //!
 //! Rotation marks the presented token used and inserts its successor in ONE statement, so that of
 //! any number of concurrent uses exactly one succeeds, and a grant costs one durable commit.
@@ -11,9 +12,9 @@ use diesel::sql_types::{Array, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::refresh_tokens;
+use crate::schema::{grant_families, refresh_tokens};
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct RefreshTokenRow {
     pub id: Uuid,
@@ -38,8 +39,34 @@ pub struct RefreshTokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Inserts a token, and its grant family's row when it is the family's first (one statement: the
+/// family row is what deletes and revocations by user or client go through).
 pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(row).execute(conn).await.map(drop)
+    use diesel::sql_types::Uuid as SqlUuid;
+    diesel::sql_query(
+        "WITH family AS (INSERT INTO grant_families (grant_id, client_id, user_id, resources, created_at, \
+         family_expires_at) VALUES ($3, $5, $6, $8, $10, $12) ON CONFLICT (grant_id) DO NOTHING) \
+         INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, client_id, user_id, scope, resources, \
+         auth_time, created_at, expires_at, family_expires_at, used_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind::<SqlUuid, _>(row.id)
+    .bind::<Bytea, _>(&row.token_hash)
+    .bind::<SqlUuid, _>(row.grant_id)
+    .bind::<Nullable<SqlUuid>, _>(row.parent_id)
+    .bind::<Text, _>(&row.client_id)
+    .bind::<Nullable<SqlUuid>, _>(row.user_id)
+    .bind::<Text, _>(&row.scope)
+    .bind::<Array<Nullable<Text>>, _>(&row.resources)
+    .bind::<Timestamptz, _>(row.auth_time)
+    .bind::<Timestamptz, _>(row.created_at)
+    .bind::<Timestamptz, _>(row.expires_at)
+    .bind::<Timestamptz, _>(row.family_expires_at)
+    .bind::<Nullable<Timestamptz>, _>(row.used_at)
+    .bind::<Nullable<Timestamptz>, _>(row.revoked_at)
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 pub async fn find_by_hash(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<Option<RefreshTokenRow>> {
@@ -162,7 +189,8 @@ impl QueryFragment<Pg> for RotateQuery {
     }
 }
 
-/// Removes tokens whose family expired before `before` (housekeeping; reuse can no longer matter).
+/// Removes the grant families that expired before `before`, and with them their tokens
+/// (housekeeping; reuse can no longer matter). Returns how many families went.
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
-    diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_expires_at.lt(before))).execute(conn).await
+    diesel::delete(grant_families::table.filter(grant_families::family_expires_at.lt(before))).execute(conn).await
 }

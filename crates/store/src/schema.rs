@@ -71,6 +71,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    grant_families (grant_id) {
+        grant_id -> Uuid,
+        client_id -> Text,
+        user_id -> Nullable<Uuid>,
+        resources -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        family_expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (id) {
         id -> Uuid,
         token_hash -> Bytea,
@@ -160,8 +171,9 @@ diesel::joinable!(authorization_codes -> clients (client_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(consents -> users (user_id));
-diesel::joinable!(refresh_tokens -> clients (client_id));
-diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(grant_families -> clients (client_id));
+diesel::joinable!(grant_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> grant_families (grant_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -169,6 +181,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     clients,
     consents,
+    grant_families,
     refresh_tokens,
     resources,
     revoked_access_tokens,

@@ -167,7 +167,7 @@ pub async fn end_sessions_and_grants(
     use diesel::sql_types::{Text, Timestamptz};
     diesel::sql_query(
         "WITH fam AS ( \
-           SELECT grant_id FROM refresh_tokens WHERE user_id = $1 \
+           SELECT grant_id FROM grant_families WHERE user_id = $1 \
            UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1), \
          r AS (UPDATE refresh_tokens SET revoked_at = $3 \
                 WHERE grant_id IN (SELECT grant_id FROM fam) AND revoked_at IS NULL RETURNING 1), \

@@ -6,6 +6,7 @@ use diesel_async::RunQueryDsl;
 use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
 use protocol::scope::Scopes;
 use protocol::secret::{PlainSecret, SecretKind};
+use store::refresh_tokens::{self, RefreshTokenRow, Rotation};
 use store::{clients, codes, users};
 use testkit::TestDb;
 use uuid::Uuid;
@@ -263,4 +264,110 @@ fn pooled_connections_outlive_the_runtime_that_opened_them() {
     });
     drop(conn);
     drop(db);
+}
+
+fn token_row(
+    client_id: &str,
+    user_id: Uuid,
+    grant_id: Uuid,
+    family_expires_at: chrono::DateTime<Utc>,
+) -> RefreshTokenRow {
+    let now = Utc::now();
+    RefreshTokenRow {
+        id: Uuid::now_v7(),
+        token_hash: PlainSecret::generate(SecretKind::RefreshToken).hash().to_vec(),
+        grant_id,
+        parent_id: None,
+        client_id: client_id.into(),
+        user_id: Some(user_id),
+        scope: "mcp".into(),
+        resources: vec![Some("https://mcp.example/mcp".into())],
+        auth_time: now,
+        created_at: now,
+        expires_at: family_expires_at.min(now + TimeDelta::days(1)),
+        family_expires_at,
+        used_at: None,
+        revoked_at: None,
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql).get_result::<N>(&mut *db.conn().await).await.expect("count").n
+}
+
+/// issue 19: a family's tokens live and die with its `grant_families` row, which pruning and
+/// deletes of the user or the client go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_tokens_live_and_die_with_their_grant_family() {
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let now = Utc::now();
+    let expired = Uuid::now_v7();
+    let live = Uuid::now_v7();
+    for t in [
+        token_row(&client, user, expired, now - TimeDelta::hours(2)),
+        token_row(&client, user, expired, now - TimeDelta::hours(2)),
+        token_row(&client, user, live, now + TimeDelta::days(30)),
+    ] {
+        refresh_tokens::insert(&mut *db.conn().await, &t).await.expect("insert");
+    }
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM grant_families").await, 2, "one row per family");
+
+    // a token cannot name a family that does not exist
+    let mut orphan = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
+    let err = diesel::sql_query(
+        "INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, scope, resources, auth_time, created_at, \
+         expires_at, family_expires_at) VALUES ($1, $2, $3, $4, 'mcp', '{}', now(), now(), now(), now())",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(orphan.id)
+    .bind::<diesel::sql_types::Bytea, _>(std::mem::take(&mut orphan.token_hash))
+    .bind::<diesel::sql_types::Uuid, _>(orphan.grant_id)
+    .bind::<diesel::sql_types::Text, _>(&client)
+    .execute(&mut *db.conn().await)
+    .await
+    .expect_err("no family, no token");
+    assert!(err.to_string().contains("refresh_tokens_grant_id_fkey"), "{err}");
+
+    // the live family still rotates, and its successor belongs to it
+    let first = refresh_tokens::family(&mut *db.conn().await, live).await.expect("family").remove(0);
+    let rotation = Rotation {
+        presented_hash: first.token_hash.clone(),
+        client_id: client.clone(),
+        scopes: vec![],
+        resources: vec![],
+        now,
+        new_id: Uuid::now_v7(),
+        new_hash: PlainSecret::generate(SecretKind::RefreshToken).hash().to_vec(),
+        idle_expires_at: now + TimeDelta::days(1),
+    };
+    let rotated = refresh_tokens::rotate(&mut *db.conn().await, &rotation).await.expect("rotate").expect("rotated");
+    assert_eq!(rotated.grant_id, live);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &rotation).await.expect("rotate").is_none(), "used once");
+
+    let pruned = refresh_tokens::prune(&mut *db.conn().await, now).await.expect("prune");
+    assert_eq!(pruned, 1, "the expired family");
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 2, "the live family's two tokens");
+
+    // deleting the user ends its families and their tokens
+    diesel::sql_query("DELETE FROM users WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(&mut *db.conn().await)
+        .await
+        .expect("delete user");
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM grant_families").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 0);
+
+    // and so does deleting the client
+    let user = a_user(&db).await;
+    refresh_tokens::insert(&mut *db.conn().await, &token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(1)))
+        .await
+        .expect("insert");
+    assert!(clients::delete(&mut *db.conn().await, &client).await.expect("delete"));
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 0);
 }

@@ -6,15 +6,19 @@
 //! nothing the browser sends is trusted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
 use diesel_async::AsyncPgConnection;
 use protocol::cimd::is_document_url;
-use protocol::client::{Client, MetadataPolicy};
+use protocol::client::{Client, MetadataPolicy, RegistrationPolicy};
 use protocol::error::ErrorCode;
+use protocol::issuer::Issuer;
 use server::cimd::MetadataDocuments;
+use server::config::{LoginSettings, MetadataDocumentSettings, ResourceSettings, SessionSettings, Settings};
+use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
 use server::registry::ResourceRegistry;
@@ -40,22 +44,66 @@ use crate::pages::{FormTargets, MessagePage};
 use crate::params::AuthzParams;
 use crate::request::{Rejection, Validated};
 
+/// What the authorize service takes from the settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub issuer: Issuer,
+    pub trust_forwarded_for: bool,
+    pub resources: Vec<ResourceSettings>,
+    /// What a client ID metadata document may ask for (`registration.*`).
+    pub registration: RegistrationPolicy,
+    pub metadata_documents: MetadataDocumentSettings,
+    pub login: LoginSettings,
+    pub sessions: SessionSettings,
+    /// `tokens.code_ttl_secs`.
+    pub code_ttl: Duration,
+    /// `tokens.access_token_ttl_secs`: a lockout's revocations outlive every access token.
+    pub access_token_ttl: Duration,
+}
+
+impl From<&Settings> for Config {
+    fn from(s: &Settings) -> Self {
+        Self {
+            issuer: s.issuer.clone(),
+            trust_forwarded_for: s.trust_forwarded_for,
+            resources: s.resources.clone(),
+            registration: RegistrationPolicy::from(&s.registration),
+            metadata_documents: s.metadata_documents.clone(),
+            login: s.login.clone(),
+            sessions: s.sessions.clone(),
+            code_ttl: s.tokens.code_ttl_secs,
+            access_token_ttl: s.tokens.access_token_ttl_secs,
+        }
+    }
+}
+
+impl Config {
+    /// The names and path of the session and login cookies.
+    pub fn cookies(&self) -> OwnCookies {
+        OwnCookies::new(&self.issuer, &self.sessions.cookie_name)
+    }
+}
+
 /// Builds the service with local password login.
-pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
     let authenticator = LocalPasswords::counted(
         ctx.pool.clone(),
         ctx.clock.clone(),
-        ctx.settings.login.clone(),
-        ctx.settings.tokens.access_token_ttl_secs,
+        config.login.clone(),
+        config.access_token_ttl,
         ctx.metrics.clone(),
     );
-    app_with(ctx, authenticator).await
+    app_with(ctx, config, authenticator).await
 }
 
 /// Builds the service with another way to prove who the user is.
-pub async fn app_with(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Result<ServiceApp, BuildError> {
+pub async fn app_with(
+    ctx: Context,
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+) -> Result<ServiceApp, BuildError> {
     let metrics = ctx.metrics.clone();
-    let state = actix_web::web::Data::new(State::new(ctx, authenticator)?);
+    let state = actix_web::web::Data::new(State::new(ctx, config, authenticator)?);
     Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }
 
@@ -69,6 +117,7 @@ pub(crate) struct Prepared {
 /// What every handler shares.
 pub(crate) struct State {
     pub ctx: Context,
+    pub config: Config,
     pub registry: ResourceRegistry,
     pub documents: MetadataDocuments,
     pub authenticator: Arc<dyn Authenticator>,
@@ -85,32 +134,33 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn new(ctx: Context, authenticator: Arc<dyn Authenticator>) -> Result<Self, BuildError> {
-        let s = &ctx.settings;
+    fn new(ctx: Context, config: Config, authenticator: Arc<dyn Authenticator>) -> Result<Self, BuildError> {
+        let issuer = &config.issuer;
         Ok(Self {
-            registry: ResourceRegistry::new(&s.resources)?,
-            documents: MetadataDocuments::new(s.metadata_documents.clone())?.with_clock(ctx.clock.clone()),
+            registry: ResourceRegistry::new(&config.resources)?,
+            documents: MetadataDocuments::new(config.metadata_documents.clone())?.with_clock(ctx.clock.clone()),
             authenticator,
-            login_limiter: IpRateLimiter::per_minute(s.login.per_ip_per_minute),
+            login_limiter: IpRateLimiter::per_minute(config.login.per_ip_per_minute),
             last_sweep: std::sync::atomic::AtomicI64::new(0),
             style: pages::style_source(),
-            issuer_origin: s.issuer_origin(),
-            authorize_url: s.endpoint("/oauth2/authorize"),
-            login_url: s.endpoint("/oauth2/login"),
-            consent_url: s.endpoint("/oauth2/consent"),
-            logout_url: s.endpoint("/oauth2/logout"),
+            issuer_origin: issuer.origin().to_owned(),
+            authorize_url: issuer.endpoint("/oauth2/authorize"),
+            login_url: issuer.endpoint("/oauth2/login"),
+            consent_url: issuer.endpoint("/oauth2/consent"),
+            logout_url: issuer.endpoint("/oauth2/logout"),
             ctx,
+            config,
         })
     }
 
     pub fn issuer(&self) -> &str {
-        &self.ctx.settings.issuer
+        self.config.issuer.as_str()
     }
 
     /// CONTRACTS.md: what a client ID metadata document may ask for.
     async fn metadata_policy(&self) -> Result<MetadataPolicy, OAuthError> {
         let supported = self.registry.supported_scopes(&self.ctx.pool).await?;
-        Ok(MetadataPolicy::for_deployment(&self.ctx.settings.registration, &supported))
+        Ok(MetadataPolicy::for_deployment(self.config.registration.clone(), &supported))
     }
 
     /// The part of loading a request that may need pool connections of its own (the resource
@@ -122,7 +172,7 @@ impl State {
         let document = match params.client_id.as_deref() {
             Some(id) if is_document_url(id) => {
                 let policy = self.metadata_policy().await?;
-                let ip = server::http::client_ip(req, self.ctx.settings.trust_forwarded_for);
+                let ip = server::http::client_ip(req, self.config.trust_forwarded_for);
                 Some(match self.documents.resolve_for(&self.ctx.pool, id, &policy, Some(ip)).await {
                     Ok(client) => Ok(client),
                     Err(e) if e.code == ErrorCode::InvalidClient => {

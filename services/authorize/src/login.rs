@@ -7,6 +7,7 @@
 //! that locks the user also ends their sessions and grants.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use protocol::clock::{Clock, after};
@@ -63,8 +64,8 @@ pub struct LocalPasswords {
 const VERIFIER_LEEWAY_SECS: u64 = 300;
 
 impl LocalPasswords {
-    pub fn new(pool: Pool, clock: Clock, settings: LoginSettings, access_token_ttl_secs: u64) -> Arc<Self> {
-        Self::counted(pool, clock, settings, access_token_ttl_secs, Metrics::default())
+    pub fn new(pool: Pool, clock: Clock, settings: LoginSettings, access_token_ttl: Duration) -> Arc<Self> {
+        Self::counted(pool, clock, settings, access_token_ttl, Metrics::default())
     }
 
     /// Like [`LocalPasswords::new`], counting lockouts in `metrics`.
@@ -72,17 +73,17 @@ impl LocalPasswords {
         pool: Pool,
         clock: Clock,
         settings: LoginSettings,
-        access_token_ttl_secs: u64,
+        access_token_ttl: Duration,
         metrics: Metrics,
     ) -> Arc<Self> {
-        let revoke_for_secs = access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS);
+        let revoke_for_secs = access_token_ttl.as_secs().saturating_add(VERIFIER_LEEWAY_SECS);
         Arc::new(Self { pool, clock, settings, revoke_for_secs, metrics })
     }
 
     async fn check(&self, credentials: &Credentials<'_>) -> Result<AuthenticatedUser, LoginError> {
         let now = self.clock.now();
         let max = i32::try_from(self.settings.max_failures).unwrap_or(i32::MAX);
-        let lock_until = after(now, self.settings.lockout_secs);
+        let lock_until = after(now, self.settings.lockout_secs.as_secs());
         let attempt = {
             let mut conn = self.pool.get().await.map_err(OAuthError::from)?;
             users::claim_attempt(&mut conn, credentials.username, max, now, lock_until)

@@ -9,12 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncPgConnection;
 use protocol::clock::after;
 use protocol::secret::{PlainSecret, SecretHash, SecretKind};
-use server::config::Settings;
-use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use store::sessions::{self, SessionRow};
 use uuid::Uuid;
 
+use crate::Config;
 use crate::login::AuthenticatedUser;
 
 /// How stale `last_seen_at` may get before a request refreshes it.
@@ -56,8 +55,8 @@ pub fn liveness(row: &SessionRow, now: DateTime<Utc>, idle_ttl_secs: u64) -> Liv
 }
 
 /// The cookie's secret, if it has the shape of one (anything else is not worth a query).
-pub fn cookie_secret(req: &HttpRequest, settings: &Settings) -> Option<String> {
-    let value = req.cookie(OwnCookies::new(settings).session())?.value().to_owned();
+pub fn cookie_secret(req: &HttpRequest, config: &Config) -> Option<String> {
+    let value = req.cookie(config.cookies().session())?.value().to_owned();
     let prefix = SecretKind::Session.prefix();
     (value.len() == prefix.len() + 43 && value.starts_with(prefix)).then_some(value)
 }
@@ -66,13 +65,13 @@ pub fn cookie_secret(req: &HttpRequest, settings: &Settings) -> Option<String> {
 pub async fn current(
     conn: &mut AsyncPgConnection,
     req: &HttpRequest,
-    settings: &Settings,
+    config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Option<Session>, OAuthError> {
-    let Some(secret) = cookie_secret(req, settings) else { return Ok(None) };
+    let Some(secret) = cookie_secret(req, config) else { return Ok(None) };
     let hash = SecretHash::of(&secret);
     let Some(found) = sessions::find_active(conn, hash.as_bytes()).await? else { return Ok(None) };
-    match liveness(&found.session, now, settings.sessions.idle_ttl_secs) {
+    match liveness(&found.session, now, config.sessions.idle_ttl_secs.as_secs()) {
         Liveness::Expired => {
             sessions::delete_by_hash(conn, hash.as_bytes()).await?;
             Ok(None)
@@ -92,11 +91,11 @@ pub async fn current(
 pub async fn start(
     conn: &mut AsyncPgConnection,
     req: &HttpRequest,
-    settings: &Settings,
+    config: &Config,
     user: &AuthenticatedUser,
     now: DateTime<Utc>,
 ) -> Result<(Session, Cookie<'static>), OAuthError> {
-    if let Some(old) = cookie_secret(req, settings) {
+    if let Some(old) = cookie_secret(req, config) {
         sessions::delete_by_hash(conn, SecretHash::of(&old).as_bytes()).await?;
     }
     let secret = PlainSecret::generate(SecretKind::Session);
@@ -107,10 +106,10 @@ pub async fn start(
         auth_time: now,
         created_at: now,
         last_seen_at: now,
-        expires_at: after(now, settings.sessions.absolute_ttl_secs),
+        expires_at: after(now, config.sessions.absolute_ttl_secs.as_secs()),
     };
     sessions::insert(conn, &row).await?;
-    let cookie = cookie(settings, OwnCookies::new(settings).session(), secret.expose().to_owned(), None);
+    let cookie = cookie(config, config.cookies().session(), secret.expose().to_owned(), None);
     let session = Session {
         id: row.id,
         user_id: user.id,
@@ -122,8 +121,8 @@ pub async fn start(
 }
 
 /// Ends the browser's session (logout).
-pub async fn end(conn: &mut AsyncPgConnection, req: &HttpRequest, settings: &Settings) -> Result<(), OAuthError> {
-    if let Some(secret) = cookie_secret(req, settings) {
+pub async fn end(conn: &mut AsyncPgConnection, req: &HttpRequest, config: &Config) -> Result<(), OAuthError> {
+    if let Some(secret) = cookie_secret(req, config) {
         sessions::delete_by_hash(conn, SecretHash::of(&secret).as_bytes()).await?;
     }
     Ok(())
@@ -132,8 +131,8 @@ pub async fn end(conn: &mut AsyncPgConnection, req: &HttpRequest, settings: &Set
 /// A cookie of ours: `HttpOnly`, `SameSite=Lax`, `Path={issuer path}/oauth2` (only our endpoints
 /// read it), `Secure` when the issuer is https. Without `max_age` it lives as long as the browser
 /// session; the server decides expiry anyway.
-pub fn cookie(settings: &Settings, name: &str, value: String, max_age_secs: Option<i64>) -> Cookie<'static> {
-    let own = OwnCookies::new(settings);
+pub fn cookie(config: &Config, name: &str, value: String, max_age_secs: Option<i64>) -> Cookie<'static> {
+    let own = config.cookies();
     let mut c = Cookie::build(name.to_owned(), value)
         .path(own.path().to_owned())
         .http_only(true)
@@ -147,8 +146,8 @@ pub fn cookie(settings: &Settings, name: &str, value: String, max_age_secs: Opti
 }
 
 /// A cookie that tells the browser to forget `name`.
-pub fn removal(settings: &Settings, name: &str) -> Cookie<'static> {
-    cookie(settings, name, String::new(), Some(0))
+pub fn removal(config: &Config, name: &str) -> Cookie<'static> {
+    cookie(config, name, String::new(), Some(0))
 }
 
 #[cfg(test)]
@@ -181,11 +180,13 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
-        let mut s = Settings { issuer: "http://127.0.0.1:8080".into(), ..Settings::default() };
-        let c = cookie(&s, "sp", "v".into(), None).to_string();
+        let config = |issuer: &str| {
+            let issuer = protocol::issuer::Issuer::parse(issuer).expect("issuer");
+            Config::from(&server::Settings { issuer, ..server::Settings::default() })
+        };
+        let c = cookie(&config("http://127.0.0.1:8080"), "sp", "v".into(), None).to_string();
         assert_eq!(c, "sp=v; HttpOnly; SameSite=Lax; Path=/oauth2");
-        s.issuer = "https://as.example/t".into();
-        let c = cookie(&s, "__Secure-sp", "v".into(), Some(60)).to_string();
+        let c = cookie(&config("https://as.example/t"), "__Secure-sp", "v".into(), Some(60)).to_string();
         assert!(c.contains("; Secure") && c.contains("Max-Age=60") && c.contains("HttpOnly"), "{c}");
         assert!(c.contains("Path=/t/oauth2"), "{c}");
     }

@@ -5,13 +5,13 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use protocol::client::{Client, ClientInformation};
+use protocol::issuer::Issuer;
 use protocol::secret::PlainSecret;
-use server::config::Settings;
 
 /// `registration_client_uri` (CONTRACTS.md): the issuer, `/oauth2/register/`, and the client id
 /// percent-encoded as one path segment.
-pub fn registration_client_uri(settings: &Settings, client_id: &str) -> String {
-    settings.endpoint(&format!("/oauth2/register/{}", encode_segment(client_id)))
+pub fn registration_client_uri(issuer: &Issuer, client_id: &str) -> String {
+    issuer.endpoint(&format!("/oauth2/register/{}", encode_segment(client_id)))
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so any client id is one segment.
@@ -30,7 +30,7 @@ fn encode_segment(raw: &str) -> String {
 /// The echo of `client`, with the secret issued by this very request (shown once, never stored) and
 /// the registration access token that is valid now (RFC 7592 §3 requires it in every response).
 pub fn information(
-    settings: &Settings,
+    issuer: &Issuer,
     client: &Client,
     client_secret: Option<PlainSecret>,
     registration_access_token: String,
@@ -38,7 +38,7 @@ pub fn information(
     let mut info = ClientInformation::of(client);
     info.client_secret = client_secret.map(|s| s.into_inner().into());
     info.registration_access_token = Some(registration_access_token.into());
-    info.registration_client_uri = Some(registration_client_uri(settings, &client.client_id));
+    info.registration_client_uri = Some(registration_client_uri(issuer, &client.client_id));
     info
 }
 
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn client_uri_encodes_one_segment() {
-        let s = Settings { issuer: "https://auth.example/tenant".into(), ..Settings::default() };
+        let s = Issuer::parse("https://auth.example/tenant").expect("issuer");
         assert_eq!(
             registration_client_uri(&s, "0193a2b4-5c6d-7e8f-9012-3456789abcde"),
             "https://auth.example/tenant/oauth2/register/0193a2b4-5c6d-7e8f-9012-3456789abcde"

@@ -2,9 +2,10 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use server::Settings;
 use server::registry::Resource;
 use sha2::{Digest, Sha256};
+
+use crate::Config;
 
 /// RFC 8414 §2 authorization-server metadata.
 #[derive(Debug, Serialize)]
@@ -35,18 +36,18 @@ pub struct AuthorizationServerMetadata {
 }
 
 impl AuthorizationServerMetadata {
-    pub fn new(settings: &Settings, resources: &[Resource]) -> Self {
+    pub fn new(config: &Config, resources: &[Resource]) -> Self {
         let mut scopes: Vec<String> = resources.iter().flat_map(|r| r.scopes.iter().map(str::to_owned)).collect();
         scopes.sort();
         scopes.dedup();
         Self {
-            issuer: settings.issuer.clone(),
-            authorization_endpoint: settings.endpoint("/oauth2/authorize"),
-            token_endpoint: settings.endpoint("/oauth2/token"),
-            registration_endpoint: settings.endpoint("/oauth2/register"),
-            revocation_endpoint: settings.endpoint("/oauth2/revoke"),
-            introspection_endpoint: settings.endpoint("/oauth2/introspect"),
-            jwks_uri: settings.endpoint("/oauth2/jwks"),
+            issuer: config.issuer.to_string(),
+            authorization_endpoint: config.issuer.endpoint("/oauth2/authorize"),
+            token_endpoint: config.issuer.endpoint("/oauth2/token"),
+            registration_endpoint: config.issuer.endpoint("/oauth2/register"),
+            revocation_endpoint: config.issuer.endpoint("/oauth2/revoke"),
+            introspection_endpoint: config.issuer.endpoint("/oauth2/introspect"),
+            jwks_uri: config.issuer.endpoint("/oauth2/jwks"),
             scopes_supported: scopes,
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
@@ -57,7 +58,7 @@ impl AuthorizationServerMetadata {
             code_challenge_methods_supported: ["S256"],
             client_id_metadata_document_supported: true,
             authorization_response_iss_parameter_supported: true,
-            service_documentation: settings.service_documentation.clone(),
+            service_documentation: config.service_documentation.clone(),
         }
     }
 }
@@ -77,10 +78,10 @@ pub struct ProtectedResourceMetadata {
 }
 
 impl ProtectedResourceMetadata {
-    pub fn new(settings: &Settings, resource: &Resource) -> Self {
+    pub fn new(config: &Config, resource: &Resource) -> Self {
         Self {
             resource: resource.id.as_str().to_owned(),
-            authorization_servers: [settings.issuer.clone()],
+            authorization_servers: [config.issuer.to_string()],
             // SEP-2207: `offline_access` is the authorization server's business, never a resource's
             scopes_supported: resource.scopes.iter().filter(|s| *s != "offline_access").map(str::to_owned).collect(),
             bearer_methods_supported: ["header"],
@@ -115,12 +116,12 @@ pub struct Documents {
 }
 
 impl Documents {
-    pub fn build(settings: &Settings, resources: &[Resource]) -> Result<Self, serde_json::Error> {
+    pub fn build(config: &Config, resources: &[Resource]) -> Result<Self, serde_json::Error> {
         Ok(Self {
-            authorization_server: Document::of(&AuthorizationServerMetadata::new(settings, resources))?,
+            authorization_server: Document::of(&AuthorizationServerMetadata::new(config, resources))?,
             resources: resources
                 .iter()
-                .map(|r| Ok((r.clone(), Document::of(&ProtectedResourceMetadata::new(settings, r))?)))
+                .map(|r| Ok((r.clone(), Document::of(&ProtectedResourceMetadata::new(config, r))?)))
                 .collect::<Result<_, serde_json::Error>>()?,
         })
     }
@@ -168,7 +169,7 @@ mod tests {
             accept_machine_tokens: false,
         })
         .expect("resource");
-        let prm = ProtectedResourceMetadata::new(&Settings::default(), &resource);
+        let prm = ProtectedResourceMetadata::new(&Config::from(&server::Settings::default()), &resource);
         assert_eq!(prm.scopes_supported, vec!["mcp", "mcp:admin"]);
     }
 }

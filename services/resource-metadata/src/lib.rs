@@ -8,6 +8,7 @@ mod routes;
 use std::sync::{Arc, RwLock};
 
 use server::OAuthError;
+use server::config::{Issuer, ResourceSettings, Settings};
 use server::registry::{Resource, ResourceRegistry};
 use server::service::{BuildError, Context, ServiceApp};
 
@@ -16,18 +17,41 @@ use crate::documents::Documents;
 /// Documents built from one version of the registry's list.
 type Built = (Arc<Vec<Resource>>, Arc<Documents>);
 
+/// What the metadata service takes from the settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub issuer: Issuer,
+    /// Trust the gateway's `X-Forwarded-Host` to pick a resource by its origin.
+    pub trust_forwarded_for: bool,
+    pub resources: Vec<ResourceSettings>,
+    /// `service_documentation` of the authorization-server metadata.
+    pub service_documentation: Option<String>,
+}
+
+impl From<&Settings> for Config {
+    fn from(s: &Settings) -> Self {
+        Self {
+            issuer: s.issuer.clone(),
+            trust_forwarded_for: s.trust_forwarded_for,
+            resources: s.resources.clone(),
+            service_documentation: s.service_documentation.clone(),
+        }
+    }
+}
+
 /// What the handlers share.
 pub struct State {
     pub ctx: Context,
+    pub config: Config,
     pub registry: ResourceRegistry,
     /// The documents, rebuilt whenever the registry's list changes.
     built: RwLock<Option<Built>>,
 }
 
 impl State {
-    pub fn new(ctx: Context) -> Result<Self, BuildError> {
-        let registry = ResourceRegistry::new(&ctx.settings.resources)?;
-        Ok(Self { ctx, registry, built: RwLock::new(None) })
+    pub fn new(ctx: Context, config: Config) -> Result<Self, BuildError> {
+        let registry = ResourceRegistry::new(&config.resources)?;
+        Ok(Self { ctx, config, registry, built: RwLock::new(None) })
     }
 
     /// The current documents: serialised once per registry change, not per request.
@@ -39,7 +63,7 @@ impl State {
         {
             return Ok(docs.clone());
         }
-        let docs = Arc::new(Documents::build(&self.ctx.settings, &resources).map_err(OAuthError::internal)?);
+        let docs = Arc::new(Documents::build(&self.config, &resources).map_err(OAuthError::internal)?);
         if let Ok(mut guard) = self.built.write() {
             *guard = Some((resources, docs.clone()));
         }
@@ -47,9 +71,9 @@ impl State {
     }
 }
 
-/// Builds the service from its context.
-pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
+/// Builds the service from its context and its part of the settings.
+pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
     let metrics = ctx.metrics.clone();
-    let state = actix_web::web::Data::new(State::new(ctx)?);
+    let state = actix_web::web::Data::new(State::new(ctx, config)?);
     Ok(ServiceApp::new("metadata", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }

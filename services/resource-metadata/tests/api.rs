@@ -19,9 +19,9 @@ fn resource(uri: &str, name: &str, scopes: &[&str]) -> ResourceSettings {
 
 async fn start(db: &TestDb, issuer: &str, configured: Vec<ResourceSettings>) -> TestServer {
     let mut settings = testkit::settings(db);
-    settings.issuer = issuer.into();
+    settings.issuer = server::config::Issuer::parse(issuer).expect("issuer");
     settings.resources = configured;
-    let app = resource_metadata::app(testkit::context(db, settings)).await.expect("app");
+    let app = resource_metadata::app(testkit::context(db), (&settings).into()).await.expect("app");
     testkit::spawn_app(&app, Some(db.pool()))
 }
 

@@ -58,15 +58,20 @@ async fn prune(pool: &Pool, clock: &Clock) {
     let now = clock.now();
     let result = async {
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        let tokens = refresh_tokens::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
+        let families = refresh_tokens::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
         let records = revocations::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
         let codes = codes::prune(&mut conn, now - CODE_REPLAY_WINDOW).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((tokens, records, codes))
+        Ok::<_, String>((families, records, codes))
     }
     .await;
     match result {
-        Ok((tokens, records, codes)) => {
-            tracing::debug!(tokens, records, codes, "pruned expired refresh tokens, revocations and codes")
+        Ok((families, records, codes)) => {
+            tracing::debug!(
+                families,
+                records,
+                codes,
+                "pruned expired grant families (their refresh tokens too), revocations and codes"
+            )
         }
         Err(e) => tracing::warn!(error = %e, "cannot prune expired rows"),
     }

@@ -127,7 +127,7 @@ pub fn verify(client: &Client, creds: &Credentials, now: DateTime<Utc>) -> Resul
 /// Authenticates the client of a request: credentials, the client they name, the secret.
 pub async fn authenticate(state: &State, headers: &HeaderMap, form: &Form) -> Result<Arc<Client>, OAuthError> {
     let creds = credentials(headers, form)?;
-    let client = state.clients.get(&state.pool, &state.registry, &state.settings, &creds.client_id).await?;
+    let client = state.clients.get(&state.pool, &state.registry, &state.config.registration, &creds.client_id).await?;
     verify(&client, &creds, state.clock.now())?;
     Ok(client)
 }

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::cimd::is_document_url;
-use protocol::client::{Client, MetadataPolicy};
+use protocol::client::{Client, MetadataPolicy, RegistrationPolicy};
 use protocol::error::ErrorCode;
 use protocol::ident::ClientId;
 use server::OAuthError;
 use server::cimd::MetadataDocuments;
-use server::config::Settings;
 use server::registry::ResourceRegistry;
 use store::Pool;
 
@@ -52,13 +51,12 @@ impl ClientDirectory {
         &self,
         pool: &Pool,
         registry: &ResourceRegistry,
-        settings: &Settings,
+        registration: &RegistrationPolicy,
         client_id: &ClientId,
     ) -> Result<Arc<Client>, OAuthError> {
         let client_id = client_id.as_str();
         if is_document_url(client_id) {
-            let policy =
-                MetadataPolicy::for_deployment(&settings.registration, &registry.supported_scopes(pool).await?);
+            let policy = MetadataPolicy::for_deployment(registration.clone(), &registry.supported_scopes(pool).await?);
             return self.documents.resolve(pool, client_id, &policy).await.map_err(|e| match e.code {
                 ErrorCode::InvalidClient => e.with_challenge(CHALLENGE),
                 _ => e,

@@ -70,7 +70,7 @@ pub fn verify_access_token(state: &State, token: &str, now: DateTime<Utc>) -> Op
     }
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = state.keys.verifying_key(header.kid.as_deref()?, now)?;
-    let expect = Expectations { issuer: &state.settings.issuer, audience: None, now: now.timestamp(), leeway: 0 };
+    let expect = Expectations { issuer: state.config.issuer.as_str(), audience: None, now: now.timestamp(), leeway: 0 };
     protocol::jwt::verify_with_key(token, &header, &key.decoding, &expect).ok()
 }
 

@@ -57,10 +57,10 @@ impl std::fmt::Debug for TokenResponse {
 pub fn access_token(state: &State, grant: AccessGrant, now: DateTime<Utc>) -> Result<TokenResponse, OAuthError> {
     let key = state.keys.signer(now).ok_or_else(|| OAuthError::unavailable("no signing key is active"))?;
     let signer = key.signer.as_ref().ok_or_else(|| OAuthError::unavailable("no signing key is active"))?;
-    let ttl = state.settings.tokens.access_token_ttl_secs;
+    let ttl = state.config.tokens.access_token_ttl_secs.as_secs();
     let iat = now.timestamp();
     let claims = AccessTokenClaims {
-        iss: state.settings.issuer.clone(),
+        iss: state.config.issuer.to_string(),
         sub: grant.sub,
         aud: Audience::from_resources(&grant.audience),
         client_id: grant.client_id,

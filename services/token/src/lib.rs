@@ -18,10 +18,11 @@ mod signer;
 
 use std::sync::Arc;
 
+use protocol::client::RegistrationPolicy;
 use protocol::clock::Clock;
-use protocol::keys::SigningAlg;
-use server::Settings;
+use protocol::issuer::Issuer;
 use server::cimd::MetadataDocuments;
+use server::config::{EncryptionKey, MetadataDocumentSettings, ResourceSettings, Settings, TokenSettings};
 use server::metrics::Metrics;
 use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
@@ -29,9 +30,37 @@ use store::Pool;
 
 pub use keyring::{Keyring, KeyringError, SigningKeysError};
 
+/// What the token service takes from the settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub issuer: Issuer,
+    pub trust_forwarded_for: bool,
+    pub resources: Vec<ResourceSettings>,
+    /// What a client ID metadata document may ask for (`registration.*`).
+    pub registration: RegistrationPolicy,
+    pub metadata_documents: MetadataDocumentSettings,
+    pub tokens: TokenSettings,
+    /// `keys.encryption_key`: required, it seals the signing keys at rest.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+impl From<&Settings> for Config {
+    fn from(s: &Settings) -> Self {
+        Self {
+            issuer: s.issuer.clone(),
+            trust_forwarded_for: s.trust_forwarded_for,
+            resources: s.resources.clone(),
+            registration: RegistrationPolicy::from(&s.registration),
+            metadata_documents: s.metadata_documents.clone(),
+            tokens: s.tokens.clone(),
+            encryption_key: s.keys.encryption_key.clone(),
+        }
+    }
+}
+
 /// What every handler shares.
 pub struct State {
-    pub settings: Arc<Settings>,
+    pub config: Config,
     pub pool: Pool,
     pub clock: Clock,
     pub keys: Arc<Keyring>,
@@ -43,24 +72,23 @@ pub struct State {
 /// Builds the service. Refuses to start without `keys.encryption_key`, or when a signing key cannot
 /// be unsealed with it. Creates the first signing key if none exists. `/readyz` answers not ready
 /// until a key can sign (e.g. while the database is unreachable at start).
-pub async fn app(ctx: Context) -> Result<ServiceApp, BuildError> {
-    let kek = ctx.settings.encryption_key().ok_or(
+pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
+    let kek = config.encryption_key.as_ref().ok_or(
         "keys.encryption_key is required by the token service: it seals the signing keys at rest \
          (set SALLYPORT__KEYS__ENCRYPTION_KEY to base64 of 32 random bytes)",
     )?;
-    let alg = SigningAlg::parse(&ctx.settings.tokens.signing_alg)?;
-    let keys = Arc::new(Keyring::new(kek, alg));
+    let keys = Arc::new(Keyring::new(*kek.bytes(), config.tokens.signing_alg));
     match keys.sync(&ctx.pool, ctx.clock.now()).await {
         Ok(()) => {}
         Err(KeyringError::Database(e)) => tracing::warn!(error = %e, "signing keys not loaded yet; retrying"),
         Err(e) => return Err(Box::new(SigningKeysError(e))),
     }
-    let registry = Arc::new(ResourceRegistry::new(&ctx.settings.resources)?);
-    let documents = MetadataDocuments::new(ctx.settings.metadata_documents.clone())?;
+    let registry = Arc::new(ResourceRegistry::new(&config.resources)?);
+    let documents = MetadataDocuments::new(config.metadata_documents.clone())?;
     background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone(), ctx.metrics.key_times());
     let metrics = ctx.metrics;
     let state = Arc::new(State {
-        settings: ctx.settings,
+        config,
         pool: ctx.pool,
         clock: ctx.clock.clone(),
         keys: keys.clone(),

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{GATEWAY_MAX_ADDED_P50_US, GATEWAY_MIN_RATIO, IDLE_RSS_TARGET_KIB, MCP_MIN_RATIO, Report, Target};
+use super::{
+    GATEWAY_MAX_ADDED_P50_US, GATEWAY_MIN_RATIO, IDLE_RSS_TARGET_KIB, MCP_MIN_RATIO, PROXY_MIN_SHARE, Report, Target,
+};
 
 impl Report {
     pub fn markdown(&self) -> String {
@@ -20,8 +22,11 @@ impl Report {
             self.issuer
         );
         let _ = writeln!(md, "{}\n", self.machine_line());
-        let _ = writeln!(md, "| scenario | request | requests/s | p50 | p90 | p99 | max | errors | target | met |");
-        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|---|---|");
+        let _ = writeln!(
+            md,
+            "| scenario | request | requests/s | of ceiling | p50 | p90 | p99 | max | errors | target | met |"
+        );
+        let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|");
         for r in &self.rows {
             let m = &r.median;
             let target = r.target.map(|t| target_text(&t)).unwrap_or_else(|| "—".into());
@@ -30,9 +35,13 @@ impl Report {
                 Some(false) => "**no**",
                 None => "",
             };
+            let share = match self.ceiling.as_ref().and_then(|c| c.of(&r.name)) {
+                Some(s) => format!("{:.1} %", s * 100.0),
+                None => "—".into(),
+            };
             let _ = writeln!(
                 md,
-                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {target} | {met} |",
+                "| {} | `{}` | {} | {share} | {} | {} | {} | {} | {} | {target} | {met} |",
                 r.name,
                 r.request,
                 thousands(m.requests_per_sec.round() as u64),
@@ -41,6 +50,15 @@ impl Report {
                 latency(m.p99_us),
                 latency(m.max_us),
                 thousands(m.errors + m.warmup_errors),
+            );
+        }
+        if let Some(c) = &self.ceiling {
+            let _ = writeln!(
+                md,
+                "\nCeiling: {}/s of a minimal durable rotation (`{}`) in the bench database, through the \
+                 services' pool size with the same workers; \"of ceiling\" is each writing scenario's share of it.",
+                thousands(c.ceiling_rps.round() as u64),
+                crate::scenarios::CEILING_STATEMENT,
             );
         }
         if let Some(g) = &self.gateway {
@@ -55,11 +73,21 @@ impl Report {
                 if g.target_met { "met" } else { "**not met**" }
             );
             if let Some(direct) = g.direct_rps.filter(|d| *d > 0.0) {
+                let share = g.open_rps / direct;
                 let _ = writeln!(
                     md,
-                    "Proxying itself (auth off) does {:.1} % of the upstream's direct throughput.",
-                    g.open_rps / direct * 100.0
+                    "Proxying itself (auth off) does {:.1} % of the upstream's direct throughput (target >= {:.0} %): {}.",
+                    share * 100.0,
+                    PROXY_MIN_SHARE * 100.0,
+                    if share >= PROXY_MIN_SHARE { "met" } else { "**not met**" }
                 );
+                if let Some(nginx) = g.nginx_rps {
+                    let _ = writeln!(
+                        md,
+                        "nginx to the same upstream (keep-alive, one worker per core) does {:.1} %.",
+                        nginx / direct * 100.0
+                    );
+                }
             }
         }
         if let Some(m) = &self.mcp {
@@ -80,8 +108,8 @@ impl Report {
             let _ = writeln!(md, "|---|--:|--:|--:|--:|---|");
             for s in &self.memory {
                 let met = match s.idle {
-                    // the bench's own stand-in upstream is not a Sallyport service
-                    _ if s.service == "upstream" => "",
+                    // the bench's own stand-in upstream and the reference proxy are not Sallyport services
+                    _ if s.service == "upstream" || s.service == "nginx" => "",
                     Some(r) if r.rss_kib <= IDLE_RSS_TARGET_KIB => "yes",
                     Some(_) => "**no**",
                     None => "",
@@ -243,7 +271,7 @@ mod tests {
         let r = report(rows);
         assert!(r.failed(), "an error response fails the run");
         let md = r.markdown();
-        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 2,500/s, p99 <= 25 ms | **no** |"), "{md}");
+        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | — | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 2,500/s, p99 <= 25 ms | **no** |"), "{md}");
         assert!(md.contains("| code |") && md.contains("| 2 | >= 1,000/s | **no** |"), "{md}");
         assert!(md.contains("- code: 2 x POST /oauth2/token: 400 invalid_grant"), "{md}");
         assert!(md.contains("| token | 42 | 20.0 MiB | 40.0 MiB | 50.0 MiB | yes |"), "{md}");
@@ -256,6 +284,23 @@ mod tests {
         assert_eq!(json["rows"][1]["median"]["error_kinds"]["POST /oauth2/token: 400 invalid_grant"], 2);
         assert_eq!(json["memory"][0]["idle"]["rss_kib"], 20_480);
         assert!(json.get("gateway").is_none(), "no gateway rows, no overhead member");
+        assert!(json.get("ceiling").is_none(), "no ceiling row, no shares");
+
+        let mut with_ceiling = r.rows.clone();
+        with_ceiling.push(Row::new(
+            "ceiling",
+            "WITH old AS",
+            "postgres://127.0.0.1/db",
+            vec![stats(5_224.8, 5_000, 0)],
+        ));
+        let r = report(with_ceiling);
+        let md = r.markdown();
+        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | 50.0 % | 9.80 ms |"), "{md}");
+        assert!(md.contains("| code | `authorize -> 302, POST /oauth2/token` | 800 | 15.3 % |"), "{md}");
+        assert!(md.contains("| ceiling | `WITH old AS` | 5,225 | 100.0 % |"), "{md}");
+        assert!(md.contains("Ceiling: 5,225/s of a minimal durable rotation"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("valid JSON");
+        assert_eq!(json["ceiling"]["shares"]["refresh"], 0.5);
 
         let ok = report(vec![Row::new("register", "POST /oauth2/register", "x", vec![stats(1_200.0, 20_000, 0)])]);
         assert!(!ok.failed());
@@ -263,6 +308,24 @@ mod tests {
         not_run.failures.push(Failure { scenario: "gateway".into(), message: "gateway did not start".into() });
         assert!(not_run.failed(), "a scenario that could not run fails the run");
         assert!(not_run.markdown().contains("Not measured:\n\n- gateway: gateway did not start"));
+    }
+
+    #[test]
+    fn proxy_share_and_reference() {
+        let r = report(vec![
+            Row::new("gateway/protected", "GET /bench", "x", vec![stats(19_000.0, 1_000, 0)]),
+            Row::new("gateway/open", "GET /bench-open", "x", vec![stats(20_000.0, 1_000, 0)]),
+            Row::new("gateway/direct", "GET /", "x", vec![stats(50_000.0, 300, 0)]),
+            Row::new("gateway/nginx", "GET /", "x", vec![stats(30_000.0, 500, 0)]),
+        ]);
+        let md = r.markdown();
+        assert!(
+            md.contains("Proxying itself (auth off) does 40.0 % of the upstream's direct throughput (target >= 50 %): **not met**."),
+            "{md}"
+        );
+        assert!(md.contains("nginx to the same upstream (keep-alive, one worker per core) does 60.0 %."), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
+        assert_eq!(json["gateway"]["nginx_rps"], 30_000.0);
     }
 
     #[test]

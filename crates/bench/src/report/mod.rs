@@ -136,6 +136,8 @@ pub fn target_for(row: &str) -> Option<Target> {
 /// The gateway's auth targets (issue 7): >= 90 % of the auth-off throughput, <= 100 µs added median.
 pub const GATEWAY_MIN_RATIO: f64 = 0.90;
 pub const GATEWAY_MAX_ADDED_P50_US: i64 = 100;
+/// Issue 19: the gateway with auth off does at least half the upstream's direct throughput.
+pub const PROXY_MIN_SHARE: f64 = 0.50;
 /// Issue 15: a tools/call through an `mcp = true` route with a 10-rule policy keeps >= 90 % of the
 /// throughput of the same route with `mcp = false`.
 pub const MCP_MIN_RATIO: f64 = 0.90;
@@ -181,12 +183,49 @@ impl Row {
     }
 }
 
+/// The scenarios that write to Postgres (a durable commit or more per request): reported as a share
+/// of the ceiling measured in the same invocation (issue 19).
+pub const WRITING: [&str; 4] = ["register", "authorize", "code", "refresh"];
+
+/// Each writing grant's throughput as a share of the machine's ceiling for a minimal durable
+/// rotation (the `ceiling` row), so a figure means the same on a faster or a busier machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CeilingShares {
+    pub ceiling_rps: f64,
+    /// Row name -> its median throughput / the ceiling's.
+    pub shares: BTreeMap<String, f64>,
+}
+
+impl CeilingShares {
+    /// From the `ceiling` row and the writing rows; `None` without a ceiling that did something.
+    pub fn from_rows(rows: &[Row]) -> Option<Self> {
+        let ceiling = rows.iter().find(|r| r.name == "ceiling")?.median.requests_per_sec;
+        if ceiling <= 0.0 {
+            return None;
+        }
+        let shares = rows
+            .iter()
+            .filter(|r| WRITING.contains(&r.name.as_str()))
+            .map(|r| (r.name.clone(), r.median.requests_per_sec / ceiling))
+            .collect();
+        Some(Self { ceiling_rps: ceiling, shares })
+    }
+
+    /// A row's share, the ceiling's own being 1.
+    pub fn of(&self, row: &str) -> Option<f64> {
+        if row == "ceiling" { Some(1.0) } else { self.shares.get(row).copied() }
+    }
+}
+
 /// The auth overhead of the gateway: the protected route against the same route with auth off.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GatewayOverhead {
     pub protected_rps: f64,
     pub open_rps: f64,
     pub direct_rps: Option<f64>,
+    /// nginx to the same upstream (`--nginx`), for reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nginx_rps: Option<f64>,
     /// protected / auth-off throughput (median over paired runs).
     pub throughput_ratio: f64,
     /// protected p50 - auth-off p50, µs (median over paired runs).
@@ -206,6 +245,7 @@ impl GatewayOverhead {
             protected_rps: protected.median.requests_per_sec,
             open_rps: open.median.requests_per_sec,
             direct_rps: find("gateway/direct").map(|d| d.median.requests_per_sec),
+            nginx_rps: find("gateway/nginx").map(|d| d.median.requests_per_sec),
             throughput_ratio,
             added_p50_us,
             target_met: throughput_ratio >= GATEWAY_MIN_RATIO && added_p50_us <= GATEWAY_MAX_ADDED_P50_US,
@@ -322,6 +362,8 @@ pub struct Report {
     pub postgres: Option<PostgresInfo>,
     pub rows: Vec<Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<CeilingShares>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayOverhead>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpOverhead>,
@@ -385,6 +427,7 @@ pub(crate) mod tests {
                 version: "15.19".into(),
                 settings: BTreeMap::from([("fsync".into(), "on".into()), ("synchronous_commit".into(), "on".into())]),
             }),
+            ceiling: CeilingShares::from_rows(&rows),
             gateway: GatewayOverhead::from_rows(&rows),
             mcp: McpOverhead::from_rows(&rows),
             rows,
@@ -418,6 +461,25 @@ pub(crate) mod tests {
         assert!(!refresh.met_by(&stats(2_600.0, 7_000, 0)), "p99 28 ms > 25 ms");
         assert!(target_for("gateway/open").is_none());
         assert_eq!(target_for("metadata/prm").map(|t| t.min_requests_per_sec), Some(20_000.0));
+    }
+
+    #[test]
+    fn ceiling_shares() {
+        let rows = vec![
+            Row::new("metadata/as", "GET", "x", vec![stats(90_000.0, 100, 0)]),
+            Row::new("ceiling", "WITH old AS", "db", vec![stats(7_000.0, 4_000, 0), stats(8_000.0, 4_000, 0)]),
+            Row::new("refresh", "POST /oauth2/token", "x", vec![stats(5_250.0, 6_000, 0)]),
+            Row::new("register", "POST /oauth2/register", "x", vec![stats(3_000.0, 9_000, 0)]),
+        ];
+        let c = CeilingShares::from_rows(&rows).expect("shares");
+        assert_eq!(c.ceiling_rps, 7_500.0, "the median of the ceiling's runs");
+        assert!((c.of("refresh").expect("refresh") - 0.70).abs() < 1e-9);
+        assert!((c.of("register").expect("register") - 0.40).abs() < 1e-9);
+        assert_eq!(c.of("ceiling"), Some(1.0));
+        assert_eq!(c.of("metadata/as"), None, "a reading scenario is not compared with a write");
+        assert!(CeilingShares::from_rows(&rows[2..]).is_none(), "no ceiling row, no shares");
+        let idle = vec![Row::new("ceiling", "WITH", "db", vec![stats(0.0, 0, 3)])];
+        assert!(CeilingShares::from_rows(&idle).is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod browser;
+mod ceiling;
 mod client_credentials;
 mod code;
 mod gateway;
@@ -25,6 +26,7 @@ use crate::conn::{self, Conn};
 use crate::endpoints::Endpoints;
 use crate::report::{Row, RunStats, latency, thousands};
 use crate::runner::{self, Timing, Worker};
+pub use ceiling::STATEMENT as CEILING_STATEMENT;
 use oauth::PublicClient;
 
 /// A scenario's name on the command line.
@@ -32,6 +34,9 @@ use oauth::PublicClient;
 pub enum Scenario {
     /// GET the AS metadata and a protected resource's metadata.
     Metadata,
+    /// The machine's ceiling for a durable rotation (a minimal one, in the bench database, through
+    /// the services' pool size): the writing grants are reported as a share of it.
+    Ceiling,
     /// RFC 7591 registration of public clients.
     Register,
     /// A signed-in session with remembered consent: GET authorize -> 302 with a code.
@@ -49,8 +54,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Self::Metadata,
+        Self::Ceiling,
         Self::Register,
         Self::Authorize,
         Self::Code,
@@ -63,6 +69,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Self::Metadata => "metadata",
+            Self::Ceiling => "ceiling",
             Self::Register => "register",
             Self::Authorize => "authorize",
             Self::Code => "code",
@@ -73,11 +80,17 @@ impl Scenario {
         }
     }
 
+    /// Whether it writes to Postgres on every request (its figures then read as shares of the ceiling).
+    pub fn writes(self) -> bool {
+        crate::report::WRITING.contains(&self.name())
+    }
+
     /// The services a scenario needs running (its setup included).
     pub fn needs(self) -> BTreeSet<Component> {
         use Component::*;
         BTreeSet::from_iter(match self {
             Self::Metadata => vec![Metadata],
+            Self::Ceiling => vec![],
             Self::Register => vec![Registration],
             Self::Authorize => vec![Registration, Authorize],
             Self::Code | Self::Refresh => vec![Registration, Authorize, Token],
@@ -90,6 +103,7 @@ impl Scenario {
     pub async fn run(self, b: &Bench) -> anyhow::Result<Vec<Row>> {
         match self {
             Self::Metadata => metadata::run(b).await,
+            Self::Ceiling => ceiling::run(b).await,
             Self::Register => register::run(b).await,
             Self::Authorize => authorize::run(b).await,
             Self::Code => code::run(b).await,
@@ -110,6 +124,8 @@ pub enum Component {
     Token,
     Upstream,
     Gateway,
+    /// A mature reverse proxy (nginx, `--nginx`) to the same upstream: the gateway scenario's reference.
+    Nginx,
 }
 
 /// The resource owner the browser flows sign in as.
@@ -128,6 +144,8 @@ pub struct GatewayTargets {
     pub open: Url,
     /// The upstream itself.
     pub upstream: Url,
+    /// The same upstream through nginx with keep-alive to it (`--nginx`), for reference.
+    pub reference: Option<Url>,
 }
 
 /// The mcp scenario's two protected routes to the same upstream.
@@ -175,6 +193,8 @@ pub struct Bench {
     pub tracked: Vec<(String, u32)>,
     /// The stack's database, when known: its Postgres backends are told apart from the rest.
     pub database: Option<String>,
+    /// The stack's database URL, when the bench made the database (the ceiling runs in it).
+    pub database_url: Option<String>,
     sessions: OnceCell<Sessions>,
 }
 
@@ -209,6 +229,7 @@ impl Bench {
             machine_client: None,
             tracked: vec![("bench".into(), std::process::id())],
             database: None,
+            database_url: None,
             sessions: OnceCell::new(),
         })
     }

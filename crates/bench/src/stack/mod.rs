@@ -36,6 +36,10 @@ pub struct StackOptions {
     pub components: BTreeSet<Component>,
     /// Keep the directory with the config and the services' logs.
     pub keep_logs: bool,
+    /// SQL to run on the bench database once migrated (`--after-migrate`).
+    pub after_migrate: Option<String>,
+    /// The nginx binary of the reference proxy (`--nginx`).
+    pub nginx: Option<PathBuf>,
 }
 
 /// The bench's resource, route prefixes and scope.
@@ -60,7 +64,7 @@ impl Component {
             Self::Authorize => Some("sallyport-authorize"),
             Self::Token => Some("sallyport-token"),
             Self::Gateway => Some("sallyport-gateway"),
-            Self::Upstream => None,
+            Self::Upstream | Self::Nginx => None,
         }
     }
 
@@ -72,6 +76,7 @@ impl Component {
             Self::Token => "token",
             Self::Gateway => "gateway",
             Self::Upstream => "upstream",
+            Self::Nginx => "nginx",
         }
     }
 }
@@ -85,15 +90,24 @@ struct Ports {
     metadata: u16,
     gateway: u16,
     upstream: u16,
+    nginx: u16,
 }
 
 impl Ports {
     fn allocate() -> anyhow::Result<Self> {
-        // hold every listener until all are chosen, so the six are distinct
+        // hold every listener until all are chosen, so they are distinct
         let listeners: Vec<std::net::TcpListener> =
-            (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+            (0..7).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
         let p: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
-        Ok(Self { registration: p[0], authorize: p[1], token: p[2], metadata: p[3], gateway: p[4], upstream: p[5] })
+        Ok(Self {
+            registration: p[0],
+            authorize: p[1],
+            token: p[2],
+            metadata: p[3],
+            gateway: p[4],
+            upstream: p[5],
+            nginx: p[6],
+        })
     }
 
     fn issuer(&self) -> String {
@@ -112,6 +126,7 @@ impl Ports {
             Component::Metadata => self.metadata,
             Component::Gateway => self.gateway,
             Component::Upstream => self.upstream,
+            Component::Nginx => self.nginx,
         }
     }
 }
@@ -196,6 +211,12 @@ impl Stack {
         drop(admin);
         let db_url = self.db_url()?;
         store::db::migrate(&db_url).await.context("migrating the bench database")?;
+        if let Some(sql) = &opts.after_migrate {
+            use diesel_async::SimpleAsyncConnection;
+            let mut conn = AsyncPgConnection::establish(&db_url).await?;
+            conn.batch_execute(sql).await.context("running --after-migrate")?;
+            eprintln!("stack: ran --after-migrate on {}", self.db_name);
+        }
         self.seed_user(&db_url).await?;
         self.seed_machine_client(&db_url).await?;
         let introspection_secret = protocol::secret::random_token(32);
@@ -204,9 +225,16 @@ impl Stack {
         std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret))?;
         let me = std::env::current_exe()?;
         for &component in &opts.components {
-            let program = match component.binary() {
-                Some(b) => opts.bin_dir.join(b),
-                None => me.clone(),
+            let program = match (component.binary(), &opts.nginx) {
+                (Some(b), _) => opts.bin_dir.join(b),
+                (None, Some(nginx)) if component == Component::Nginx => {
+                    std::fs::write(
+                        self.dir.join("nginx.conf"),
+                        config::nginx(&self.dir, self.ports.nginx, self.ports.upstream),
+                    )?;
+                    nginx.clone()
+                }
+                (None, _) => me.clone(),
             };
             self.spawn(component, &program, &config)?;
         }
@@ -285,12 +313,21 @@ impl Stack {
             protected: Url::parse(&self.resource())?,
             open: Url::parse(&format!("http://127.0.0.1:{}{OPEN_PATH}", self.ports.gateway))?,
             upstream: Url::parse(&format!("http://127.0.0.1:{}/", self.ports.upstream))?,
+            reference: match self.processes.iter().any(|p| p.component == Component::Nginx) {
+                true => Some(Url::parse(&format!("http://127.0.0.1:{}/", self.ports.nginx))?),
+                false => None,
+            },
         })
     }
 
     pub fn mcp_targets(&self) -> anyhow::Result<McpTargets> {
         let route = |path: &str| Url::parse(&format!("http://127.0.0.1:{}{path}", self.ports.gateway));
         Ok(McpTargets { policy: route(MCP_PATH)?, plain: route(MCP_OFF_PATH)? })
+    }
+
+    /// The URL of the bench database (for the ceiling scenario, which rotates in a table of its own there).
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        self.db_url()
     }
 
     /// The bench database's name.
@@ -316,6 +353,11 @@ impl Stack {
     /// `--keep-logs` or `failed` (then their directory is printed).
     pub async fn stop(mut self, failed: bool) {
         for p in &mut self.processes {
+            if p.component == Component::Nginx {
+                // nginx's master stops its workers on SIGTERM; a SIGKILL would leave them running
+                let _ = std::process::Command::new("kill").args(["-TERM", &p.pid.to_string()]).status();
+                continue;
+            }
             let _ = p.child.start_kill();
         }
         for p in &mut self.processes {

@@ -19,6 +19,11 @@ impl Stack {
         if component == Component::Upstream {
             cmd.args(["upstream", "--listen", &format!("127.0.0.1:{}", self.ports.upstream)]);
         }
+        if component == Component::Nginx {
+            let conf = self.dir.join("nginx.conf");
+            let error_log = self.dir.join("nginx-error.log");
+            cmd.arg("-p").arg(&self.dir).arg("-c").arg(&conf).arg("-e").arg(&error_log);
+        }
         let child = cmd
             .env("SALLYPORT_CONFIG", config)
             .env_remove("RUST_LOG")
@@ -35,7 +40,7 @@ impl Stack {
 
     /// Polls `/readyz` (the upstream: `/`) until 200; fails early when the child exits.
     pub(super) async fn wait_ready(&mut self, component: Component) -> anyhow::Result<()> {
-        let path = if component == Component::Upstream { "/" } else { "/readyz" };
+        let path = if matches!(component, Component::Upstream | Component::Nginx) { "/" } else { "/readyz" };
         let url = format!("http://127.0.0.1:{}{path}", self.ports.of(component));
         let http = crate::client::build(1)?;
         let deadline = Instant::now() + Duration::from_secs(60);

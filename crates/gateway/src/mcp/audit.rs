@@ -159,8 +159,8 @@ mod tests {
         let settings = server::config::DatabaseSettings {
             url: "postgres://postgres@127.0.0.1:9/none".into(),
             pool_size: 1,
-            connect_timeout_ms: 200,
-            acquire_timeout_ms: 200,
+            connect_timeout_ms: std::time::Duration::from_millis(200),
+            acquire_timeout_ms: std::time::Duration::from_millis(200),
             migrate_on_start: false,
         };
         let pool = store::db::pool(&settings).expect("pool");

@@ -130,7 +130,7 @@ mod tests {
     fn route(allow: &[&str], deny: &[&str], scopes: &[(&str, &[&str])]) -> RouteSettings {
         RouteSettings {
             prefix: "/mcp".into(),
-            upstream: "http://up".into(),
+            upstream: server::config::HttpUrl::parse("http://up").expect("upstream"),
             resource: Some("http://gw/mcp".into()),
             scopes: vec!["mcp".into()],
             method_scopes: Default::default(),

@@ -342,8 +342,8 @@ mod tests {
     }
 
     fn own() -> Arc<OwnCookies> {
-        let settings = server::Settings { issuer: "https://as.example".into(), ..server::Settings::default() };
-        Arc::new(OwnCookies::new(&settings))
+        let issuer = server::config::Issuer::parse("https://as.example").expect("issuer");
+        Arc::new(OwnCookies::new(&issuer, "sallyport_session"))
     }
 
     #[test]

@@ -16,7 +16,7 @@ use protocol::Clock;
 use protocol::jwt::{self, AccessTokenClaims, Expectations, VerifyError};
 use protocol::scope::Scopes;
 use protocol::uri::ResourceUri;
-use server::config::{RevocationCheck, Settings};
+use server::config::RevocationCheck;
 
 use crate::worker_client::WorkerClient;
 
@@ -47,9 +47,9 @@ pub struct VerifierConfig {
 
 impl VerifierConfig {
     /// The gateway's verifier: the configured issuer, the token service's JWKS and introspection.
-    pub fn from_settings(s: &Settings) -> Self {
-        let token = s.services.token.trim_end_matches('/');
-        let g = &s.gateway;
+    pub fn from_config(c: &crate::Config) -> Self {
+        let token = c.services.token.base();
+        let g = &c.gateway;
         let http_timeout = Duration::from_secs(5);
         let introspection = match (&g.introspection_client_id, &g.introspection_client_secret) {
             (Some(id), Some(secret)) => Some(IntrospectionConfig {
@@ -61,13 +61,13 @@ impl VerifierConfig {
             _ => None,
         };
         Self {
-            issuer: s.issuer.clone(),
+            issuer: c.issuer.to_string(),
             jwks_url: format!("{token}/oauth2/jwks"),
-            leeway_secs: g.leeway_secs,
+            leeway_secs: g.leeway_secs.as_secs(),
             cache_capacity: g.token_cache_capacity,
             jwks_refetch_interval: Duration::from_secs(5),
             revocation: g.revocation_check,
-            revocation_cache_secs: g.revocation_cache_secs,
+            revocation_cache_secs: g.revocation_cache_secs.as_secs(),
             introspection,
             http_timeout,
         }

@@ -397,7 +397,7 @@ async fn an_unreachable_key_set_is_503_not_401() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_middleware_protects_any_actix_app() {
     let s = Stack::start().await;
-    let config = VerifierConfig { issuer: s.settings.issuer.clone(), ..VerifierConfig::from_settings(&s.settings) };
+    let config = VerifierConfig::from_config(&gateway::Config::from(&s.settings));
     let verifier = Arc::new(TokenVerifier::new(config, s.clock.clone()).expect("verifier"));
     let resource = "http://127.0.0.1:1/api".to_owned();
     let auth = BearerAuth::new(

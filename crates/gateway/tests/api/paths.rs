@@ -15,7 +15,7 @@ async fn stack() -> Stack {
         let mcp = settings.gateway.routes.iter().find(|r| r.prefix == "/mcp").expect("mcp route").clone();
         let mut root = mcp.clone();
         root.prefix = "/".into();
-        root.upstream = mcp.upstream.trim_end_matches("/mcp").to_owned();
+        root.upstream = super::support::http_url(mcp.upstream.base().trim_end_matches("/mcp"));
         root.resource = None;
         root.auth = false;
         settings.gateway.routes.push(root);

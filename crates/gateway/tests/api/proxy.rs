@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use server::config::RouteSettings;
 
-use super::support::{SilentUpstream, Stack};
+use super::support::{SilentUpstream, Stack, http_url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sse_events_reach_the_client_one_by_one() {
@@ -92,9 +92,13 @@ async fn a_client_that_goes_away_before_the_answer_cancels_the_upstream_request(
     let silent = SilentUpstream::start().await;
     let upstream = silent.url.clone();
     let s = Stack::start_with(move |settings, _| {
-        settings.gateway.upstream_timeout_ms = 20_000;
+        settings.gateway.upstream_timeout_ms = Duration::from_secs(20);
         let public = settings.gateway.routes.iter().find(|r| r.prefix == "/public").expect("public").clone();
-        settings.gateway.routes.push(RouteSettings { prefix: "/silent".into(), upstream, ..public });
+        settings.gateway.routes.push(RouteSettings {
+            prefix: "/silent".into(),
+            upstream: http_url(&upstream),
+            ..public
+        });
     })
     .await;
     let waiting = tokio::spawn(s.http.get(s.url("/silent")).send());
@@ -230,7 +234,7 @@ async fn an_unreachable_upstream_is_a_json_502() {
     let s = Stack::start_with(move |settings, _| {
         for route in &mut settings.gateway.routes {
             if route.prefix == "/public" {
-                route.upstream = format!("http://127.0.0.1:{port}/public");
+                route.upstream = http_url(&format!("http://127.0.0.1:{port}/public"));
             }
         }
     })
@@ -260,12 +264,12 @@ async fn an_upstream_that_cannot_be_connected_to_in_time_is_a_json_504() {
         }
     }
     let s = Stack::start_with(move |settings, _| {
-        settings.gateway.upstream_connect_timeout_ms = 300;
-        settings.gateway.upstream_timeout_ms = 20_000;
+        settings.gateway.upstream_connect_timeout_ms = Duration::from_millis(300);
+        settings.gateway.upstream_timeout_ms = Duration::from_secs(20);
         let public = settings.gateway.routes.iter().find(|r| r.prefix == "/public").expect("public").clone();
         settings.gateway.routes.push(RouteSettings {
             prefix: "/down".into(),
-            upstream: format!("http://{addr}"),
+            upstream: http_url(&format!("http://{addr}")),
             ..public
         });
     })
@@ -279,7 +283,7 @@ async fn an_upstream_that_cannot_be_connected_to_in_time_is_a_json_504() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_upstream_is_a_json_504() {
-    let s = Stack::start_with(|settings, _| settings.gateway.upstream_timeout_ms = 300).await;
+    let s = Stack::start_with(|settings, _| settings.gateway.upstream_timeout_ms = Duration::from_millis(300)).await;
     let started = Instant::now();
     let res = s.get_with("/mcp/slow", &s.token()).await;
     assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);

@@ -44,7 +44,7 @@ async fn strict_asks_on_every_request() {
 async fn cached_remembers_answers_for_the_configured_time() {
     let s = Stack::start_with(|settings, _| {
         revocation(settings, RevocationCheck::Cached);
-        settings.gateway.revocation_cache_secs = 30;
+        settings.gateway.revocation_cache_secs = std::time::Duration::from_secs(30);
     })
     .await;
     let token = s.token();

@@ -73,7 +73,10 @@ async fn unknown_paths_are_json_404s() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issuer_path_prefixes_the_oauth_endpoints() {
-    let s = Stack::start_with(|settings, urls| settings.issuer = format!("{}/tenant", urls.gateway)).await;
+    let s = Stack::start_with(|settings, urls| {
+        settings.issuer = server::config::Issuer::parse(&format!("{}/tenant", urls.gateway)).expect("issuer")
+    })
+    .await;
     let res = s.http.post(s.url("/tenant/oauth2/token")).send().await.expect("token");
     let seen = json(res).await;
     assert_eq!(seen["service"], "token");

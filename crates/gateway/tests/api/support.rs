@@ -19,7 +19,7 @@ use uuid::Uuid;
 use protocol::Clock;
 use protocol::jwt::{AccessTokenClaims, Audience};
 use protocol::keys::{SigningAlg, SigningKey};
-use server::config::{RevocationCheck, RouteSettings, Settings};
+use server::config::{HttpUrl, Issuer, RevocationCheck, RouteSettings, Settings};
 use testkit::{TestDb, TestServer};
 
 pub const INTROSPECTION_ID: &str = "gateway-client";
@@ -139,22 +139,21 @@ impl Stack {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let gw = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
         let mut settings = testkit::settings(&db);
-        settings.issuer = gw.clone();
-        settings.services.registration = services[0].url.clone();
-        settings.services.authorize = services[1].url.clone();
-        settings.services.metadata = services[2].url.clone();
-        settings.services.token = token_service.url.clone();
-        settings.gateway.upstream_timeout_ms = 2_000;
-        settings.gateway.upstream_connect_timeout_ms = 1_000;
+        settings.issuer = Issuer::parse(&gw).expect("issuer");
+        settings.services.registration = http_url(&services[0].url);
+        settings.services.authorize = http_url(&services[1].url);
+        settings.services.metadata = http_url(&services[2].url);
+        settings.services.token = http_url(&token_service.url);
+        settings.gateway.upstream_timeout_ms = Duration::from_secs(2);
+        settings.gateway.upstream_connect_timeout_ms = Duration::from_secs(1);
         settings.gateway.routes = default_routes(&gw, &upstream.url);
         let urls = Urls { gateway: gw.clone() };
         customise(&mut settings, &urls);
-        settings.validate().expect("valid test settings");
 
-        let mut ctx = testkit::context(&db, settings.clone());
+        let mut ctx = testkit::context_with(&db, &settings);
         let clock = Clock::system();
         ctx.clock = clock.clone();
-        let app = gateway::app(ctx).await.expect("gateway builds");
+        let app = gateway::app(ctx, (&settings).into()).await.expect("gateway builds");
         let gateway = testkit::spawn_app_on(listener, &app, Some(db.pool()));
         let http =
             reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("client");
@@ -186,7 +185,7 @@ impl Stack {
     pub fn claims(&self) -> AccessTokenClaims {
         let now = self.clock.unix();
         AccessTokenClaims {
-            iss: self.settings.issuer.clone(),
+            iss: self.settings.issuer.to_string(),
             sub: "user-1".into(),
             aud: Audience::One(self.url("/mcp")),
             client_id: "client-1".into(),
@@ -217,10 +216,15 @@ impl Stack {
     }
 }
 
+/// A URL a test made (a local server's): valid by construction.
+pub fn http_url(url: &str) -> HttpUrl {
+    HttpUrl::parse(url).expect("an http URL")
+}
+
 fn route(prefix: &str, upstream: String, resource: Option<String>, scopes: &[&str]) -> RouteSettings {
     RouteSettings {
         prefix: prefix.into(),
-        upstream,
+        upstream: http_url(&upstream),
         resource,
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         method_scopes: BTreeMap::new(),

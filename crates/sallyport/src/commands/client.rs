@@ -202,7 +202,7 @@ async fn show(conn: &mut AsyncPgConnection, client_id: &str) -> anyhow::Result<(
 
 async fn remove(conn: &mut AsyncPgConnection, settings: &Settings, client_id: &str) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let revoked_until = after(now, settings.tokens.access_token_ttl_secs);
+    let revoked_until = after(now, settings.tokens.access_token_ttl_secs.as_secs());
     let event = NewAuditEvent {
         occurred_at: now,
         kind: kind::CLIENT_DELETED,

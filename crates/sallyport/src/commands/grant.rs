@@ -47,7 +47,7 @@ pub async fn run(cmd: GrantCommand, data_dir: &std::path::Path) -> anyhow::Resul
         }
         GrantCommand::Revoke { user, client, resource } => {
             let now = Utc::now();
-            let until = after(now, settings.tokens.access_token_ttl_secs);
+            let until = after(now, settings.tokens.access_token_ttl_secs.as_secs());
             let r = revoke(&mut conn, &user, &client, resource.as_deref(), now, until).await?;
             let plural = |n: usize| if n == 1 { "" } else { "s" };
             println!(

@@ -68,14 +68,17 @@ pub async fn run(cmd: KeysCommand, data_dir: &std::path::Path) -> anyhow::Result
             }
         }
         KeysCommand::Rotate { activate_in, alg } => {
-            let kek = settings.encryption_key().with_context(|| {
+            let kek = settings.keys.encryption_key.as_ref().map(|k| *k.bytes()).with_context(|| {
                 format!(
                     "keys.encryption_key is required: it seals the new key (SALLYPORT__KEYS__ENCRYPTION_KEY); \
                      beside `sallyport up` it is read from {}",
                     crate::data_dir::key_path(data_dir).display()
                 )
             })?;
-            let alg = SigningAlg::parse(alg.as_deref().unwrap_or(&settings.tokens.signing_alg))?;
+            let alg = match alg.as_deref() {
+                Some(named) => SigningAlg::parse(named)?,
+                None => settings.tokens.signing_alg,
+            };
             if activate_in > 30 * 86_400 {
                 bail!("--activate-in is at most 30 days");
             }
@@ -98,9 +101,9 @@ pub async fn run(cmd: KeysCommand, data_dir: &std::path::Path) -> anyhow::Result
             }
             let activates_at = now + TimeDelta::seconds(i64::try_from(activate_in)?);
             let next = SigningKeyRow::generate(alg, &kek, now, activates_at)?;
-            let retired = signing_keys::rotate(&mut conn, &next, settings.keys.retired_publish_secs).await?;
+            let retired = signing_keys::rotate(&mut conn, &next, settings.keys.retired_publish_secs.as_secs()).await?;
             println!("added key {} ({}), published now, signing from {}", next.kid, next.alg, at(Some(activates_at)));
-            let until = activates_at + TimeDelta::seconds(i64::try_from(settings.keys.retired_publish_secs)?);
+            let until = activates_at + TimeDelta::seconds(i64::try_from(settings.keys.retired_publish_secs.as_secs())?);
             for kid in retired {
                 println!(
                     "key {kid} signs until {} and stays published until {}",

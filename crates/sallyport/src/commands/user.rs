@@ -102,7 +102,7 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
 }
 
 fn revoked_until(settings: &server::Settings, now: DateTime<Utc>) -> DateTime<Utc> {
-    protocol::clock::after(now, settings.tokens.access_token_ttl_secs.saturating_add(VERIFIER_LEEWAY_SECS))
+    protocol::clock::after(now, settings.tokens.access_token_ttl_secs.as_secs().saturating_add(VERIFIER_LEEWAY_SECS))
 }
 
 fn ended_text(ended: users::Ended) -> String {

@@ -9,9 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use base64::Engine;
 use server::Settings;
-use server::config::RevocationCheck;
+use server::config::{EncryptionKey, KeySettings, RevocationCheck};
 
 use crate::data_dir;
 
@@ -37,7 +36,7 @@ pub struct Args {
 }
 
 /// The key that seals signing keys: from configuration, else kept in the data directory (0600).
-fn encryption_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<String> {
+fn encryption_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<EncryptionKey> {
     if let Some(k) = &settings.keys.encryption_key {
         return Ok(k.clone());
     }
@@ -46,10 +45,10 @@ fn encryption_key(settings: &Settings, data_dir: &Path) -> anyhow::Result<String
     }
     let mut key = [0u8; 32];
     protocol::secret::fill_random(&mut key);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    let key = EncryptionKey::from_bytes(key);
     let path = data_dir::key_path(data_dir);
-    write_private(&path, &encoded).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(encoded)
+    write_private(&path, &key.encode()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
 }
 
 /// The data directory, created and made absolute once: every path `up` hands to a child process
@@ -94,8 +93,8 @@ fn sealed_under_another_key(e: &anyhow::Error) -> bool {
 }
 
 pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
-    let mut base = Settings::load().context("invalid configuration")?;
-    server::telemetry::init(&base.log);
+    let loaded = Settings::load().context("invalid configuration")?;
+    server::telemetry::init(&loaded.log);
     // the issuer is http://<listen>: only a loopback address makes that an issuer clients can use
     // and may take over http (RFC 8252 §8.3); other hosts need https and the services deployed
     if !args.listen.ip().is_loopback() {
@@ -108,11 +107,12 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let gateway = server::http::bind(args.listen)?;
     let data_dir = absolute_data_dir(data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
-    let key_source = match &base.keys.encryption_key {
+    let key_source = match &loaded.keys.encryption_key {
         Some(_) => "keys.encryption_key (configuration)".to_owned(),
         None => data_dir::key_path(&data_dir).display().to_string(),
     };
-    base.keys.encryption_key = Some(encryption_key(&base, &data_dir)?);
+    let keys = KeySettings { encryption_key: Some(encryption_key(&loaded, &data_dir)?), ..loaded.keys.clone() };
+    let base = Settings { keys, ..loaded };
     let (database_url, found) = database::obtain(&base, &data_dir, args.own_cluster).await?;
     let started = System::start(Options {
         gateway,

@@ -8,7 +8,10 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use protocol::Clock;
 use server::Settings;
-use server::config::{ResourceSettings, RevocationCheck, RouteSettings};
+use server::config::{
+    DatabaseSettings, GatewaySettings, HttpUrl, Issuer, ListenSettings, ResourceSettings, RevocationCheck,
+    RouteSettings, ServiceUrls,
+};
 use server::http::ServeOptions;
 use server::service::{Context, ServiceApp};
 use store::users;
@@ -56,6 +59,10 @@ fn url_of(l: &TcpListener) -> anyhow::Result<String> {
     Ok(format!("http://{}", l.local_addr()?))
 }
 
+fn http_url_of(l: &TcpListener) -> anyhow::Result<HttpUrl> {
+    HttpUrl::parse(&url_of(l)?).map_err(anyhow::Error::msg)
+}
+
 impl System {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let gateway_addr = options.gateway.local_addr()?;
@@ -70,20 +77,28 @@ impl System {
         let metadata = loopback_listener()?;
         let upstream = loopback_listener()?;
 
-        let mut settings = options.base;
-        settings.issuer = issuer.clone();
-        settings.allow_http_issuer = !gateway_addr.ip().is_loopback();
-        settings.database.url = options.database_url.clone();
-        // the services are reachable only on loopback, behind the gateway that sets X-Forwarded-For
-        settings.trust_forwarded_for = true;
-        settings.services.registration = url_of(&registration)?;
-        settings.services.authorize = url_of(&authorize)?;
-        settings.services.token = url_of(&token)?;
-        settings.services.metadata = url_of(&metadata)?;
-        settings.listen.gateway = gateway_addr;
-        if settings.keys.encryption_key.is_none() {
+        // everything `up` runs itself is set here, as values of their types, over the settings it
+        // was given (file and environment, checked when they were loaded); nothing is checked again
+        let base = options.base;
+        if base.keys.encryption_key.is_none() {
             anyhow::bail!("keys.encryption_key is required");
         }
+        let database = DatabaseSettings { url: options.database_url.clone(), ..base.database };
+        let pool = store::db::pool(&database)?;
+        store::db::check(&pool, &database.url).await?;
+        let mut conn = pool.get().await?;
+        let now = options.clock.now();
+        let introspection = if options.revocation_check != RevocationCheck::Off {
+            // a fresh secret at every start: only this process knows it
+            let id = "sallyport-gateway";
+            let secret = protocol::secret::PlainSecret::generate(protocol::secret::SecretKind::ClientSecret);
+            crate::provision::introspection_client(&mut conn, id, secret.expose(), now).await?;
+            Some((id.to_owned(), secret.into_inner()))
+        } else {
+            None
+        };
+
+        let upstream_url = url_of(&upstream)?;
         let demo = ResourceSettings {
             resource: mcp_url.clone(),
             name: "Demo MCP server".into(),
@@ -91,13 +106,9 @@ impl System {
             documentation: None,
             accept_machine_tokens: false,
         };
-        settings.resources.retain(|r| r.resource != demo.resource);
-        settings.resources.insert(0, demo);
-        let upstream_url = url_of(&upstream)?;
-        settings.gateway.routes.retain(|r| r.prefix != "/mcp");
-        settings.gateway.routes.push(RouteSettings {
+        let demo_route = RouteSettings {
             prefix: "/mcp".into(),
-            upstream: format!("{upstream_url}/mcp"),
+            upstream: HttpUrl::parse(&format!("{upstream_url}/mcp")).map_err(anyhow::Error::msg)?,
             resource: Some(mcp_url.clone()),
             scopes: vec!["mcp".into()],
             method_scopes: Default::default(),
@@ -109,23 +120,39 @@ impl System {
             mcp: true,
             tools: Default::default(),
             tool_scopes: Default::default(),
-        });
-
-        let pool = store::db::pool(&settings.database)?;
-        store::db::check(&pool, &settings.database.url).await?;
-        let mut conn = pool.get().await?;
-        let now = options.clock.now();
-        settings.gateway.revocation_check = options.revocation_check;
-        if options.revocation_check != RevocationCheck::Off {
-            // a fresh secret at every start: only this process knows it
-            let id = "sallyport-gateway";
-            let secret = protocol::secret::PlainSecret::generate(protocol::secret::SecretKind::ClientSecret);
-            crate::provision::introspection_client(&mut conn, id, secret.expose(), now).await?;
-            settings.gateway.introspection_client_id = Some(id.to_owned());
-            settings.gateway.introspection_client_secret = Some(secret.into_inner());
-        }
-        settings.merge_tool_scopes();
-        settings.validate()?;
+        };
+        let routes: Vec<RouteSettings> =
+            base.gateway.routes.into_iter().filter(|r| r.prefix != "/mcp").chain([demo_route]).collect();
+        let resources = std::iter::once(demo)
+            .chain(base.resources.into_iter().filter(|r| r.resource != mcp_url))
+            .collect::<Vec<_>>();
+        let (introspection_client_id, introspection_client_secret) = match introspection {
+            Some((id, secret)) => (Some(id), Some(secret)),
+            None => (base.gateway.introspection_client_id, base.gateway.introspection_client_secret),
+        };
+        let settings = Settings {
+            issuer: Issuer::parse(&issuer)?,
+            allow_http_issuer: !gateway_addr.ip().is_loopback(),
+            database,
+            // the services are reachable only on loopback, behind the gateway that sets X-Forwarded-For
+            trust_forwarded_for: true,
+            services: ServiceUrls {
+                registration: http_url_of(&registration)?,
+                authorize: http_url_of(&authorize)?,
+                token: http_url_of(&token)?,
+                metadata: http_url_of(&metadata)?,
+            },
+            listen: ListenSettings { gateway: gateway_addr, ..base.listen },
+            resources: server::config::with_tool_scopes(resources, &routes),
+            gateway: GatewaySettings {
+                routes,
+                revocation_check: options.revocation_check,
+                introspection_client_id,
+                introspection_client_secret,
+                ..base.gateway
+            },
+            ..base
+        };
 
         let demo_user = "demo".to_owned();
         let demo_password = options.demo_password.unwrap_or_else(|| protocol::secret::random_token(12));
@@ -140,18 +167,14 @@ impl System {
 
         let settings = Arc::new(settings);
         let metrics = server::metrics::Metrics::new(&settings, Some(&pool));
-        let ctx = Context {
-            settings: settings.clone(),
-            pool: pool.clone(),
-            clock: options.clock.clone(),
-            metrics: metrics.clone(),
-        };
+        let ctx = Context { pool: pool.clone(), clock: options.clock.clone(), metrics: metrics.clone() };
+        let s = settings.as_ref();
         let apps: Vec<(ServiceApp, TcpListener)> = vec![
-            (registration::app(ctx.clone()).await.map_err(anyhow_box)?, registration),
-            (authorize::app(ctx.clone()).await.map_err(anyhow_box)?, authorize),
-            (token::app(ctx.clone()).await.map_err(anyhow_box)?, token),
-            (resource_metadata::app(ctx.clone()).await.map_err(anyhow_box)?, metadata),
-            (gateway::app(ctx.clone()).await.map_err(anyhow_box)?, options.gateway),
+            (registration::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, registration),
+            (authorize::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, authorize),
+            (token::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, token),
+            (resource_metadata::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, metadata),
+            (gateway::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, options.gateway),
         ];
 
         let mut handles = Vec::new();
@@ -160,7 +183,7 @@ impl System {
             urls.push(url_of(&listener)?);
             let serve = ServeOptions {
                 workers: options.workers,
-                shutdown_timeout_secs: settings.listen.shutdown_timeout_secs,
+                shutdown_timeout_secs: settings.listen.shutdown_timeout_secs.as_secs(),
                 handle_signals: false,
                 pool: Some(pool.clone()),
                 ready: None,

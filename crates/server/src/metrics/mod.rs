@@ -21,23 +21,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use serde::{Deserialize, Serialize};
 
 pub use collectors::KeyTimes;
 
-/// `[metrics]`: whether this process keeps and serves metrics. Where they are served is
-/// `listen.admin` (a listener of its own) or, when that is unset, each service's own port.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsSettings {
-    pub enabled: bool,
-}
-
-impl Default for MetricsSettings {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
+pub use crate::config::MetricsSettings;
 
 /// The version this binary was built from, and the commit when the build was told it
 /// (`SALLYPORT_COMMIT` at compile time: the Dockerfile's build argument, CI's checkout). Not read

@@ -43,11 +43,11 @@ async fn flow(
     params: AuthzParams,
     status: StatusCode,
 ) -> Result<HttpResponse, OAuthError> {
-    let settings = &state.ctx.settings;
+    let config = &state.config;
     let now = state.ctx.clock.now();
     let prepared = state.prepare(req, &params).await?;
     let mut conn = state.ctx.pool.get().await?;
-    let session = session::current(&mut conn, req, settings, now).await?;
+    let session = session::current(&mut conn, req, config, now).await?;
     let (validated, remembered) = state.load(&mut conn, &params, prepared, session.as_ref().map(|s| s.user_id)).await?;
     let request = match validated {
         Ok(v) => v,
@@ -70,6 +70,6 @@ async fn flow(
         drop(conn);
         return Ok(super::consent::page(state, &request, &session));
     }
-    let code = code::issue(&mut conn, &request, &session, settings.tokens.code_ttl_secs, now).await?;
+    let code = code::issue(&mut conn, &request, &session, config.code_ttl.as_secs(), now).await?;
     Ok(redirect::to(&redirect::success_url(&request.target, code.expose(), state.issuer()), status))
 }

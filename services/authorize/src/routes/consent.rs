@@ -75,12 +75,12 @@ pub async fn post(state: web::Data<State>, req: HttpRequest, form: web::Form<Con
 }
 
 async fn decide(state: &State, req: &HttpRequest, form: ConsentForm) -> Result<HttpResponse, OAuthError> {
-    let settings = &state.ctx.settings;
+    let config = &state.config;
     let now = state.ctx.clock.now();
     let params = AuthzParams::parse(form.request.as_bytes());
     let prepared = state.prepare(req, &params).await?;
     let mut conn = state.ctx.pool.get().await?;
-    let session = session::current(&mut conn, req, settings, now).await?;
+    let session = session::current(&mut conn, req, config, now).await?;
     let (validated, _) = state.load(&mut conn, &params, prepared, session.as_ref().map(|s| s.user_id)).await?;
     let validated = match validated {
         Err(page @ Rejection::Page(_)) => return Ok(state.reject(page, StatusCode::SEE_OTHER)),
@@ -116,7 +116,7 @@ async fn decide(state: &State, req: &HttpRequest, form: ConsentForm) -> Result<H
                 now,
             )
             .await?;
-            let code = code::issue(&mut conn, &request, &session, settings.tokens.code_ttl_secs, now).await?;
+            let code = code::issue(&mut conn, &request, &session, config.code_ttl.as_secs(), now).await?;
             tracing::info!(user_id = %session.user_id, client_id = %request.target.client.client_id, "consent given");
             state.ctx.metrics.consent("approved");
             Ok(redirect::to(&redirect::success_url(&request.target, code.expose(), issuer), StatusCode::SEE_OTHER))

@@ -70,7 +70,7 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
         let why = "The sign-in form expired or did not come from this site. Please sign in again.";
         return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, &form.username, Some(why)));
     }
-    let ip = server::http::client_ip(req, state.ctx.settings.trust_forwarded_for);
+    let ip = server::http::client_ip(req, state.config.trust_forwarded_for);
     if let Err(wait) = state.login_limiter.check(ip) {
         let why = format!("Too many sign-in attempts from your network. Try again in {wait} seconds.");
         let mut res = sign_in_page(state, req, &request, StatusCode::TOO_MANY_REQUESTS, &form.username, Some(&why));
@@ -94,13 +94,13 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
     };
     let mut conn = state.ctx.pool.get().await?;
     let now = state.ctx.clock.now();
-    let (_, cookie) = session::start(&mut conn, req, &state.ctx.settings, &user, now).await?;
+    let (_, cookie) = session::start(&mut conn, req, &state.config, &user, now).await?;
     sweep(state, &mut conn, now).await;
     tracing::info!(user_id = %user.id, client_id = %request.target.client.client_id, "signed in");
     let back = format!("{}?{}", state.authorize_url, request.params.after_login().encode());
     let mut res = redirect::to(&back, StatusCode::SEE_OTHER);
     res.add_cookie(&cookie).map_err(OAuthError::internal)?;
-    res.add_cookie(&session::removal(&state.ctx.settings, &login_cookie_name(state))).map_err(OAuthError::internal)?;
+    res.add_cookie(&session::removal(&state.config, &login_cookie_name(state))).map_err(OAuthError::internal)?;
     Ok(res)
 }
 
@@ -122,7 +122,7 @@ async fn sweep(state: &State, conn: &mut diesel_async::AsyncPgConnection, now: c
 }
 
 fn login_cookie_name(state: &State) -> String {
-    server::cookies::OwnCookies::new(&state.ctx.settings).login().to_owned()
+    state.config.cookies().login().to_owned()
 }
 
 /// The pre-login cookie's secret, or a new one with the cookie to set.
@@ -132,7 +132,7 @@ fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'sta
         Some(v) => (v, None),
         None => {
             let v = protocol::secret::random_token(32);
-            let c = session::cookie(&state.ctx.settings, &name, v.clone(), None);
+            let c = session::cookie(&state.config, &name, v.clone(), None);
             (v, Some(c))
         }
     }

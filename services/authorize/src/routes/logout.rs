@@ -28,11 +28,11 @@ pub async fn post(state: web::Data<State>, req: HttpRequest, form: Option<web::F
 }
 
 async fn logout(state: &State, req: &HttpRequest, form: LogoutForm) -> Result<HttpResponse, OAuthError> {
-    let settings = &state.ctx.settings;
+    let config = &state.config;
     let params = AuthzParams::parse(form.request.as_bytes());
     let encoded = params.encode();
     let mut conn = state.ctx.pool.get().await?;
-    if let Some(s) = session::current(&mut conn, req, settings, state.ctx.clock.now()).await? {
+    if let Some(s) = session::current(&mut conn, req, config, state.ctx.clock.now()).await? {
         if !csrf::verify(Purpose::Logout, &s.secret, &encoded, form.csrf_token.as_deref()) {
             return Ok(state.message(
                 StatusCode::FORBIDDEN,
@@ -40,7 +40,7 @@ async fn logout(state: &State, req: &HttpRequest, form: LogoutForm) -> Result<Ht
                 "The form expired or did not come from this site: you are still signed in.",
             ));
         }
-        session::end(&mut conn, req, settings).await?;
+        session::end(&mut conn, req, config).await?;
         tracing::info!(user_id = %s.user_id, "signed out");
     }
     let mut res = if params.client_id.is_some() {
@@ -48,7 +48,6 @@ async fn logout(state: &State, req: &HttpRequest, form: LogoutForm) -> Result<Ht
     } else {
         state.message(StatusCode::OK, "Signed out", "You are signed out. You can close this page.")
     };
-    res.add_cookie(&session::removal(settings, server::cookies::OwnCookies::new(settings).session()))
-        .map_err(OAuthError::internal)?;
+    res.add_cookie(&session::removal(config, config.cookies().session())).map_err(OAuthError::internal)?;
     Ok(res)
 }

@@ -45,7 +45,7 @@ async fn fetches_are_budgeted_per_client_and_failures_are_cached() {
     let env = Env::with(|s| {
         s.trust_forwarded_for = true;
         s.metadata_documents.fetches_per_ip_per_minute = 2;
-        s.metadata_documents.failure_cache_secs = 30;
+        s.metadata_documents.failure_cache_secs = std::time::Duration::from_secs(30);
     })
     .await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");

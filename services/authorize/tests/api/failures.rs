@@ -123,7 +123,9 @@ async fn errors_go_to_the_redirect_uri_with_state_and_iss() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn iss_is_the_issuer_byte_for_byte_even_with_a_path() {
-    let env = Env::with(|s| s.issuer = format!("{}/tenant-A", s.issuer)).await;
+    let env =
+        Env::with(|s| s.issuer = server::config::Issuer::parse(&format!("{}/tenant-A", s.issuer)).expect("issuer"))
+            .await;
     let q = error_for(&env, "&prompt=none", "").await;
     assert_eq!(q["iss"], env.issuer());
     assert!(env.issuer().ends_with("/tenant-A"));

@@ -223,7 +223,7 @@ async fn logout_ends_the_session() {
 async fn one_pool_connection_is_enough() {
     let env = Env::with(|s| {
         s.database.pool_size = 1;
-        s.database.acquire_timeout_ms = 2_000;
+        s.database.acquire_timeout_ms = std::time::Duration::from_secs(2);
     })
     .await;
     let b = browser();

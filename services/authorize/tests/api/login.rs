@@ -34,7 +34,7 @@ async fn wrong_and_unknown_users_get_the_same_answer() {
 async fn users_are_locked_after_repeated_failures() {
     let env = Env::with(|s| {
         s.login.max_failures = 2;
-        s.login.lockout_secs = 300;
+        s.login.lockout_secs = std::time::Duration::from_secs(300);
     })
     .await;
     let b = browser();

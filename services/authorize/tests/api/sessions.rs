@@ -25,8 +25,8 @@ async fn straight_to_code(env: &Env, b: &reqwest::Client) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_expiry() {
     let env = Env::with(|s| {
-        s.sessions.idle_ttl_secs = 600;
-        s.sessions.absolute_ttl_secs = 3600;
+        s.sessions.idle_ttl_secs = std::time::Duration::from_secs(600);
+        s.sessions.absolute_ttl_secs = std::time::Duration::from_secs(3600);
     })
     .await;
     let b = signed_in(&env).await;
@@ -45,8 +45,8 @@ async fn idle_expiry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn absolute_expiry() {
     let env = Env::with(|s| {
-        s.sessions.idle_ttl_secs = 600;
-        s.sessions.absolute_ttl_secs = 1200;
+        s.sessions.idle_ttl_secs = std::time::Duration::from_secs(600);
+        s.sessions.absolute_ttl_secs = std::time::Duration::from_secs(1200);
     })
     .await;
     let b = signed_in(&env).await;

@@ -45,7 +45,7 @@ impl Env {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let mut s = testkit::settings(&db);
-        s.issuer = format!("http://127.0.0.1:{port}");
+        s.issuer = server::config::Issuer::parse(&format!("http://127.0.0.1:{port}")).expect("issuer");
         s.resources = vec![ResourceSettings {
             resource: RESOURCE.into(),
             name: "Demo MCP".into(),
@@ -54,12 +54,12 @@ impl Env {
             accept_machine_tokens: false,
         }];
         tweak(&mut s);
-        let mut ctx = testkit::context(&db, s);
+        let mut ctx = testkit::context(&db);
         // the service's own pool, as configured (tests may shrink it)
-        ctx.pool = store::db::pool(&ctx.settings.database).expect("pool");
+        ctx.pool = store::db::pool(&s.database).expect("pool");
         let clock = ctx.clock.clone();
-        let settings = ctx.settings.clone();
-        let app = authorize::app(ctx).await.expect("build the app");
+        let app = authorize::app(ctx, (&s).into()).await.expect("build the app");
+        let settings = std::sync::Arc::new(s);
         let server = testkit::spawn_app_on(listener, &app, Some(db.pool()));
         add_user(&db.pool(), USER, PASSWORD).await;
         // self-registered (the consent page warns) and confidential, so its remembered consent
@@ -70,7 +70,7 @@ impl Env {
     }
 
     pub fn issuer(&self) -> &str {
-        &self.settings.issuer
+        self.settings.issuer.as_str()
     }
 
     /// An authorization URL with PKCE, state and our client; `extra` is appended as is.

@@ -20,8 +20,8 @@ pub async fn delete(
     managed: ManagedClient,
 ) -> Result<HttpResponse, OAuthError> {
     let now = state.ctx.clock.now();
-    let revoked_until = after(now, state.ctx.settings.tokens.access_token_ttl_secs);
-    let ip = client_ip(&req, state.ctx.settings.trust_forwarded_for).to_string();
+    let revoked_until = after(now, state.config.access_token_ttl.as_secs());
+    let ip = client_ip(&req, state.config.trust_forwarded_for).to_string();
     let client_id = managed.client.client_id.as_str();
     let event = NewAuditEvent {
         occurred_at: now,

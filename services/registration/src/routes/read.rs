@@ -20,19 +20,19 @@ pub async fn read(
     state: web::Data<State>,
     managed: ManagedClient,
 ) -> Result<HttpResponse, OAuthError> {
-    let token = if state.ctx.settings.registration.rotate_registration_token {
+    let token = if state.config.registration.rotate_registration_token {
         rotate(&req, &state, &managed).await?.into_inner()
     } else {
         managed.token.into_inner()
     };
-    Ok(respond(StatusCode::OK, &information(&state.ctx.settings, &managed.client, None, token)))
+    Ok(respond(StatusCode::OK, &information(&state.config.issuer, &managed.client, None, token)))
 }
 
 /// Replaces the registration access token, only if the presented one is still current.
 async fn rotate(req: &HttpRequest, state: &State, managed: &ManagedClient) -> Result<PlainSecret, OAuthError> {
     let token = PlainSecret::generate(SecretKind::RegistrationAccessToken);
     let now = state.ctx.clock.now();
-    let ip = client_ip(req, state.ctx.settings.trust_forwarded_for).to_string();
+    let ip = client_ip(req, state.config.trust_forwarded_for).to_string();
     let client_id = managed.client.client_id.as_str();
     let event = NewAuditEvent {
         occurred_at: now,

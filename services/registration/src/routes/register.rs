@@ -28,7 +28,7 @@ pub async fn register(
 }
 
 async fn registered(req: HttpRequest, state: &State, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
-    let settings = &state.ctx.settings;
+    let config = &state.config;
     let ip = state.spend_budget(&req)?;
     check_initial_access(state, req.headers())?;
     let body = read_json(req.headers(), payload).await?;
@@ -69,5 +69,5 @@ async fn registered(req: HttpRequest, state: &State, payload: web::Payload) -> R
         created_at: now,
         metadata,
     };
-    Ok(respond(StatusCode::CREATED, &information(settings, &client, secret, token.into_inner())))
+    Ok(respond(StatusCode::CREATED, &information(&config.issuer, &client, secret, token.into_inner())))
 }

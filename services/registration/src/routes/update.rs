@@ -49,7 +49,7 @@ pub async fn update(
     managed: ManagedClient,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let settings = &state.ctx.settings;
+    let config = &state.config;
     let body = read_json(req.headers(), payload).await?;
     let request = parse_metadata_json(&body)?;
     check_identity(&request, &managed.row)?;
@@ -68,7 +68,7 @@ pub async fn update(
                 (Some(secret.hash().to_vec()), Some(secret))
             }
         };
-    let new_token = settings
+    let new_token = config
         .registration
         .rotate_registration_token
         .then(|| PlainSecret::generate(SecretKind::RegistrationAccessToken));
@@ -93,7 +93,7 @@ pub async fn update(
         obj.insert("secret_issued".into(), new_secret.is_some().into());
         obj.insert("registration_token_rotated".into(), new_token.is_some().into());
     }
-    let ip = client_ip(&req, settings.trust_forwarded_for).to_string();
+    let ip = client_ip(&req, config.trust_forwarded_for).to_string();
     let mut event = NewAuditEvent {
         occurred_at: now,
         kind: kind::CLIENT_UPDATED,
@@ -136,5 +136,5 @@ pub async fn update(
     };
     // RFC 7592 §3: the response carries the token that is valid now, rotated or the one presented
     let token = new_token.map_or_else(|| managed.token.into_inner(), PlainSecret::into_inner);
-    Ok(respond(StatusCode::OK, &information(settings, &client, new_secret, token)))
+    Ok(respond(StatusCode::OK, &information(&config.issuer, &client, new_secret, token)))
 }

@@ -5,8 +5,7 @@ use std::net::TcpListener;
 use reqwest::StatusCode;
 use serde_json::Value;
 use server::Settings;
-use server::config::ResourceSettings;
-use server::service::Context;
+use server::config::{Issuer, ResourceSettings};
 use testkit::{TestDb, TestServer};
 
 /// The protected resource every test deployment has; its scopes are what clients may register.
@@ -14,7 +13,8 @@ pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 pub struct App {
     pub server: TestServer,
-    pub ctx: Context,
+    /// What the service was built from.
+    pub settings: Settings,
     pub http: reqwest::Client,
     // dropped last: the server and pool use it
     pub db: TestDb,
@@ -31,7 +31,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> App {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let mut settings = testkit::settings(&db);
-    settings.issuer = format!("http://127.0.0.1:{port}");
+    settings.issuer = Issuer::parse(&format!("http://127.0.0.1:{port}")).expect("issuer");
     settings.resources = vec![ResourceSettings {
         resource: RESOURCE.into(),
         name: "Example MCP".into(),
@@ -40,11 +40,10 @@ pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> App {
         accept_machine_tokens: false,
     }];
     tweak(&mut settings);
-    settings.validate().expect("test settings are valid");
-    let ctx = testkit::context(&db, settings);
-    let app = registration::app(ctx.clone()).await.expect("build the service");
-    let server = testkit::spawn_app_on(listener, &app, Some(ctx.pool.clone()));
-    App { server, ctx, http: reqwest::Client::new(), db }
+    let ctx = testkit::context(&db);
+    let app = registration::app(ctx.clone(), (&settings).into()).await.expect("build the service");
+    let server = testkit::spawn_app_on(listener, &app, Some(ctx.pool));
+    App { server, settings, http: reqwest::Client::new(), db }
 }
 
 impl App {
@@ -71,7 +70,7 @@ impl App {
         let uri = info["registration_client_uri"].as_str().expect("registration_client_uri");
         assert_eq!(
             uri,
-            format!("{}/oauth2/register/{}", self.ctx.settings.issuer, info["client_id"].as_str().expect("id"))
+            format!("{}/oauth2/register/{}", self.settings.issuer, info["client_id"].as_str().expect("id"))
         );
         info
     }

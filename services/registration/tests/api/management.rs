@@ -308,7 +308,10 @@ async fn grants_for(app: &App, client_id: &str) -> (Uuid, Uuid) {
     for _ in 0..2 {
         // two rotations of one family: one grant id
         diesel::sql_query(
-            "INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, user_id, scope, resources, auth_time, \
+            "WITH family AS (INSERT INTO grant_families (grant_id, client_id, user_id, resources, created_at, \
+             family_expires_at) VALUES ($3, $4, $5, ARRAY[$6], $7, $7 + interval '30 days') \
+             ON CONFLICT (grant_id) DO NOTHING) \
+             INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, user_id, scope, resources, auth_time, \
              created_at, expires_at, family_expires_at) \
              VALUES ($1, $2, $3, $4, $5, 'mcp', ARRAY[$6], $7, $7, $7 + interval '1 day', $7 + interval '30 days')",
         )
@@ -390,7 +393,7 @@ async fn delete_revokes_everything_the_client_holds() {
     expected.sort();
     assert_eq!(ids, expected, "exactly the deleted client's families");
     assert!(!ids.contains(&other_code) && !ids.contains(&other_refresh));
-    let ttl = TimeDelta::seconds(app.ctx.settings.tokens.access_token_ttl_secs as i64);
+    let ttl = TimeDelta::seconds(app.settings.tokens.access_token_ttl_secs.as_secs() as i64);
     for r in &revoked {
         assert_eq!(r.reason, "client_deleted");
         assert!(r.expires_at >= before + ttl - TimeDelta::seconds(1) && r.expires_at <= Utc::now() + ttl);

@@ -206,7 +206,11 @@ async fn an_unreachable_server_is_a_fixed_message() {
 async fn a_slow_server_times_out() {
     let s = setup().await;
     let started = Instant::now();
-    let err = s.documents(|m| m.timeout_ms = 500).fetch(&s.url("/slow.json"), &policy()).await.expect_err("slow");
+    let err = s
+        .documents(|m| m.timeout_ms = Duration::from_millis(500))
+        .fetch(&s.url("/slow.json"), &policy())
+        .await
+        .expect_err("slow");
     assert_eq!(err, CimdError::Fetch("timed out".into()));
     assert!(started.elapsed() < Duration::from_millis(2_500), "{:?}", started.elapsed());
 }
@@ -234,8 +238,8 @@ async fn documents_are_cached_per_their_headers_within_bounds() {
     let s = setup().await;
     let pool = s.db.pool();
     let docs = s.documents(|m| {
-        m.cache_min_secs = 30;
-        m.cache_max_secs = 300;
+        m.cache_min_secs = Duration::from_secs(30);
+        m.cache_max_secs = Duration::from_secs(300);
     });
     // max-age=120: served from the cache until then
     let url = s.url("/valid.json");
@@ -260,8 +264,8 @@ async fn documents_are_cached_per_their_headers_within_bounds() {
 
     // a maximum below max-age wins
     let short = s.documents(|m| {
-        m.cache_min_secs = 0;
-        m.cache_max_secs = 10;
+        m.cache_min_secs = Duration::from_secs(0);
+        m.cache_max_secs = Duration::from_secs(10);
     });
     let url = s.url("/valid.json");
     short.resolve(&pool, &url, &policy()).await.expect("fetched");
@@ -274,7 +278,7 @@ async fn documents_are_cached_per_their_headers_within_bounds() {
 async fn a_changed_document_updates_the_mirrored_client() {
     let s = setup().await;
     let pool = s.db.pool();
-    let docs = s.documents(|m| m.cache_min_secs = 60);
+    let docs = s.documents(|m| m.cache_min_secs = Duration::from_secs(60));
     let url = s.url("/renamed.json");
     assert_eq!(docs.resolve(&pool, &url, &policy()).await.expect("v1").metadata.client_name.as_deref(), Some("v1"));
     *s.docs.name.lock().expect("lock") = "v2".into();

@@ -44,7 +44,7 @@ async fn unsafe_redirect_uris_are_invalid_redirect_uri() {
 #[tokio::test(flavor = "multi_thread")]
 async fn too_many_redirect_uris() {
     let app = start().await;
-    let max = app.ctx.settings.registration.max_redirect_uris;
+    let max = app.settings.registration.max_redirect_uris;
     let uris: Vec<String> = (0..=max).map(|i| format!("http://127.0.0.1/cb{i}")).collect();
     refused(&app, json!({"redirect_uris": uris}), "invalid_redirect_uri").await;
     app.register_ok(&json!({"redirect_uris": uris[..max]})).await;

@@ -12,7 +12,7 @@ use server::http::method_not_allowed;
 use crate::State;
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
-    let issuer_path = state.ctx.settings.issuer_path();
+    let issuer_path = state.config.issuer.path().to_owned();
     cfg.service(
         web::scope("/.well-known")
             .app_data(state)

@@ -9,8 +9,7 @@ use crate::http_cache::respond;
 /// The host the client asked for: the gateway's `X-Forwarded-Host` when trusted.
 fn request_host(req: &HttpRequest, state: &State) -> Option<String> {
     let forwarded = state
-        .ctx
-        .settings
+        .config
         .trust_forwarded_for
         .then(|| req.headers().get("x-forwarded-host").and_then(|v| v.to_str().ok()))
         .flatten();

@@ -48,7 +48,7 @@ pub async fn exchange(
     let now = state.clock.now();
     let hash = code.hash();
     let refresh = client.allows_grant(GrantType::RefreshToken).then(|| PlainSecret::generate(SecretKind::RefreshToken));
-    let tokens = &state.settings.tokens;
+    let tokens = &state.config.tokens;
 
     let mut conn = state.pool.get().await?;
     let outcome = conn
@@ -67,7 +67,7 @@ pub async fn exchange(
                 return Ok(Outcome::Refused(OAuthError::invalid_grant("the user of this code is disabled")));
             }
             if let Some(secret) = &refresh {
-                let family_expires_at = after(now, tokens.refresh_absolute_ttl_secs);
+                let family_expires_at = after(now, tokens.refresh_absolute_ttl_secs.as_secs());
                 let new = RefreshTokenRow {
                     id: Uuid::now_v7(),
                     token_hash: secret.hash().to_vec(),
@@ -79,7 +79,7 @@ pub async fn exchange(
                     resources: row.resources.clone(),
                     auth_time: row.auth_time,
                     created_at: now,
-                    expires_at: after(now, tokens.refresh_idle_ttl_secs).min(family_expires_at),
+                    expires_at: after(now, tokens.refresh_idle_ttl_secs.as_secs()).min(family_expires_at),
                     family_expires_at,
                     used_at: None,
                     revoked_at: None,
@@ -97,7 +97,7 @@ pub async fn exchange(
             // RFC 6749 §4.1.2: revoke everything issued from the code. Its family may still be
             // rotating until refresh_absolute_ttl after the first redemption.
             let first_use = row.used_at.unwrap_or(now);
-            let keep_until = keep_revoked_until(state, after(first_use, tokens.refresh_absolute_ttl_secs));
+            let keep_until = keep_revoked_until(state, after(first_use, tokens.refresh_absolute_ttl_secs.as_secs()));
             let mut conn = state.pool.get().await?;
             revoke_family(
                 state,

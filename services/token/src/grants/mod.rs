@@ -46,7 +46,7 @@ pub fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError
 /// How long a revoked family must stay recorded: past the last instant at which any token of it
 /// (a refresh token until `family_expires_at`, and access tokens minted until then) could verify.
 pub fn keep_revoked_until(state: &State, family_expires_at: DateTime<Utc>) -> DateTime<Utc> {
-    let ttl = i64::try_from(state.settings.tokens.access_token_ttl_secs).unwrap_or(i64::MAX / 1000);
+    let ttl = i64::try_from(state.config.tokens.access_token_ttl_secs.as_secs()).unwrap_or(i64::MAX / 1000);
     family_expires_at
         .checked_add_signed(TimeDelta::seconds(ttl.saturating_add(VERIFIER_LEEWAY_SECS)))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)

@@ -45,7 +45,7 @@ pub async fn exchange(
         now,
         new_id: Uuid::now_v7(),
         new_hash: next.hash().to_vec(),
-        idle_expires_at: after(now, state.settings.tokens.refresh_idle_ttl_secs),
+        idle_expires_at: after(now, state.config.tokens.refresh_idle_ttl_secs.as_secs()),
     };
 
     let mut conn = state.pool.get().await?;

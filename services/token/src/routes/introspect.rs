@@ -104,7 +104,7 @@ pub async fn introspect(
                     sub: Some(row.user_id.map_or_else(|| row.client_id.clone(), |u| u.to_string())),
                     client_id: Some(row.client_id.clone()),
                     aud: Some(Audience::from_resources(&resources)),
-                    iss: Some(state.settings.issuer.clone()),
+                    iss: Some(state.config.issuer.to_string()),
                     exp: Some(row.expires_at.timestamp()),
                     iat: Some(row.created_at.timestamp()),
                     jti: Some(row.id.to_string()),

@@ -34,8 +34,7 @@ pub async fn revoke(
                 return Err(not_yours());
             }
             if row.revoked_at.is_none() {
-                let caller =
-                    Caller { ip: server::http::client_ip(&req, state.settings.trust_forwarded_for).to_string() };
+                let caller = Caller { ip: server::http::client_ip(&req, state.config.trust_forwarded_for).to_string() };
                 let keep_until = keep_revoked_until(&state, row.family_expires_at);
                 let mut conn = state.pool.get().await?;
                 revoke_family(

@@ -39,7 +39,7 @@ async fn grant_response(
         OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {grant_type} is not supported"))
     })?;
     let client = authenticate(state, req.headers(), form).await?;
-    let caller = Caller { ip: server::http::client_ip(req, state.settings.trust_forwarded_for).to_string() };
+    let caller = Caller { ip: server::http::client_ip(req, state.config.trust_forwarded_for).to_string() };
     let response = match grant {
         GrantType::AuthorizationCode => grants::code::exchange(state, &client, form, &caller).await?,
         GrantType::RefreshToken => grants::refresh::exchange(state, &client, form, &caller).await?,

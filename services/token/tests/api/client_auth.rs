@@ -237,7 +237,7 @@ async fn a_metadata_document_client_authenticates_as_none() {
         );
     });
     // the authorize service would have resolved (and so mirrored) the client before issuing a code
-    let documents = server::cimd::MetadataDocuments::new(env.ctx.settings.metadata_documents.clone()).expect("docs");
+    let documents = server::cimd::MetadataDocuments::new(env.settings.metadata_documents.clone()).expect("docs");
     let policy = protocol::client::MetadataPolicy {
         max_redirect_uris: 10,
         default_scopes: protocol::scope::Scopes::parse("mcp").expect("scope"),

@@ -27,7 +27,7 @@ async fn a_public_client_exchanges_a_code_with_the_oauth2_crate() {
     assert_eq!(scopes, ["mcp", "mcp:admin"]);
 
     let claims = env.verify_jwt(token.access_token().secret(), MCP).await;
-    assert_eq!(claims["iss"], env.ctx.settings.issuer.as_str());
+    assert_eq!(claims["iss"], env.settings.issuer.as_str());
     assert_eq!(claims["sub"], user.to_string());
     assert_eq!(claims["aud"], MCP);
     assert_eq!(claims["client_id"], client.id.as_str());

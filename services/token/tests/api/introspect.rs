@@ -29,7 +29,7 @@ async fn active_tokens_are_described() {
         body,
         json!({
             "active": true, "scope": "mcp", "client_id": client.id, "sub": c["sub"], "aud": MCP,
-            "iss": env.ctx.settings.issuer, "exp": c["exp"], "iat": c["iat"], "jti": c["jti"], "token_type": "Bearer",
+            "iss": env.settings.issuer.as_str(), "exp": c["exp"], "iat": c["iat"], "jti": c["jti"], "token_type": "Bearer",
         })
     );
     let rt = env.introspect(&rs, tokens["refresh_token"].as_str().expect("rt")).await;

@@ -1,9 +1,11 @@
 //! Signing keys: the JWKS, creation on first start, rotation with overlap, encryption at rest.
 
-use base64::Engine;
+use std::time::Duration;
+
 use chrono::TimeDelta;
 use protocol::keys::SigningAlg;
 use serde_json::json;
+use server::config::EncryptionKey;
 use store::signing_keys::{self, SigningKeyRow};
 
 use crate::support::*;
@@ -29,7 +31,7 @@ async fn the_jwks_publishes_public_keys_only_and_may_be_cached() {
     // the private part is stored sealed, bound to its kid
     let rows = signing_keys::list(&mut *env.db.conn().await).await.expect("rows");
     assert_eq!(rows.len(), 1);
-    let kek = env.ctx.settings.encryption_key().expect("kek");
+    let kek = *env.settings.keys.encryption_key.as_ref().expect("kek").bytes();
     assert!(rows[0].unseal(&kek).is_ok());
     assert!(rows[0].unseal(&[1u8; 32]).is_err());
     assert!(!rows[0].private_key_enc.windows(4).any(|w| w == b"\x30\x81\x87\x02"), "no PKCS#8 in the clear");
@@ -37,7 +39,7 @@ async fn the_jwks_publishes_public_keys_only_and_may_be_cached() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_expired() {
-    let env = Env::start_with(|s| s.keys.retired_publish_secs = 3_600).await;
+    let env = Env::start_with(|s| s.keys.retired_publish_secs = Duration::from_secs(3_600)).await;
     let client = env.client(ClientSpec::default()).await;
     let rs = env.resource_server().await;
     let old = env.tokens_for(&client).await;
@@ -46,7 +48,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_to
 
     // what `sallyport keys rotate` does: the next key signs 600 s from now
     let now = env.clock().now();
-    let kek = env.ctx.settings.encryption_key().expect("kek");
+    let kek = *env.settings.keys.encryption_key.as_ref().expect("kek").bytes();
     let next = SigningKeyRow::generate(SigningAlg::Es256, &kek, now, now + TimeDelta::seconds(600)).expect("key");
     let retired = signing_keys::rotate(&mut *env.db.conn().await, &next, 3_600).await.expect("rotate");
     assert_eq!(retired, std::slice::from_ref(&old_kid));
@@ -81,20 +83,20 @@ async fn the_service_refuses_to_start_without_the_encryption_key_or_with_a_wrong
     let db = testkit::TestDb::new().await;
     let mut settings = base_settings(&db);
     settings.keys.encryption_key = None;
-    let err = token::app(testkit::context(&db, settings.clone())).await.err().expect("refused");
+    let err = token::app(testkit::context(&db), (&settings).into()).await.err().expect("refused");
     assert!(err.to_string().contains("keys.encryption_key"), "{err}");
 
     // a first key made under one key-encryption key, a replica started with another
-    token::app(testkit::context(&db, base_settings(&db))).await.expect("first start");
-    settings.keys.encryption_key = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
-    let err = token::app(testkit::context(&db, settings)).await.err().expect("refused");
+    token::app(testkit::context(&db), (&base_settings(&db)).into()).await.expect("first start");
+    settings.keys.encryption_key = Some(EncryptionKey::from_bytes([7u8; 32]));
+    let err = token::app(testkit::context(&db), (&settings).into()).await.err().expect("refused");
     assert!(err.to_string().contains("unseal"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_starting_together_create_one_key() {
     let db = testkit::TestDb::new().await;
-    let starts: Vec<_> = (0..4).map(|_| token::app(testkit::context(&db, base_settings(&db)))).collect();
+    let starts: Vec<_> = (0..4).map(|_| token::app(testkit::context(&db), (&base_settings(&db)).into())).collect();
     for app in futures_util::future::join_all(starts).await {
         app.expect("start");
     }
@@ -107,16 +109,12 @@ async fn not_ready_until_keys_are_loaded() {
     let mut settings = base_settings(&db);
     // a database that is not there (yet): the service builds and reports not ready
     settings.database.url = testkit::db_url("token_no_such_database");
-    settings.database.connect_timeout_ms = 500;
-    settings.database.acquire_timeout_ms = 500;
+    settings.database.connect_timeout_ms = Duration::from_millis(500);
+    settings.database.acquire_timeout_ms = Duration::from_millis(500);
     let pool = store::db::pool(&settings.database).expect("pool");
-    let ctx = server::service::Context {
-        settings: std::sync::Arc::new(settings),
-        pool: pool.clone(),
-        clock: protocol::Clock::system(),
-        metrics: Default::default(),
-    };
-    let app = token::app(ctx).await.expect("builds without keys");
+    let ctx =
+        server::service::Context { pool: pool.clone(), clock: protocol::Clock::system(), metrics: Default::default() };
+    let app = token::app(ctx, (&settings).into()).await.expect("builds without keys");
     let server = testkit::spawn_app(&app, Some(pool));
     let res = reqwest::get(server.url("/readyz")).await.expect("readyz");
     assert_eq!(res.status(), 503);

@@ -159,8 +159,8 @@ async fn resource_may_narrow_the_audience() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_and_absolute_lifetimes() {
     let env = Env::start_with(|s| {
-        s.tokens.refresh_idle_ttl_secs = 100;
-        s.tokens.refresh_absolute_ttl_secs = 250;
+        s.tokens.refresh_idle_ttl_secs = std::time::Duration::from_secs(100);
+        s.tokens.refresh_absolute_ttl_secs = std::time::Duration::from_secs(250);
     })
     .await;
     let client = env.client(ClientSpec::default()).await;

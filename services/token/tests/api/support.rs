@@ -31,6 +31,8 @@ pub struct Env {
     pub db: TestDb,
     pub server: TestServer,
     pub ctx: Context,
+    /// What the service was built from.
+    pub settings: Settings,
     pub http: reqwest::Client,
 }
 
@@ -68,11 +70,11 @@ impl Env {
         let db = TestDb::new().await;
         let mut settings = base_settings(&db);
         change(&mut settings);
-        let ctx = testkit::context(&db, settings);
-        let app = token::app(ctx.clone()).await.expect("build the token service");
+        let ctx = testkit::context_with(&db, &settings);
+        let app = token::app(ctx.clone(), (&settings).into()).await.expect("build the token service");
         let server = testkit::spawn_app(&app, Some(ctx.pool.clone()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http");
-        Self { db, server, ctx, http }
+        Self { db, server, ctx, settings, http }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -227,7 +229,7 @@ impl Env {
         let jwk = set.find(&kid).unwrap_or_else(|| panic!("kid {kid} is not published"));
         let key = DecodingKey::from_jwk(jwk).expect("decoding key");
         let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.ctx.settings.issuer]);
+        validation.set_issuer(&[self.settings.issuer.as_str()]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<Value>(token, &key, &validation).expect("the token verifies").claims

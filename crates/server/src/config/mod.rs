@@ -1,23 +1,61 @@
-//! Typed configuration: defaults in code, then an optional TOML file (`SALLYPORT_CONFIG`), then
-//! `SALLYPORT__SECTION__KEY` environment variables. Unknown keys are errors; `validate` runs at start
-//! and names the key that is wrong.
+//! Typed configuration, parsed once: defaults in code, then an optional TOML file
+//! (`SALLYPORT_CONFIG`), then `SALLYPORT__SECTION__KEY` environment variables. Values deserialise
+//! into types that cannot hold an invalid one (the issuer, URLs, the signing algorithm, durations);
+//! the rules between keys are checked once, at load. Either way a wrong value stops the process
+//! with the key's name, and nothing checks it again. Each service takes only its part (its own
+//! config type, built from [`Settings`] by `From`).
+
+mod values;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+pub use protocol::issuer::Issuer;
+use protocol::keys::SigningAlg;
 use protocol::scope::Scopes;
-use protocol::uri::{ResourceUri, is_loopback_host, validate_info_url};
+use protocol::uri::{ResourceUri, validate_info_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+pub use values::{EncryptionKey, HttpUrl, LogFormat, millis, secs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("configuration key `{key}`: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid { key: String, message: String },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    /// A value that did not deserialise is reported by its key (`tokens.signing_alg`,
+    /// `gateway.routes[0].upstream`), like the rules checked after it.
+    fn from(e: config::ConfigError) -> Self {
+        match e {
+            config::ConfigError::At { error, key: Some(key), .. } => {
+                Self::Invalid { key: dotted(&key), message: error.to_string() }
+            }
+            config::ConfigError::Type { unexpected, expected, key: Some(key), .. } => {
+                Self::Invalid { key: dotted(&key), message: format!("invalid type: {unexpected}, expected {expected}") }
+            }
+            other => Self::Load(other),
+        }
+    }
+}
+
+/// The config crate writes a key below a list entry as `routes[0]upstream`: put the dot back.
+fn dotted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    let mut after_index = false;
+    for c in key.chars() {
+        if after_index && c != '[' && c != '.' {
+            out.push('.');
+        }
+        after_index = c == ']';
+        out.push(c);
+    }
+    out
 }
 
 // `Debug` of the sections that hold a secret (issue 13): the secret is never printed
@@ -35,15 +73,15 @@ debug_redacted!(KeySettings, ["encryption_key"]);
 debug_redacted!(RegistrationSettings, ["initial_access_token"]);
 debug_redacted!(GatewaySettings, ["introspection_client_secret"]);
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, message: message.into() }
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), message: message.into() }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The issuer identifier (RFC 8414 §2): every metadata document and token carries it byte for byte.
-    pub issuer: String,
+    pub issuer: Issuer,
     /// Allow an `http` issuer on a non-loopback host (a private network in docker-compose). Never in production.
     pub allow_http_issuer: bool,
     /// `service_documentation` in the authorization-server metadata.
@@ -62,7 +100,7 @@ pub struct Settings {
     pub resources: Vec<ResourceSettings>,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
-    pub metrics: crate::metrics::MetricsSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -70,8 +108,10 @@ pub struct Settings {
 pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: usize,
-    pub connect_timeout_ms: u64,
-    pub acquire_timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub connect_timeout_ms: Duration,
+    #[serde(with = "millis")]
+    pub acquire_timeout_ms: Duration,
     /// Run pending migrations when a service starts (under an advisory lock).
     pub migrate_on_start: bool,
 }
@@ -81,10 +121,14 @@ impl From<&DatabaseSettings> for store::db::PoolOptions {
         Self {
             url: s.url.clone(),
             pool_size: s.pool_size,
-            connect_timeout_ms: s.connect_timeout_ms,
-            acquire_timeout_ms: s.acquire_timeout_ms,
+            connect_timeout_ms: millis_u64(s.connect_timeout_ms),
+            acquire_timeout_ms: millis_u64(s.acquire_timeout_ms),
         }
     }
+}
+
+fn millis_u64(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,8 +141,9 @@ pub struct ListenSettings {
     pub gateway: SocketAddr,
     /// actix worker threads per service; 0 means one per core.
     pub workers: usize,
-    /// Seconds a stopping service waits for in-flight requests.
-    pub shutdown_timeout_secs: u64,
+    /// How long a stopping service waits for in-flight requests (seconds).
+    #[serde(with = "secs")]
+    pub shutdown_timeout_secs: Duration,
     /// A listener of its own for `/metrics` (containers: a port the gateway and the Ingress never
     /// route); unset, each service serves `/metrics` on its own port.
     pub admin: Option<SocketAddr>,
@@ -108,37 +153,44 @@ pub struct ListenSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceUrls {
-    pub registration: String,
-    pub authorize: String,
-    pub token: String,
-    pub metadata: String,
+    pub registration: HttpUrl,
+    pub authorize: HttpUrl,
+    pub token: HttpUrl,
+    pub metadata: HttpUrl,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
-    pub access_token_ttl_secs: u64,
-    pub code_ttl_secs: u64,
-    pub refresh_idle_ttl_secs: u64,
-    pub refresh_absolute_ttl_secs: u64,
+    #[serde(with = "secs")]
+    pub access_token_ttl_secs: Duration,
+    #[serde(with = "secs")]
+    pub code_ttl_secs: Duration,
+    #[serde(with = "secs")]
+    pub refresh_idle_ttl_secs: Duration,
+    #[serde(with = "secs")]
+    pub refresh_absolute_ttl_secs: Duration,
     /// `ES256` (default), `EdDSA` or `RS256`.
-    pub signing_alg: String,
+    pub signing_alg: SigningAlg,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeySettings {
     /// Base64 of 32 random bytes: the AES-256-GCM key that seals signing keys at rest.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<EncryptionKey>,
     /// How long a rotated-out key stays published after it stops signing (>= the access-token lifetime).
-    pub retired_publish_secs: u64,
+    #[serde(with = "secs")]
+    pub retired_publish_secs: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
-    pub idle_ttl_secs: u64,
-    pub absolute_ttl_secs: u64,
+    #[serde(with = "secs")]
+    pub idle_ttl_secs: Duration,
+    #[serde(with = "secs")]
+    pub absolute_ttl_secs: Duration,
     pub cookie_name: String,
 }
 
@@ -147,7 +199,8 @@ pub struct SessionSettings {
 pub struct LoginSettings {
     /// Failed logins in a row after which a user is locked for `lockout_secs`.
     pub max_failures: u32,
-    pub lockout_secs: u64,
+    #[serde(with = "secs")]
+    pub lockout_secs: Duration,
     /// Login attempts per client IP per minute.
     pub per_ip_per_minute: u32,
 }
@@ -168,7 +221,7 @@ pub struct RegistrationSettings {
 
 impl From<&RegistrationSettings> for protocol::client::RegistrationPolicy {
     fn from(r: &RegistrationSettings) -> Self {
-        // validated at start (Settings::validate), so an invalid token cannot reach here
+        // checked when the settings were loaded, so an invalid token cannot reach here
         let default_scopes = Scopes::from_tokens(&r.default_scopes).unwrap_or_default();
         Self { max_redirect_uris: r.max_redirect_uris, default_scopes }
     }
@@ -183,12 +236,16 @@ pub struct MetadataDocumentSettings {
     pub allow_private_hosts: bool,
     /// Allow `http` document URLs (tests only).
     pub allow_http: bool,
-    pub timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub timeout_ms: Duration,
     pub max_bytes: usize,
-    pub cache_min_secs: u64,
-    pub cache_max_secs: u64,
+    #[serde(with = "secs")]
+    pub cache_min_secs: Duration,
+    #[serde(with = "secs")]
+    pub cache_max_secs: Duration,
     /// How long a document that could not be fetched or was refused stays refused without a new fetch.
-    pub failure_cache_secs: u64,
+    #[serde(with = "secs")]
+    pub failure_cache_secs: Duration,
     /// Document fetches (cache misses) per client IP per minute, on the authorize endpoints.
     pub fetches_per_ip_per_minute: u32,
 }
@@ -225,17 +282,21 @@ pub enum RevocationCheck {
 pub struct GatewaySettings {
     pub routes: Vec<RouteSettings>,
     pub revocation_check: RevocationCheck,
-    pub revocation_cache_secs: u64,
+    #[serde(with = "secs")]
+    pub revocation_cache_secs: Duration,
     /// Credentials of a client allowed to introspect, for `cached` and `strict`.
     pub introspection_client_id: Option<String>,
     pub introspection_client_secret: Option<String>,
     /// Verified tokens remembered (by SHA-256) so repeat calls skip signature verification.
     pub token_cache_capacity: usize,
-    /// Seconds of clock skew tolerated on `exp` and `nbf`.
-    pub leeway_secs: u64,
-    pub upstream_connect_timeout_ms: u64,
+    /// Clock skew tolerated on `exp` and `nbf` (seconds).
+    #[serde(with = "secs")]
+    pub leeway_secs: Duration,
+    #[serde(with = "millis")]
+    pub upstream_connect_timeout_ms: Duration,
     /// Time to the upstream's response headers; a streamed body may then run for as long as it lasts.
-    pub upstream_timeout_ms: u64,
+    #[serde(with = "millis")]
+    pub upstream_timeout_ms: Duration,
     /// Per client IP and minute, on the authorization server's public endpoints.
     pub register_per_ip_per_minute: u32,
     pub token_per_ip_per_minute: u32,
@@ -254,7 +315,7 @@ pub struct RouteSettings {
     /// Path prefix on the gateway, e.g. `/mcp`.
     pub prefix: String,
     /// Upstream URL the prefix maps to.
-    pub upstream: String,
+    pub upstream: HttpUrl,
     /// The protected resource's identifier (RFC 8707): tokens must carry it in `aud`.
     pub resource: Option<String>,
     /// Scopes every request needs.
@@ -312,15 +373,23 @@ fn yes() -> bool {
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter, e.g. `info,sallyport=debug`; `RUST_LOG` wins when set.
     pub filter: String,
+}
+
+/// `[metrics]`: whether this process keeps and serves metrics. Where they are served is
+/// `listen.admin` (a listener of its own) or, when that is unset, each service's own port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            issuer: "http://127.0.0.1:8080".into(),
+            issuer: Issuer::parse("http://127.0.0.1:8080").expect("a valid issuer"),
             allow_http_issuer: false,
             service_documentation: None,
             trust_forwarded_for: false,
@@ -336,7 +405,7 @@ impl Default for Settings {
             resources: Vec::new(),
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
-            metrics: Default::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -349,8 +418,8 @@ impl Default for DatabaseSettings {
         Self {
             url: std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into()),
             pool_size: 16,
-            connect_timeout_ms: 5_000,
-            acquire_timeout_ms: 5_000,
+            connect_timeout_ms: Duration::from_secs(5),
+            acquire_timeout_ms: Duration::from_secs(5),
             migrate_on_start: false,
         }
     }
@@ -369,7 +438,7 @@ impl Default for ListenSettings {
             metadata: addr("127.0.0.1:8084"),
             gateway: addr("127.0.0.1:8080"),
             workers: 0,
-            shutdown_timeout_secs: 30,
+            shutdown_timeout_secs: Duration::from_secs(30),
             admin: None,
         }
     }
@@ -377,11 +446,12 @@ impl Default for ListenSettings {
 
 impl Default for ServiceUrls {
     fn default() -> Self {
+        let url = |u: &str| HttpUrl::parse(u).expect("a valid URL");
         Self {
-            registration: "http://127.0.0.1:8081".into(),
-            authorize: "http://127.0.0.1:8082".into(),
-            token: "http://127.0.0.1:8083".into(),
-            metadata: "http://127.0.0.1:8084".into(),
+            registration: url("http://127.0.0.1:8081"),
+            authorize: url("http://127.0.0.1:8082"),
+            token: url("http://127.0.0.1:8083"),
+            metadata: url("http://127.0.0.1:8084"),
         }
     }
 }
@@ -389,30 +459,34 @@ impl Default for ServiceUrls {
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
-            access_token_ttl_secs: 900,
-            code_ttl_secs: 60,
-            refresh_idle_ttl_secs: 30 * 86_400,
-            refresh_absolute_ttl_secs: 90 * 86_400,
-            signing_alg: "ES256".into(),
+            access_token_ttl_secs: Duration::from_secs(900),
+            code_ttl_secs: Duration::from_secs(60),
+            refresh_idle_ttl_secs: Duration::from_secs(30 * 86_400),
+            refresh_absolute_ttl_secs: Duration::from_secs(90 * 86_400),
+            signing_alg: SigningAlg::Es256,
         }
     }
 }
 
 impl Default for KeySettings {
     fn default() -> Self {
-        Self { encryption_key: None, retired_publish_secs: 86_400 }
+        Self { encryption_key: None, retired_publish_secs: Duration::from_secs(86_400) }
     }
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { idle_ttl_secs: 8 * 3600, absolute_ttl_secs: 7 * 86_400, cookie_name: "sallyport_session".into() }
+        Self {
+            idle_ttl_secs: Duration::from_secs(8 * 3600),
+            absolute_ttl_secs: Duration::from_secs(7 * 86_400),
+            cookie_name: "sallyport_session".into(),
+        }
     }
 }
 
 impl Default for LoginSettings {
     fn default() -> Self {
-        Self { max_failures: 5, lockout_secs: 300, per_ip_per_minute: 30 }
+        Self { max_failures: 5, lockout_secs: Duration::from_secs(300), per_ip_per_minute: 30 }
     }
 }
 
@@ -434,11 +508,11 @@ impl Default for MetadataDocumentSettings {
             enabled: true,
             allow_private_hosts: false,
             allow_http: false,
-            timeout_ms: 5_000,
+            timeout_ms: Duration::from_secs(5),
             max_bytes: 64 * 1024,
-            cache_min_secs: 60,
-            cache_max_secs: 86_400,
-            failure_cache_secs: 30,
+            cache_min_secs: Duration::from_secs(60),
+            cache_max_secs: Duration::from_secs(86_400),
+            failure_cache_secs: Duration::from_secs(30),
             fetches_per_ip_per_minute: 20,
         }
     }
@@ -449,13 +523,13 @@ impl Default for GatewaySettings {
         Self {
             routes: Vec::new(),
             revocation_check: RevocationCheck::Off,
-            revocation_cache_secs: 30,
+            revocation_cache_secs: Duration::from_secs(30),
             introspection_client_id: None,
             introspection_client_secret: None,
             token_cache_capacity: 100_000,
-            leeway_secs: 30,
-            upstream_connect_timeout_ms: 5_000,
-            upstream_timeout_ms: 60_000,
+            leeway_secs: Duration::from_secs(30),
+            upstream_connect_timeout_ms: Duration::from_secs(5),
+            upstream_timeout_ms: Duration::from_secs(60),
             register_per_ip_per_minute: 120,
             token_per_ip_per_minute: 6_000,
             login_per_ip_per_minute: 60,
@@ -468,7 +542,13 @@ impl Default for GatewaySettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "text".into(), filter: "info".into() }
+        Self { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 
@@ -503,39 +583,17 @@ impl Settings {
             environment = environment.source(Some(vars.into_iter().collect()));
         }
         let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
-        settings.merge_tool_scopes();
-        settings.validate()?;
+        settings.check()?;
+        settings.resources = with_tool_scopes(settings.resources, &settings.gateway.routes);
         Ok(settings)
     }
 
-    /// Checks every value a service relies on; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let issuer = Url::parse(&self.issuer).map_err(|e| invalid("issuer", format!("not an absolute URL: {e}")))?;
-        if issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(invalid("issuer", "must have no query or fragment (RFC 8414 §2)"));
-        }
-        if self.issuer.ends_with('/') {
-            return Err(invalid("issuer", "must not end with '/': clients compare it byte for byte"));
-        }
-        if !issuer.username().is_empty() || issuer.password().is_some() {
-            return Err(invalid("issuer", "must have no user information"));
-        }
-        // Clients compare the issuer byte for byte with what they derived from a URL: it must be
-        // the form URL parsing gives (lowercase scheme and host, no default port, no dot segments).
-        let canonical = if issuer.path() == "/" { issuer.as_str().trim_end_matches('/') } else { issuer.as_str() };
-        if canonical != self.issuer {
-            return Err(invalid(
-                "issuer",
-                format!("must be written in normalised form ({canonical}): clients compare it byte for byte"),
-            ));
-        }
-        match issuer.scheme() {
-            "https" => {}
-            "http" if issuer.host().is_some_and(|h| is_loopback_host(&h)) || self.allow_http_issuer => {}
-            "http" => {
-                return Err(invalid("issuer", "must be https (http only on loopback, or with allow_http_issuer)"));
-            }
-            _ => return Err(invalid("issuer", "must be an https URL")),
+    /// The rules between keys and the ranges a service relies on, checked once at load (a value of
+    /// the wrong form never got this far: its type refused it); the error names the key.
+    fn check(&self) -> Result<(), ConfigError> {
+        // http only where RFC 8252 §8.3 allows it, or where the operator says the network is private
+        if !self.issuer.is_https() && !self.issuer.is_loopback() && !self.allow_http_issuer {
+            return Err(invalid("issuer", "must be https (http only on loopback, or with allow_http_issuer)"));
         }
         if let Some(doc) = &self.service_documentation {
             Url::parse(doc).map_err(|_| invalid("service_documentation", "not an absolute URL"))?;
@@ -547,45 +605,25 @@ impl Settings {
         if self.database.pool_size == 0 || self.database.pool_size > 1000 {
             return Err(invalid("database.pool_size", "must be between 1 and 1000"));
         }
-        if self.database.connect_timeout_ms == 0 {
+        if self.database.connect_timeout_ms.is_zero() {
             return Err(invalid("database.connect_timeout_ms", "must be positive"));
         }
-        if self.database.acquire_timeout_ms == 0 {
+        if self.database.acquire_timeout_ms.is_zero() {
             return Err(invalid("database.acquire_timeout_ms", "must be positive"));
         }
-        for (key, url) in [
-            ("services.registration", &self.services.registration),
-            ("services.authorize", &self.services.authorize),
-            ("services.token", &self.services.token),
-            ("services.metadata", &self.services.metadata),
-        ] {
-            let u = Url::parse(url).map_err(|_| invalid(key, "not an absolute URL"))?;
-            if !matches!(u.scheme(), "http" | "https") {
-                return Err(invalid(key, "must be an http(s) URL"));
-            }
-        }
         let t = &self.tokens;
-        if !(60..=86_400).contains(&t.access_token_ttl_secs) {
+        if !(60..=86_400).contains(&t.access_token_ttl_secs.as_secs()) {
             return Err(invalid("tokens.access_token_ttl_secs", "must be between 60 and 86400"));
         }
         // RFC 6749 §4.1.2: a maximum lifetime of 10 minutes is recommended.
-        if !(1..=600).contains(&t.code_ttl_secs) {
+        if !(1..=600).contains(&t.code_ttl_secs.as_secs()) {
             return Err(invalid("tokens.code_ttl_secs", "must be between 1 and 600"));
         }
-        if t.refresh_idle_ttl_secs == 0 {
+        if t.refresh_idle_ttl_secs.is_zero() {
             return Err(invalid("tokens.refresh_idle_ttl_secs", "must be positive"));
         }
         if t.refresh_absolute_ttl_secs < t.refresh_idle_ttl_secs {
             return Err(invalid("tokens.refresh_absolute_ttl_secs", "must be at least refresh_idle_ttl_secs"));
-        }
-        if !matches!(t.signing_alg.as_str(), "ES256" | "EdDSA" | "RS256") {
-            return Err(invalid("tokens.signing_alg", "must be ES256, EdDSA or RS256"));
-        }
-        if let Some(key) = &self.keys.encryption_key {
-            let bytes = STANDARD.decode(key.trim()).map_err(|_| invalid("keys.encryption_key", "not base64"))?;
-            if bytes.len() != 32 {
-                return Err(invalid("keys.encryption_key", "must decode to exactly 32 bytes"));
-            }
         }
         if self.listen.workers > 512 {
             // actix refuses more (with a panic): say so by the key's name first
@@ -594,7 +632,7 @@ impl Settings {
         if self.keys.retired_publish_secs < t.access_token_ttl_secs {
             return Err(invalid("keys.retired_publish_secs", "must be at least tokens.access_token_ttl_secs"));
         }
-        if self.sessions.idle_ttl_secs == 0 || self.sessions.absolute_ttl_secs < self.sessions.idle_ttl_secs {
+        if self.sessions.idle_ttl_secs.is_zero() || self.sessions.absolute_ttl_secs < self.sessions.idle_ttl_secs {
             return Err(invalid("sessions.absolute_ttl_secs", "must be positive and at least sessions.idle_ttl_secs"));
         }
         if self.sessions.cookie_name.is_empty()
@@ -623,7 +661,7 @@ impl Settings {
         Scopes::from_tokens(&r.default_scopes)
             .map_err(|_| invalid("registration.default_scopes", "contains an invalid scope token"))?;
         let m = &self.metadata_documents;
-        if m.timeout_ms == 0 || m.timeout_ms > 5_000 {
+        if m.timeout_ms.is_zero() || m.timeout_ms > Duration::from_secs(5) {
             return Err(invalid("metadata_documents.timeout_ms", "must be between 1 and 5000"));
         }
         if m.max_bytes == 0 || m.max_bytes > 64 * 1024 {
@@ -648,11 +686,6 @@ impl Settings {
         for route in &g.routes {
             if !route.prefix.starts_with('/') || route.prefix.contains("..") {
                 return Err(invalid("gateway.routes.prefix", format!("{}: must start with '/'", route.prefix)));
-            }
-            let up =
-                Url::parse(&route.upstream).map_err(|_| invalid("gateway.routes.upstream", "not an absolute URL"))?;
-            if !matches!(up.scheme(), "http" | "https") {
-                return Err(invalid("gateway.routes.upstream", "must be an http(s) URL"));
             }
             match (&route.resource, route.auth) {
                 (Some(res), _) => {
@@ -682,60 +715,37 @@ impl Settings {
         if g.token_cache_capacity == 0 {
             return Err(invalid("gateway.token_cache_capacity", "must be positive"));
         }
-        if g.leeway_secs > 300 {
+        if g.leeway_secs > Duration::from_secs(300) {
             return Err(invalid("gateway.leeway_secs", "must be at most 300"));
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(invalid("log.format", "must be text or json"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", format!("not a tracing filter ({e}), e.g. info or info,token=debug")));
         }
         Ok(())
     }
+}
 
-    /// Adds each `mcp` route's scopes and tool scopes to the configured resource it protects, so the
-    /// RFC 9728 metadata lists them in `scopes_supported` and the authorization server grants them
-    /// (SEP-835: a client learns there which scopes to ask for before a step-up).
-    pub fn merge_tool_scopes(&mut self) {
-        for route in &self.gateway.routes {
-            let Some(id) = route.resource.as_deref().and_then(|r| ResourceUri::parse(r).ok()) else { continue };
-            if route.tool_scopes.is_empty() {
-                continue;
-            }
-            let wanted = route.scopes.iter().chain(route.tool_scopes.values().flatten());
-            for res in &mut self.resources {
-                if ResourceUri::parse(&res.resource).is_ok_and(|r| r == id) {
-                    for scope in wanted.clone() {
-                        if !res.scopes.contains(scope) {
-                            res.scopes.push(scope.clone());
-                        }
+/// The resources with each `mcp` route's scopes and tool scopes added to the one it protects, so the
+/// RFC 9728 metadata lists them in `scopes_supported` and the authorization server grants them
+/// (SEP-835: a client learns there which scopes to ask for before a step-up).
+pub fn with_tool_scopes(mut resources: Vec<ResourceSettings>, routes: &[RouteSettings]) -> Vec<ResourceSettings> {
+    for route in routes {
+        let Some(id) = route.resource.as_deref().and_then(|r| ResourceUri::parse(r).ok()) else { continue };
+        if route.tool_scopes.is_empty() {
+            continue;
+        }
+        let wanted = route.scopes.iter().chain(route.tool_scopes.values().flatten());
+        for res in &mut resources {
+            if ResourceUri::parse(&res.resource).is_ok_and(|r| r == id) {
+                for scope in wanted.clone() {
+                    if !res.scopes.contains(scope) {
+                        res.scopes.push(scope.clone());
                     }
                 }
             }
         }
     }
-
-    /// The key that seals signing keys at rest, if configured.
-    pub fn encryption_key(&self) -> Option<[u8; 32]> {
-        let raw = STANDARD.decode(self.keys.encryption_key.as_deref()?.trim()).ok()?;
-        raw.try_into().ok()
-    }
-
-    /// An endpoint URL under the issuer, e.g. `endpoint("/oauth2/token")`.
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.issuer, path)
-    }
-
-    /// The issuer's path ("" for an origin): RFC 8414 §3.1 inserts the well-known segment before it.
-    pub fn issuer_path(&self) -> String {
-        Url::parse(&self.issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
-    }
-
-    /// The issuer's origin, where the well-known documents live.
-    pub fn issuer_origin(&self) -> String {
-        Url::parse(&self.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
-    }
+    resources
 }
 
 /// Tool patterns are tool names (SEP-986 characters) with `*` wildcards; tool scopes are scope
@@ -780,8 +790,12 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let s = Settings::load_from(None, env(&[])).expect("defaults load");
-        assert_eq!(s.tokens.access_token_ttl_secs, 900);
-        assert_eq!(s.tokens.code_ttl_secs, 60);
+        assert_eq!(s.tokens.access_token_ttl_secs, Duration::from_secs(900));
+        assert_eq!(s.tokens.code_ttl_secs, Duration::from_secs(60));
+        assert_eq!(s.tokens.signing_alg, SigningAlg::Es256);
+        assert_eq!(s.metadata_documents.timeout_ms, Duration::from_millis(5_000));
+        assert_eq!(s.services.token.as_str(), "http://127.0.0.1:8083/");
+        assert_eq!(s.log.format, LogFormat::Text);
     }
 
     #[test]
@@ -792,45 +806,76 @@ mod tests {
                 ("SALLYPORT__ISSUER", "https://auth.example.com"),
                 ("SALLYPORT__DATABASE__POOL_SIZE", "4"),
                 ("SALLYPORT__REGISTRATION__DEFAULT_SCOPES", "mcp,files:read"),
+                ("SALLYPORT__TOKENS__SIGNING_ALG", "EdDSA"),
+                ("SALLYPORT__TOKENS__ACCESS_TOKEN_TTL_SECS", "600"),
+                ("SALLYPORT__GATEWAY__UPSTREAM_TIMEOUT_MS", "2500"),
+                ("SALLYPORT__SERVICES__TOKEN", "http://token:8083"),
+                ("SALLYPORT__LOG__FORMAT", "json"),
             ]),
         )
         .expect("loads");
-        assert_eq!(s.issuer, "https://auth.example.com");
+        assert_eq!(s.issuer.as_str(), "https://auth.example.com");
         assert_eq!(s.database.pool_size, 4);
         assert_eq!(s.registration.default_scopes, vec!["mcp", "files:read"]);
+        assert_eq!(s.tokens.signing_alg, SigningAlg::EdDsa);
+        assert_eq!(s.tokens.access_token_ttl_secs, Duration::from_secs(600));
+        assert_eq!(s.gateway.upstream_timeout_ms, Duration::from_millis(2_500));
+        assert_eq!(s.services.token.base(), "http://token:8083");
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sallyport-cfg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        path
     }
 
     #[test]
     fn toml_file_then_environment() {
-        let dir = std::env::temp_dir().join(format!("sallyport-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("tmp");
-        let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
+        let path = write(
+            "file",
             r#"
 issuer = "https://a.example"
 [tokens]
 code_ttl_secs = 120
+signing_alg = "RS256"
+[keys]
+retired_publish_secs = 7200
+[metadata_documents]
+timeout_ms = 750
 [[resources]]
 resource = "https://a.example/mcp"
 name = "MCP"
 scopes = ["mcp"]
+[[gateway.routes]]
+prefix = "/mcp"
+upstream = "http://127.0.0.1:9000/mcp"
+resource = "https://a.example/mcp"
 "#,
-        )
-        .expect("write");
+        );
         let s = Settings::load_from(path.to_str(), env(&[("SALLYPORT__TOKENS__CODE_TTL_SECS", "30")])).expect("loads");
-        assert_eq!(s.issuer, "https://a.example");
-        assert_eq!(s.tokens.code_ttl_secs, 30);
+        assert_eq!(s.issuer.as_str(), "https://a.example");
+        assert_eq!(s.tokens.code_ttl_secs, Duration::from_secs(30));
+        assert_eq!(s.tokens.signing_alg, SigningAlg::Rs256);
+        assert_eq!(s.keys.retired_publish_secs, Duration::from_secs(7_200));
+        assert_eq!(s.metadata_documents.timeout_ms, Duration::from_millis(750));
+        assert_eq!(s.gateway.routes[0].upstream.as_str(), "http://127.0.0.1:9000/mcp");
         assert_eq!(s.resources.len(), 1);
-        std::fs::remove_dir_all(dir).ok();
+        std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+    }
+
+    fn err(file: Option<&str>, pairs: &[(&str, &str)]) -> (String, String) {
+        match Settings::load_from(file, env(pairs)) {
+            Err(ConfigError::Invalid { key, message }) => (key, message),
+            Err(ConfigError::Load(e)) => (format!("load: {e}"), String::new()),
+            Ok(_) => ("ok".into(), String::new()),
+        }
     }
 
     fn err_key(pairs: &[(&str, &str)]) -> String {
-        match Settings::load_from(None, env(pairs)) {
-            Err(ConfigError::Invalid { key, .. }) => key.to_owned(),
-            Err(ConfigError::Load(e)) => format!("load: {e}"),
-            Ok(_) => "ok".into(),
-        }
+        err(None, pairs).0
     }
 
     #[test]
@@ -839,6 +884,7 @@ scopes = ["mcp"]
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "https://a.example/")]), "issuer");
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "http://auth.example.com")]), "issuer");
         assert_eq!(err_key(&[("SALLYPORT__ISSUER", "https://a.example?x=1")]), "issuer");
+        assert_eq!(err_key(&[("SALLYPORT__ISSUER", "ftp://a.example")]), "issuer");
         for unnormalised in [
             "HTTPS://a.example",
             "https://A.example",
@@ -857,7 +903,9 @@ scopes = ["mcp"]
         assert_eq!(err_key(&[("SALLYPORT__DATABASE__POOL_SIZE", "0")]), "database.pool_size");
         assert_eq!(err_key(&[("SALLYPORT__DATABASE__URL", "mysql://x")]), "database.url");
         assert_eq!(err_key(&[("SALLYPORT__KEYS__ENCRYPTION_KEY", "c2hvcnQ=")]), "keys.encryption_key");
+        assert_eq!(err_key(&[("SALLYPORT__KEYS__ENCRYPTION_KEY", "not base64!")]), "keys.encryption_key");
         assert_eq!(err_key(&[("SALLYPORT__TOKENS__SIGNING_ALG", "HS256")]), "tokens.signing_alg");
+        assert_eq!(err_key(&[("SALLYPORT__TOKENS__SIGNING_ALG", "es256")]), "tokens.signing_alg");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FORMAT", "xml")]), "log.format");
         assert_eq!(err_key(&[("SALLYPORT__LISTEN__WORKERS", "513")]), "listen.workers");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FILTER", "info,=[")]), "log.filter");
@@ -866,14 +914,98 @@ scopes = ["mcp"]
             err_key(&[("SALLYPORT__ISSUER", "http://10.0.0.1:8080"), ("SALLYPORT__ALLOW_HTTP_ISSUER", "true")]),
             "ok"
         );
+        for (key, var) in [
+            ("services.registration", "SALLYPORT__SERVICES__REGISTRATION"),
+            ("services.authorize", "SALLYPORT__SERVICES__AUTHORIZE"),
+            ("services.token", "SALLYPORT__SERVICES__TOKEN"),
+            ("services.metadata", "SALLYPORT__SERVICES__METADATA"),
+        ] {
+            for bad in ["token:8083", "ftp://token:8083", "not a url"] {
+                assert_eq!(err_key(&[(var, bad)]), key, "{var}={bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_form_stops_the_load_with_its_key_and_what_was_wrong() {
+        let (key, message) = err(None, &[("SALLYPORT__TOKENS__ACCESS_TOKEN_TTL_SECS", "abc")]);
+        assert_eq!(key, "tokens.access_token_ttl_secs");
+        assert_eq!(message, r#"invalid duration "abc": a whole number of seconds"#);
+        let (key, message) = err(None, &[("SALLYPORT__GATEWAY__UPSTREAM_TIMEOUT_MS", "-5")]);
+        assert_eq!(key, "gateway.upstream_timeout_ms");
+        assert!(message.starts_with("invalid duration -5: a whole number of milliseconds"), "{message}");
+        let (key, message) = err(None, &[("SALLYPORT__SESSIONS__IDLE_TTL_SECS", "8h")]);
+        assert_eq!(
+            (key.as_str(), message.as_str()),
+            ("sessions.idle_ttl_secs", r#"invalid duration "8h": a whole number of seconds"#)
+        );
+        let (key, message) = err(None, &[("SALLYPORT__TOKENS__SIGNING_ALG", "HS256")]);
+        assert_eq!(key, "tokens.signing_alg");
+        assert!(message.contains("HS256") && message.contains("ES256, EdDSA or RS256"), "{message}");
+        let (key, message) = err(None, &[("SALLYPORT__SERVICES__TOKEN", "ftp://token")]);
+        assert_eq!(key, "services.token");
+        assert!(message.contains("not an http(s) URL"), "{message}");
+        let shown = Settings::load_from(None, env(&[("SALLYPORT__METADATA_DOCUMENTS__TIMEOUT_MS", "1.5")]))
+            .expect_err("a fraction")
+            .to_string();
+        assert_eq!(
+            shown,
+            "configuration key `metadata_documents.timeout_ms`: invalid duration 1.5: a whole number of milliseconds"
+        );
+
+        // the same from a file, where a list's entry is named by its index
+        let file = |name: &str, text: &str| {
+            let path = write(name, text);
+            let found = err(path.to_str(), &[]);
+            std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+            found
+        };
+        let route = "[[gateway.routes]]\nprefix = \"/a\"\nauth = false\n";
+        assert_eq!(file("up-ok", &format!("{route}upstream = \"http://a:1\"\n")).0, "ok");
+        let (key, message) = file("up-bad", &format!("{route}upstream = \"unix:/run/a.sock\"\n"));
+        assert_eq!(key, "gateway.routes[0].upstream");
+        assert!(message.contains("not an http(s) URL"), "{message}");
+        let (key, message) = file("ttl", "[tokens]\nrefresh_idle_ttl_secs = \"a month\"\n");
+        assert_eq!(key, "tokens.refresh_idle_ttl_secs");
+        assert_eq!(message, r#"invalid duration "a month": a whole number of seconds"#);
+        assert_eq!(file("alg", "[tokens]\nsigning_alg = \"none\"\n").0, "tokens.signing_alg");
+        assert_eq!(file("iss", "issuer = \"https://a.example/\"\n").0, "issuer");
+        assert_eq!(file("kek", "[keys]\nencryption_key = \"c2hvcnQ=\"\n").0, "keys.encryption_key");
+        assert_eq!(file("leeway", "[gateway]\nleeway_secs = -1\n").0, "gateway.leeway_secs");
+    }
+
+    #[test]
+    fn the_metrics_keys_are_typed() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert!(s.metrics.enabled);
+        assert_eq!(s.listen.admin, None, "unset: each service serves /metrics on its own port");
+        let s = Settings::load_from(
+            None,
+            env(&[("SALLYPORT__LISTEN__ADMIN", "0.0.0.0:9464"), ("SALLYPORT__METRICS__ENABLED", "false")]),
+        )
+        .expect("loads");
+        assert_eq!(s.listen.admin, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        assert!(!s.metrics.enabled);
+        assert_eq!(err(None, &[("SALLYPORT__LISTEN__ADMIN", "9464")]).0, "listen.admin");
+        assert_eq!(err(None, &[("SALLYPORT__METRICS__ENABLED", "sometimes")]).0, "metrics.enabled");
+    }
+
+    #[test]
+    fn keys_below_a_list_entry_have_their_dot() {
+        assert_eq!(dotted("gateway.routes[0]upstream"), "gateway.routes[0].upstream");
+        assert_eq!(dotted("gateway.routes[1]tools.deny[0]"), "gateway.routes[1].tools.deny[0]");
+        assert_eq!(dotted("a[0][1]b"), "a[0][1].b");
+        assert_eq!(dotted("tokens.signing_alg"), "tokens.signing_alg");
     }
 
     #[test]
     fn unknown_and_mistyped_keys_are_errors() {
-        let unknown = err_key(&[("SALLYPORT__TOKENS__NO_SUCH_KEY", "1")]);
-        assert!(unknown.starts_with("load:") && unknown.contains("no_such_key"), "{unknown}");
-        let mistyped = err_key(&[("SALLYPORT__DATABASE__POOL_SIZE", "many")]);
-        assert!(mistyped.starts_with("load:") && mistyped.contains("pool_size"), "{mistyped}");
+        let unknown = err(None, &[("SALLYPORT__TOKENS__NO_SUCH_KEY", "1")]);
+        assert_eq!(unknown.0, "tokens");
+        assert!(unknown.1.contains("no_such_key"), "{unknown:?}");
+        let mistyped = err(None, &[("SALLYPORT__DATABASE__POOL_SIZE", "many")]);
+        assert_eq!(mistyped.0, "database.pool_size");
+        assert!(mistyped.1.contains("many"), "{mistyped:?}");
     }
 
     #[test]
@@ -911,7 +1043,7 @@ scopes = ["mcp"]
         assert_eq!(s.gateway.routes[0].tools.deny, vec!["drop_*"]);
         assert_eq!(s.resources[0].scopes, vec!["mcp", "mcp:admin", "ops"], "tool scopes join the resource's");
         let key = |r: Result<Settings, ConfigError>| match r {
-            Err(ConfigError::Invalid { key, .. }) => key.to_owned(),
+            Err(ConfigError::Invalid { key, .. }) => key,
             other => format!("{other:?}"),
         };
         assert_eq!(key(load("tools = { deny = [\"x\"] }")), "gateway.routes.mcp");
@@ -921,24 +1053,43 @@ scopes = ["mcp"]
         std::fs::remove_dir_all(dir).ok();
     }
 
+    /// The files and variables the deployments ship load as they are (deploy/validate.sh checks every
+    /// container's whole environment in CI).
     #[test]
-    fn issuer_parts() {
-        let s = Settings { issuer: "https://a.example/tenant".into(), ..Settings::default() };
-        assert_eq!(s.issuer_path(), "/tenant");
-        assert_eq!(s.issuer_origin(), "https://a.example");
-        assert_eq!(s.endpoint("/oauth2/token"), "https://a.example/tenant/oauth2/token");
+    fn the_deployment_files_load() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let services = [
+            ("SALLYPORT__SERVICES__REGISTRATION", "http://registration:8081"),
+            ("SALLYPORT__SERVICES__AUTHORIZE", "http://authorize:8082"),
+            ("SALLYPORT__SERVICES__TOKEN", "http://token:8083"),
+            ("SALLYPORT__SERVICES__METADATA", "http://metadata:8084"),
+            ("SALLYPORT__LOG__FORMAT", "json"),
+        ];
+        for (file, issuer) in [
+            ("deploy/compose/sallyport.toml", "http://localhost:8080"),
+            ("deploy/k8s/base/sallyport.toml", "https://auth.example.com"),
+            ("deploy/k8s/overlays/example/sallyport.toml", "https://sallyport.example.com"),
+        ] {
+            let mut vars = services.to_vec();
+            vars.push(("SALLYPORT__ISSUER", issuer));
+            let path = format!("{root}/{file}");
+            let s = Settings::load_from(Some(&path), env(&vars)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(s.services.token.base(), "http://token:8083", "{file}");
+            assert_eq!(s.issuer.as_str(), issuer, "{file}");
+        }
     }
 
     #[test]
     fn settings_debug_print_no_secret() {
         let mut settings = Settings::default();
         settings.database.url = "postgres://app:db-password-1@db.example/sallyport".into();
-        settings.keys.encryption_key = Some("kek-secret-2".into());
+        let kek = EncryptionKey::from_bytes([0x5a; 32]);
+        settings.keys.encryption_key = Some(kek.clone());
         settings.registration.initial_access_token = Some("initial-token-3".into());
         settings.gateway.introspection_client_id = Some("gateway".into());
         settings.gateway.introspection_client_secret = Some("introspection-secret-4".into());
         let shown = format!("{settings:?} {:?} {:#?}", settings.gateway, settings.keys);
-        for secret in ["db-password-1", "kek-secret-2", "initial-token-3", "introspection-secret-4"] {
+        for secret in ["db-password-1", &kek.encode(), "initial-token-3", "introspection-secret-4"] {
             assert!(!shown.contains(secret), "{secret} shown: {shown}");
         }
         for kept in ["db.example", "gateway", "introspection_client_secret", "<redacted>", "token_cache_capacity"] {

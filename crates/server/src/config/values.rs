@@ -1,0 +1,226 @@
+//! The value types of settings that are more than a string or a number: each is parsed when the
+//! settings are deserialised, so a wrong value stops the process at load with the key's name and
+//! nothing downstream checks it again.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+/// An absolute `http` or `https` URL with a host: where a service or an upstream is reached.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpUrl(Url);
+
+impl HttpUrl {
+    /// The error does not repeat the value: a URL may carry credentials.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("not an http(s) URL".to_owned());
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL without its trailing slash, to append a path to.
+    pub fn base(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<HttpUrl> for String {
+    fn from(u: HttpUrl) -> String {
+        u.0.into()
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// `keys.encryption_key`: the AES-256-GCM key that seals signing keys at rest, written as base64
+/// of its 32 bytes. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EncryptionKey([u8; 32]);
+
+impl EncryptionKey {
+    pub fn parse(base64: &str) -> Result<Self, String> {
+        let bytes = STANDARD.decode(base64.trim()).map_err(|_| "not base64".to_owned())?;
+        let key = <[u8; 32]>::try_from(bytes).map_err(|_| "must decode to exactly 32 bytes".to_owned())?;
+        Ok(Self(key))
+    }
+
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The base64 form it is written in (to keep it in a file).
+    pub fn encode(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+}
+
+impl TryFrom<String> for EncryptionKey {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EncryptionKey> for String {
+    fn from(k: EncryptionKey) -> String {
+        k.encode()
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(protocol::redact::REDACTED)
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A duration written as a whole number of one unit: the form every `*_secs` and `*_ms` key has
+/// always had, as a TOML integer or an environment variable's digits.
+struct Whole {
+    unit: &'static str,
+    of: fn(u64) -> Duration,
+}
+
+impl Visitor<'_> for Whole {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a whole number of {}", self.unit)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+        Ok((self.of)(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+        u64::try_from(n).map(self.of).map_err(|_| {
+            E::custom(format_args!("invalid duration {n}: a whole number of {} (not negative)", self.unit))
+        })
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Duration, E> {
+        Err(E::custom(format_args!("invalid duration {n}: a whole number of {}", self.unit)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+        match s.trim().parse::<u64>() {
+            Ok(n) => Ok((self.of)(n)),
+            Err(_) => Err(E::custom(format_args!("invalid duration {s:?}: a whole number of {}", self.unit))),
+        }
+    }
+}
+
+/// `#[serde(with = "secs")]`: a `Duration` written in whole seconds.
+pub mod secs {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(Whole { unit: "seconds", of: Duration::from_secs })
+    }
+}
+
+/// `#[serde(with = "millis")]`: a `Duration` written in whole milliseconds.
+pub mod millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(Whole { unit: "milliseconds", of: Duration::from_millis })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq)]
+    struct T {
+        #[serde(with = "secs")]
+        s: Duration,
+        #[serde(with = "millis")]
+        ms: Duration,
+    }
+
+    #[test]
+    fn durations_round_trip_in_their_unit() {
+        let t: T = serde_json::from_str(r#"{"s": 900, "ms": "250"}"#).expect("parses");
+        assert_eq!(t, T { s: Duration::from_secs(900), ms: Duration::from_millis(250) });
+        assert_eq!(serde_json::to_string(&t).expect("json"), r#"{"s":900,"ms":250}"#);
+        for bad in [r#"{"s": -1, "ms": 1}"#, r#"{"s": 1.5, "ms": 1}"#, r#"{"s": "15 minutes", "ms": 1}"#] {
+            let e = serde_json::from_str::<T>(bad).expect_err(bad).to_string();
+            assert!(e.starts_with("invalid duration") && e.contains("whole number of seconds"), "{e}");
+        }
+    }
+
+    #[test]
+    fn encryption_keys_are_32_bytes_of_base64_and_never_shown() {
+        let key = EncryptionKey::parse(&STANDARD.encode([7u8; 32])).expect("key");
+        assert_eq!(key.bytes(), &[7u8; 32]);
+        assert_eq!(EncryptionKey::parse(&key.encode()).expect("again"), key);
+        assert_eq!(format!("{key:?}"), protocol::redact::REDACTED);
+        assert_eq!(EncryptionKey::parse("c2hvcnQ=").err().as_deref(), Some("must decode to exactly 32 bytes"));
+        assert_eq!(EncryptionKey::parse("not base64!").err().as_deref(), Some("not base64"));
+    }
+
+    #[test]
+    fn http_urls_only() {
+        assert_eq!(HttpUrl::parse("http://127.0.0.1:8081").expect("url").base(), "http://127.0.0.1:8081");
+        assert_eq!(HttpUrl::parse("https://up.example/mcp/").expect("url").base(), "https://up.example/mcp");
+        for bad in ["127.0.0.1:8081", "ftp://up.example", "file:///etc/passwd", "not a url", "unix:/run/x"] {
+            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
