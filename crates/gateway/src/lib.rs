@@ -12,6 +12,7 @@
 pub mod bearer;
 pub mod cors;
 pub mod mcp;
+mod metered;
 pub mod middleware;
 pub mod path;
 pub mod principal;
@@ -92,18 +93,25 @@ pub struct Gateway {
     clock: Clock,
     /// The tool-call audit of MCP routes, when on.
     audit: Option<mcp::audit::AuditSink>,
+    metrics: server::metrics::Metrics,
 }
 
 impl Gateway {
     /// Builds the routing table, the proxy and the verifier; a route the middleware cannot
     /// compile (bad resource, scope or origin) is an error that names it.
-    pub fn new(config: &Config, clock: Clock, pool: store::db::Pool) -> Result<Self, BuildError> {
+    pub fn new(
+        config: &Config,
+        clock: Clock,
+        pool: store::db::Pool,
+        metrics: &server::metrics::Metrics,
+    ) -> Result<Self, BuildError> {
         let g = &config.gateway;
         let proxy = Proxy::new(ProxyConfig {
             connect_timeout: g.upstream_connect_timeout_ms,
             header_timeout: g.upstream_timeout_ms,
         })?;
-        let verifier = Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?);
+        let verifier =
+            Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?.with_metrics(metrics));
         let issuer_origin = config.issuer.origin().to_owned();
         let registry = Arc::new(server::registry::ResourceRegistry::new(&config.resources)?);
         let mut routes = Vec::new();
@@ -146,6 +154,7 @@ impl Gateway {
             trust_forwarded_for: g.trust_forwarded_for,
             clock,
             audit: None,
+            metrics: metrics.clone(),
         })
     }
 
@@ -193,11 +202,13 @@ impl Gateway {
 /// routes, written off the request path. A client that disconnects drops its request at once,
 /// which cancels the upstream request.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
-    let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone())?;
+    let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
     let g = &config.gateway;
     if g.audit_tool_calls && g.routes.iter().any(|r| r.mcp) {
         gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
     }
     let gateway = Arc::new(gateway);
-    Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway)).with_cancel_on_disconnect())
+    Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway))
+        .with_cancel_on_disconnect()
+        .with_metrics(&ctx.metrics))
 }

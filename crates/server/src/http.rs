@@ -9,12 +9,13 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::middleware::{Condition, DefaultHeaders, Next};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use protocol::error::ErrorCode;
 use store::db::Pool;
 
 use crate::error::OAuthError;
+use crate::metrics::Metrics;
 
 /// A readiness probe beyond the database (e.g. "signing keys loaded").
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -187,15 +188,37 @@ pub fn serve_with<F>(
 where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
+    serve_counted(listener, options, allow_half_closed, "service", Metrics::default(), configure)
+}
+
+/// Like [`serve_with`], counting and timing every request as `service` in `metrics` (and serving
+/// them at `/metrics` when they are not on `listen.admin`).
+pub fn serve_counted<F>(
+    listener: TcpListener,
+    options: ServeOptions,
+    allow_half_closed: bool,
+    service: &'static str,
+    metrics: Metrics,
+    configure: F,
+) -> std::io::Result<Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
     let health = web::Data::new(HealthState { pool: options.pool.clone(), ready: options.ready.clone() });
     let mut server = HttpServer::new(move || {
+        let counted = metrics.clone();
+        let observe = actix_web::middleware::from_fn(move |req, next| {
+            crate::metrics::http::observe(counted.clone(), service, req, next)
+        });
         App::new()
+            .wrap(Condition::new(metrics.enabled(), observe))
             .wrap(actix_web::middleware::from_fn(access_log))
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(health.clone())
             .configure(extractor_configs)
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .configure(|cfg| crate::metrics::http::configure_service_port(cfg, &metrics))
             .configure(configure.clone())
             .default_service(web::to(not_found))
     })

@@ -11,13 +11,16 @@ use protocol::clock::Clock;
 use store::db::Pool;
 
 use crate::config::Settings;
-use crate::http::{ReadyCheck, ServeOptions, bind, serve_with};
+use crate::http::{ReadyCheck, ServeOptions, bind, serve_counted};
+use crate::metrics::Metrics;
 
 /// What every service is built from, beside its own part of the settings.
 #[derive(Clone)]
 pub struct Context {
     pub pool: Pool,
     pub clock: Clock,
+    /// The process's metrics (one registry for every service it runs).
+    pub metrics: Metrics,
 }
 
 /// The routes of one service.
@@ -32,15 +35,29 @@ pub struct ServiceApp {
     /// Drop a request's handler as soon as its client disconnects (no HTTP/1 half-close): a proxy
     /// must cancel the upstream request of a client that is gone.
     pub cancel_on_disconnect: bool,
+    /// Where its requests are counted.
+    pub metrics: Metrics,
 }
 
 impl ServiceApp {
     pub fn new(name: &'static str, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
-        Self { name, configure: Arc::new(configure), ready: None, cancel_on_disconnect: false }
+        Self {
+            name,
+            configure: Arc::new(configure),
+            ready: None,
+            cancel_on_disconnect: false,
+            metrics: Metrics::default(),
+        }
     }
 
     pub fn with_cancel_on_disconnect(mut self) -> Self {
         self.cancel_on_disconnect = true;
+        self
+    }
+
+    /// Counts its requests (and serves `/metrics` on its port unless `listen.admin` is set).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = metrics.clone();
         self
     }
 
@@ -57,7 +74,9 @@ impl ServiceApp {
     ) -> std::io::Result<actix_web::dev::Server> {
         options.ready = self.ready.clone();
         let configure = self.configure.clone();
-        serve_with(listener, options, !self.cancel_on_disconnect, move |cfg| configure(cfg))
+        serve_counted(listener, options, !self.cancel_on_disconnect, self.name, self.metrics.clone(), move |cfg| {
+            configure(cfg)
+        })
     }
 }
 
@@ -101,12 +120,26 @@ where
     let addr = listen(&settings);
     let workers = settings.listen.workers;
     let shutdown_timeout_secs = settings.listen.shutdown_timeout_secs.as_secs();
-    let ctx = Context { pool: pool.clone(), clock: Clock::system() };
+    let metrics = Metrics::new(&settings, Some(&pool));
+    let ctx = Context { pool: pool.clone(), clock: Clock::system(), metrics };
+    let admin = match settings.listen.admin.filter(|_| ctx.metrics.enabled()) {
+        Some(addr) => {
+            let server = crate::metrics::http::serve_admin(bind(addr)?, ctx.metrics.clone())?;
+            tracing::info!(service = name, %addr, "metrics at /metrics");
+            let handle = server.handle();
+            tokio::spawn(server);
+            Some(handle)
+        }
+        None => None,
+    };
     let app = build(ctx, C::from(&settings)).await?;
     let listener = bind(addr)?;
     tracing::info!(service = name, %addr, "listening");
     let options = ServeOptions { workers, shutdown_timeout_secs, handle_signals: true, pool: Some(pool), ready: None };
     app.serve(listener, options)?.await?;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     tracing::info!(service = name, "stopped");
     Ok(())
 }

@@ -38,6 +38,14 @@ pub fn init_logging() {
 }
 
 /// A service context on this database; each service takes its part of the settings beside it.
+/// Its metrics are on, served on the service's own port (the test settings' defaults).
 pub fn context(db: &TestDb) -> ::server::service::Context {
-    ::server::service::Context { pool: db.pool(), clock: protocol::Clock::system() }
+    context_with(db, &settings(db))
+}
+
+/// A service context whose metrics follow these settings (`metrics.enabled`, `listen.admin`).
+pub fn context_with(db: &TestDb, settings: &Settings) -> ::server::service::Context {
+    let pool = db.pool();
+    let metrics = ::server::metrics::Metrics::new(settings, Some(&pool));
+    ::server::service::Context { pool, clock: protocol::Clock::system(), metrics }
 }

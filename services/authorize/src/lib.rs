@@ -91,8 +91,13 @@ impl Config {
 
 /// Builds the service with local password login.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
-    let authenticator =
-        LocalPasswords::new(ctx.pool.clone(), ctx.clock.clone(), config.login.clone(), config.access_token_ttl);
+    let authenticator = LocalPasswords::counted(
+        ctx.pool.clone(),
+        ctx.clock.clone(),
+        config.login.clone(),
+        config.access_token_ttl,
+        ctx.metrics.clone(),
+    );
     app_with(ctx, config, authenticator).await
 }
 
@@ -102,8 +107,9 @@ pub async fn app_with(
     config: Config,
     authenticator: Arc<dyn Authenticator>,
 ) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = actix_web::web::Data::new(State::new(ctx, config, authenticator)?);
-    Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("authorize", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }
 
 /// What [`State::prepare`] found without holding a connection.

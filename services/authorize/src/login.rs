@@ -14,6 +14,7 @@ use protocol::clock::{Clock, after};
 use protocol::ident::{Password, Username};
 use server::config::LoginSettings;
 use server::error::OAuthError;
+use server::metrics::Metrics;
 use store::audit::kind;
 use store::db::Pool;
 use store::users;
@@ -56,6 +57,7 @@ pub struct LocalPasswords {
     settings: LoginSettings,
     /// How long a lockout's revocations are kept: past the life of every access token.
     revoke_for_secs: u64,
+    metrics: Metrics,
 }
 
 /// Verifiers may accept a token this long past `exp`; a revocation must outlive that too.
@@ -63,8 +65,19 @@ const VERIFIER_LEEWAY_SECS: u64 = 300;
 
 impl LocalPasswords {
     pub fn new(pool: Pool, clock: Clock, settings: LoginSettings, access_token_ttl: Duration) -> Arc<Self> {
+        Self::counted(pool, clock, settings, access_token_ttl, Metrics::default())
+    }
+
+    /// Like [`LocalPasswords::new`], counting lockouts in `metrics`.
+    pub fn counted(
+        pool: Pool,
+        clock: Clock,
+        settings: LoginSettings,
+        access_token_ttl: Duration,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         let revoke_for_secs = access_token_ttl.as_secs().saturating_add(VERIFIER_LEEWAY_SECS);
-        Arc::new(Self { pool, clock, settings, revoke_for_secs })
+        Arc::new(Self { pool, clock, settings, revoke_for_secs, metrics })
     }
 
     async fn check(&self, credentials: &Credentials<'_>) -> Result<AuthenticatedUser, LoginError> {
@@ -101,6 +114,7 @@ impl LocalPasswords {
                     .await
                     .map_err(OAuthError::from)?;
             tracing::warn!(user_id = %attempt.id, sessions = ended.sessions, grants = ended.grants, "user locked out");
+            self.metrics.sign_in("lockout");
         }
         Err(LoginError::Rejected)
     }

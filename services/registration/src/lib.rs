@@ -92,6 +92,7 @@ impl State {
 
 /// Builds the service from its context and its part of the settings.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = web::Data::new(State::new(ctx, config)?);
-    Ok(ServiceApp::new("registration", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("registration", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }

@@ -78,6 +78,7 @@ impl State {
 
 /// Builds the service from its context and its part of the settings.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
+    let metrics = ctx.metrics.clone();
     let state = actix_web::web::Data::new(State::new(ctx, config)?);
-    Ok(ServiceApp::new("metadata", move |cfg| routes::configure(cfg, state.clone())))
+    Ok(ServiceApp::new("metadata", move |cfg| routes::configure(cfg, state.clone())).with_metrics(&metrics))
 }

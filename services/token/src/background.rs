@@ -2,10 +2,11 @@
 //! one if the table is empty), and now and then remove revocation records and refresh tokens that
 //! can no longer matter. Every replica does both; the statements are idempotent.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use protocol::clock::Clock;
+use server::metrics::KeyTimes;
 use store::Pool;
 use store::{codes, refresh_tokens, revocations};
 
@@ -22,7 +23,16 @@ const CODE_REPLAY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 const PRUNE_EVERY: u32 = 600 / 3;
 
 /// Runs until the keyring is dropped (the service stopped).
-pub fn spawn(keys: Weak<Keyring>, pool: Pool, clock: Clock) {
+pub fn spawn(keys: Weak<Keyring>, pool: Pool, clock: Clock, key_times: Option<Arc<KeyTimes>>) {
+    let report = move |keyring: &Keyring, clock: &Clock| {
+        if let Some(times) = &key_times {
+            let (since, next) = keyring.rotation_times(clock.now());
+            times.set(since, next);
+        }
+    };
+    if let Some(keyring) = keys.upgrade() {
+        report(&keyring, &clock);
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_RELOAD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -34,6 +44,7 @@ pub fn spawn(keys: Weak<Keyring>, pool: Pool, clock: Clock) {
             if let Err(e) = keyring.sync(&pool, clock.now()).await {
                 tracing::error!(error = %e, "cannot reload signing keys");
             }
+            report(&keyring, &clock);
             drop(keyring);
             ticks = ticks.wrapping_add(1);
             if ticks.is_multiple_of(PRUNE_EVERY) {

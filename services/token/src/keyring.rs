@@ -109,6 +109,14 @@ impl Keyring {
         self.snapshot().iter().filter(|k| k.signs(now)).max_by_key(|k| (k.activates_at, k.created_at)).cloned()
     }
 
+    /// When the signing key took over, and when the next scheduled key will (Unix seconds): the
+    /// `signing_key_*` gauges.
+    pub fn rotation_times(&self, now: DateTime<Utc>) -> (Option<i64>, Option<i64>) {
+        let since = self.signer(now).map(|k| k.activates_at.timestamp());
+        let next = self.snapshot().iter().filter(|k| k.activates_at > now).map(|k| k.activates_at.timestamp()).min();
+        (since, next)
+    }
+
     /// Ready when a key can sign.
     pub fn is_ready(&self, now: DateTime<Utc>) -> bool {
         self.signer(now).is_some()

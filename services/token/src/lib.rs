@@ -28,6 +28,7 @@ use protocol::clock::Clock;
 use protocol::issuer::Issuer;
 use server::cimd::MetadataDocuments;
 use server::config::{EncryptionKey, MetadataDocumentSettings, ResourceSettings, Settings, TokenSettings};
+use server::metrics::Metrics;
 use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
 use store::Pool;
@@ -69,6 +70,7 @@ pub struct State {
     pub clock: Clock,
     pub keys: Arc<Keyring>,
     pub registry: Arc<ResourceRegistry>,
+    pub metrics: Metrics,
     clients: clients::ClientDirectory,
 }
 
@@ -88,16 +90,19 @@ pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError>
     }
     let registry = Arc::new(ResourceRegistry::new(&config.resources)?);
     let documents = MetadataDocuments::new(config.metadata_documents.clone())?;
-    background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone());
+    background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone(), ctx.metrics.key_times());
+    let metrics = ctx.metrics;
     let state = Arc::new(State {
         config,
         pool: ctx.pool,
         clock: ctx.clock.clone(),
         keys: keys.clone(),
         registry,
+        metrics: metrics.clone(),
         clients: clients::ClientDirectory::new(documents),
     });
     let clock = ctx.clock;
     Ok(ServiceApp::new("token", move |cfg| routes::configure(cfg, state.clone()))
-        .with_ready(move || keys.is_ready(clock.now())))
+        .with_ready(move || keys.is_ready(clock.now()))
+        .with_metrics(&metrics))
 }

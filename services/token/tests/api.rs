@@ -13,6 +13,8 @@ mod introspect;
 mod keys;
 #[path = "api/malformed.rs"]
 mod malformed;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/refresh.rs"]
 mod refresh;
 #[path = "api/revoke.rs"]

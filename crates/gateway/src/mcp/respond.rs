@@ -88,6 +88,7 @@ where
             let headers = crate::proxy::headers::client_response_headers(response.headers(), false, strip_cookies);
             let body = filter.json(&read_limited(response).await?).ok_or_else(unfilterable)?;
             let mut res = HttpResponse::new(status);
+            crate::metered::mark_forwarded(&mut res);
             *res.headers_mut() = headers;
             res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(res.set_body(body.boxed()))

@@ -116,6 +116,7 @@ pub fn respond(
     let mut res = HttpResponse::new(status);
     *res.headers_mut() =
         headers::client_response_headers(response.headers(), status == StatusCode::NOT_MODIFIED, strip_cookies);
+    crate::metered::mark_forwarded(&mut res);
     res.set_body(body(response, framing))
 }
 

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use server::error::OAuthError;
+use server::metrics::GatewayRouteMetrics;
 
 use crate::Gateway;
 use crate::router::AsMount;
@@ -13,8 +14,9 @@ pub async fn forward(
     payload: web::Payload,
     mount: web::Data<AsMount>,
     gateway: web::Data<Gateway>,
+    metrics: web::Data<GatewayRouteMetrics>,
 ) -> Result<HttpResponse, OAuthError> {
     gateway.spend(mount.endpoint.budget, &req)?;
     let url = mount.upstream_url(req.path(), req.query_string());
-    gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req)).await
+    crate::metered::time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &gateway.caller(&req))).await
 }

@@ -4,9 +4,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use server::error::OAuthError;
+use server::metrics::GatewayRouteMetrics;
 
 use crate::Gateway;
 use crate::mcp::McpRoute;
+use crate::metered::time_upstream;
 use crate::router::Route;
 
 /// Any method below the route's prefix: forwarded to the upstream, the prefix replaced by the
@@ -17,11 +19,12 @@ pub async fn forward(
     route: web::Data<Route>,
     gateway: web::Data<Gateway>,
     mcp: Option<web::Data<McpRoute>>,
+    metrics: web::Data<GatewayRouteMetrics>,
 ) -> Result<HttpResponse, OAuthError> {
     // the path is canonical (routes::configure refused any other): the upstream gets the path matched
     let url = route.upstream_url(req.path(), req.query_string());
     if let Some(mcp) = mcp {
-        return crate::mcp::forward(&req, payload, &url, &mcp, &gateway).await;
+        return time_upstream(&metrics, crate::mcp::forward(&req, payload, &url, &mcp, &gateway)).await;
     }
-    gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req)).await
+    time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req))).await
 }

@@ -62,6 +62,7 @@ pub struct Jwks {
     last_attempt: AtomicI64,
     /// Whether that attempt failed: until the next one, unknown kids cannot be judged.
     last_failed: AtomicBool,
+    pub(super) metrics: server::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -81,6 +82,7 @@ impl Jwks {
             fetching: tokio::sync::Mutex::new(()),
             last_attempt: AtomicI64::new(i64::MIN),
             last_failed: AtomicBool::new(false),
+            metrics: server::metrics::Metrics::default(),
         }
     }
 
@@ -129,6 +131,7 @@ impl Jwks {
         self.last_attempt.store(now, Ordering::Relaxed);
         let result = self.fetch(now).await;
         self.last_failed.store(result.is_err(), Ordering::Relaxed);
+        self.metrics.jwks_refresh(if result.is_ok() { "ok" } else { "error" });
         match result {
             Ok(ring) => {
                 let ring = Arc::new(ring);

@@ -149,6 +149,7 @@ pub struct TokenVerifier {
     introspector: Option<Introspector>,
     /// `cached` mode: (active, unix time of the answer) by token hash.
     answers: quick_cache::sync::Cache<TokenHash, (bool, i64)>,
+    metrics: server::metrics::Metrics,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -178,7 +179,15 @@ impl TokenVerifier {
             revocation_ttl: i64::try_from(config.revocation_cache_secs).unwrap_or(i64::MAX),
             introspector: config.introspection.map(|c| Introspector::new(c, client)),
             answers: quick_cache::sync::Cache::new(capacity),
+            metrics: server::metrics::Metrics::default(),
         })
+    }
+
+    /// Counts cache hits, JWKS fetches and introspection calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: &server::metrics::Metrics) -> Self {
+        self.metrics = metrics.clone();
+        self.jwks.metrics = metrics.clone();
+        self
     }
 
     /// Verifies a bearer token: from the cache when it was verified before and has not expired,
@@ -186,7 +195,9 @@ impl TokenVerifier {
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, Failure> {
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
         let now = self.clock.unix();
-        let verified = match self.verified.get(&hash) {
+        let cached = self.verified.get(&hash);
+        self.metrics.token_cache(cached.is_some());
+        let verified = match cached {
             Some(v) => {
                 self.check_time(&v.claims, now).inspect_err(|_| {
                     self.verified.remove(&hash);
@@ -234,15 +245,25 @@ impl TokenVerifier {
         VerifiedToken::new(claims)
     }
 
+    async fn introspect(&self, introspector: &Introspector, token: &str) -> Result<bool, String> {
+        let answer = introspector.is_active(token).await;
+        self.metrics.introspection(match answer {
+            Ok(true) => "active",
+            Ok(false) => "inactive",
+            Err(_) => "error",
+        });
+        answer
+    }
+
     async fn check_revocation(&self, token: &str, hash: &TokenHash, now: i64) -> Result<(), Failure> {
         let Some(introspector) = &self.introspector else { return Ok(()) };
         let active = match self.revocation {
             RevocationCheck::Off => return Ok(()),
-            RevocationCheck::Strict => introspector.is_active(token).await,
+            RevocationCheck::Strict => self.introspect(introspector, token).await,
             RevocationCheck::Cached => match self.answers.get(hash) {
                 Some((active, at)) if now - at < self.revocation_ttl => Ok(active),
                 _ => {
-                    let answer = introspector.is_active(token).await;
+                    let answer = self.introspect(introspector, token).await;
                     if let Ok(active) = answer {
                         self.answers.insert(*hash, (active, now));
                     }

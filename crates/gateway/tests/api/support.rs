@@ -150,7 +150,7 @@ impl Stack {
         let urls = Urls { gateway: gw.clone() };
         customise(&mut settings, &urls);
 
-        let mut ctx = testkit::context(&db);
+        let mut ctx = testkit::context_with(&db, &settings);
         let clock = Clock::system();
         ctx.clock = clock.clone();
         let app = gateway::app(ctx, (&settings).into()).await.expect("gateway builds");

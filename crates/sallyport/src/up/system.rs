@@ -166,7 +166,8 @@ impl System {
         drop(conn);
 
         let settings = Arc::new(settings);
-        let ctx = Context { pool: pool.clone(), clock: options.clock.clone() };
+        let metrics = server::metrics::Metrics::new(&settings, Some(&pool));
+        let ctx = Context { pool: pool.clone(), clock: options.clock.clone(), metrics: metrics.clone() };
         let s = settings.as_ref();
         let apps: Vec<(ServiceApp, TcpListener)> = vec![
             (registration::app(ctx.clone(), s.into()).await.map_err(anyhow_box)?, registration),
@@ -188,6 +189,13 @@ impl System {
                 ready: None,
             };
             let server = app.serve(listener, serve).with_context(|| format!("cannot start {}", app.name))?;
+            handles.push(server.handle());
+            tokio::spawn(server);
+        }
+
+        // one registry for the whole process: on every service port, or on listen.admin when set
+        if let Some(addr) = settings.listen.admin.filter(|_| metrics.enabled()) {
+            let server = server::metrics::http::serve_admin(server::http::bind(addr)?, metrics)?;
             handles.push(server.handle());
             tokio::spawn(server);
         }

@@ -100,6 +100,7 @@ pub struct Settings {
     pub resources: Vec<ResourceSettings>,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -143,6 +144,9 @@ pub struct ListenSettings {
     /// How long a stopping service waits for in-flight requests (seconds).
     #[serde(with = "secs")]
     pub shutdown_timeout_secs: Duration,
+    /// A listener of its own for `/metrics` (containers: a port the gateway and the Ingress never
+    /// route); unset, each service serves `/metrics` on its own port.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Where the gateway finds each service.
@@ -374,6 +378,14 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// `[metrics]`: whether this process keeps and serves metrics. Where they are served is
+/// `listen.admin` (a listener of its own) or, when that is unset, each service's own port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -393,6 +405,7 @@ impl Default for Settings {
             resources: Vec::new(),
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -426,6 +439,7 @@ impl Default for ListenSettings {
             gateway: addr("127.0.0.1:8080"),
             workers: 0,
             shutdown_timeout_secs: Duration::from_secs(30),
+            admin: None,
         }
     }
 }
@@ -529,6 +543,12 @@ impl Default for GatewaySettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 
@@ -952,6 +972,22 @@ resource = "https://a.example/mcp"
         assert_eq!(file("iss", "issuer = \"https://a.example/\"\n").0, "issuer");
         assert_eq!(file("kek", "[keys]\nencryption_key = \"c2hvcnQ=\"\n").0, "keys.encryption_key");
         assert_eq!(file("leeway", "[gateway]\nleeway_secs = -1\n").0, "gateway.leeway_secs");
+    }
+
+    #[test]
+    fn the_metrics_keys_are_typed() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert!(s.metrics.enabled);
+        assert_eq!(s.listen.admin, None, "unset: each service serves /metrics on its own port");
+        let s = Settings::load_from(
+            None,
+            env(&[("SALLYPORT__LISTEN__ADMIN", "0.0.0.0:9464"), ("SALLYPORT__METRICS__ENABLED", "false")]),
+        )
+        .expect("loads");
+        assert_eq!(s.listen.admin, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        assert!(!s.metrics.enabled);
+        assert_eq!(err(None, &[("SALLYPORT__LISTEN__ADMIN", "9464")]).0, "listen.admin");
+        assert_eq!(err(None, &[("SALLYPORT__METRICS__ENABLED", "sometimes")]).0, "metrics.enabled");
     }
 
     #[test]

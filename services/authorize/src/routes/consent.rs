@@ -117,10 +117,12 @@ async fn decide(state: &State, req: &HttpRequest, form: ConsentForm) -> Result<H
             .await?;
             let code = code::issue(&mut conn, &request, &session, config.code_ttl.as_secs(), now).await?;
             tracing::info!(user_id = %session.user_id, client_id = %request.target.client.client_id, "consent given");
+            state.ctx.metrics.consent("approved");
             Ok(redirect::to(&redirect::success_url(&request.target, code.expose(), issuer), StatusCode::SEE_OTHER))
         }
         Some("deny") => {
             let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            state.ctx.metrics.consent("denied");
             Ok(redirect::to(&redirect::error_url(&request.target, &denied, issuer), StatusCode::SEE_OTHER))
         }
         _ => Ok(state.message(StatusCode::BAD_REQUEST, "No decision", "Choose Allow or Deny on the consent page.")),

@@ -81,8 +81,12 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
     }
     let credentials = Credentials { username: &form.username, password: &form.password, ip: Some(ip) };
     let user = match state.authenticator.authenticate(credentials).await {
-        Ok(user) => user,
+        Ok(user) => {
+            state.ctx.metrics.sign_in("success");
+            user
+        }
         Err(LoginError::Rejected) => {
+            state.ctx.metrics.sign_in("failure");
             let why = "Wrong username or password, or too many failed attempts: wait a few minutes and try again.";
             return Ok(sign_in_page(state, req, &request, StatusCode::BAD_REQUEST, &form.username, Some(why)));
         }

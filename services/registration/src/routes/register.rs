@@ -22,9 +22,15 @@ pub async fn register(
     state: web::Data<State>,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
+    let result = registered(req, &state, payload).await;
+    state.ctx.metrics.registration(result.as_ref().map_or_else(|e| e.code.as_str(), |_| "registered"));
+    result
+}
+
+async fn registered(req: HttpRequest, state: &State, payload: web::Payload) -> Result<HttpResponse, OAuthError> {
     let config = &state.config;
     let ip = state.spend_budget(&req)?;
-    check_initial_access(&state, req.headers())?;
+    check_initial_access(state, req.headers())?;
     let body = read_json(req.headers(), payload).await?;
     // RFC 7591 §3.1: unknown members are ignored; a client_id sent here is not the client's to choose
     let metadata = parse_metadata_json(&body)?.validate(&state.policy().await?)?;

@@ -85,6 +85,7 @@ pub async fn revoke_family(
 ) -> Result<u64, OAuthError> {
     let now = state.clock.now();
     let revoked = revocations::revoke_grant(conn, grant_id, reason, now, keep_until).await?;
+    state.metrics.family_revoked(reason.as_str());
     let kind = match reason {
         GrantRevocation::CodeReplay => kind::CODE_REPLAYED,
         GrantRevocation::RefreshReuse => kind::REFRESH_REUSED,

@@ -112,7 +112,8 @@ async fn not_ready_until_keys_are_loaded() {
     settings.database.connect_timeout_ms = Duration::from_millis(500);
     settings.database.acquire_timeout_ms = Duration::from_millis(500);
     let pool = store::db::pool(&settings.database).expect("pool");
-    let ctx = server::service::Context { pool: pool.clone(), clock: protocol::Clock::system() };
+    let ctx =
+        server::service::Context { pool: pool.clone(), clock: protocol::Clock::system(), metrics: Default::default() };
     let app = token::app(ctx, (&settings).into()).await.expect("builds without keys");
     let server = testkit::spawn_app(&app, Some(pool));
     let res = reqwest::get(server.url("/readyz")).await.expect("readyz");

@@ -70,7 +70,7 @@ impl Env {
         let db = TestDb::new().await;
         let mut settings = base_settings(&db);
         change(&mut settings);
-        let ctx = testkit::context(&db);
+        let ctx = testkit::context_with(&db, &settings);
         let app = token::app(ctx.clone(), (&settings).into()).await.expect("build the token service");
         let server = testkit::spawn_app(&app, Some(ctx.pool.clone()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http");
