@@ -3,6 +3,7 @@
 //! at a path-segment boundary (`/mcp` matches `/mcp` and `/mcp/x`, never `/mcpx`); the longest wins.
 
 use server::config::{RouteSettings, ServiceUrls};
+use url::Url;
 
 /// One of the authorization server's services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,12 +16,12 @@ pub enum AsService {
 
 impl AsService {
     /// The configured base URL of this service.
-    pub fn base_url(self, urls: &ServiceUrls) -> &str {
+    pub fn base_url(self, urls: &ServiceUrls) -> &Url {
         match self {
-            Self::Registration => urls.registration.base(),
-            Self::Authorize => urls.authorize.base(),
-            Self::Token => urls.token.base(),
-            Self::Metadata => urls.metadata.base(),
+            Self::Registration => urls.registration.url(),
+            Self::Authorize => urls.authorize.url(),
+            Self::Token => urls.token.url(),
+            Self::Metadata => urls.metadata.url(),
         }
     }
 }
@@ -82,13 +83,13 @@ pub struct AsMount {
     pub endpoint: AsEndpoint,
     pub mount: String,
     pub strip: String,
-    pub base: String,
+    pub base: Upstream,
 }
 
 impl AsMount {
     /// The upstream URL for a request path and raw query that matched this mount.
-    pub fn upstream_url(&self, path: &str, query: &str) -> String {
-        join(&self.base, path.strip_prefix(self.strip.as_str()).unwrap_or(path), query)
+    pub fn upstream_url(&self, path: &str, query: &str) -> Url {
+        self.base.join(path.strip_prefix(self.strip.as_str()).unwrap_or(path), query)
     }
 }
 
@@ -100,7 +101,7 @@ pub fn as_mounts(issuer_path: &str, urls: &ServiceUrls) -> Vec<AsMount> {
     let issuer_path = issuer_path.trim_end_matches('/');
     let mut mounts = Vec::new();
     for endpoint in AS_ENDPOINTS {
-        let base = endpoint.service.base_url(urls).trim_end_matches('/').to_owned();
+        let base = Upstream::new(endpoint.service.base_url(urls));
         let mut add = |strip: &str| {
             mounts.push(AsMount {
                 endpoint: *endpoint,
@@ -125,7 +126,7 @@ pub fn as_mounts(issuer_path: &str, urls: &ServiceUrls) -> Vec<AsMount> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub prefix: String,
-    pub upstream: String,
+    pub upstream: Upstream,
     pub settings: RouteSettings,
 }
 
@@ -133,7 +134,7 @@ impl Route {
     pub fn new(settings: &RouteSettings) -> Self {
         Self {
             prefix: settings.prefix.trim_end_matches('/').to_owned(),
-            upstream: settings.upstream.base().to_owned(),
+            upstream: Upstream::new(settings.upstream.url()),
             settings: settings.clone(),
         }
     }
@@ -141,8 +142,8 @@ impl Route {
     /// The prefix is replaced by the upstream URL's path: with prefix `/mcp` and upstream
     /// `http://up:9000/mcp`, `/mcp/x?q` goes to `http://up:9000/mcp/x?q`; with upstream
     /// `http://up:9000` it goes to `http://up:9000/x?q`.
-    pub fn upstream_url(&self, path: &str, query: &str) -> String {
-        join(&self.upstream, path.strip_prefix(self.prefix.as_str()).unwrap_or(path), query)
+    pub fn upstream_url(&self, path: &str, query: &str) -> Url {
+        self.upstream.join(path.strip_prefix(self.prefix.as_str()).unwrap_or(path), query)
     }
 }
 
@@ -158,15 +159,39 @@ pub fn prefix_matches(path: &str, prefix: &str) -> bool {
     path.starts_with(prefix) && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
 }
 
-fn join(base: &str, rest: &str, query: &str) -> String {
-    let mut url = String::with_capacity(base.len() + rest.len() + query.len() + 1);
-    url.push_str(base);
-    url.push_str(rest);
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(query);
+/// An upstream's base URL, parsed once at start: a request's URL is this one with the request's
+/// path appended and its query, so the scheme, host and port are never parsed again per request
+/// (host parsing, IDNA included, was most of the cost of parsing the whole string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    url: Url,
+    /// The URL's path without its trailing slash, to append a path to.
+    path: String,
+}
+
+impl Upstream {
+    pub fn new(url: &Url) -> Self {
+        let mut url = url.clone();
+        url.set_fragment(None);
+        url.set_query(None);
+        let path = url.path().trim_end_matches('/').to_owned();
+        Self { url, path }
     }
-    url
+
+    /// The base URL with its path trimmed of a trailing slash (`http://up:9000/mcp`).
+    pub fn as_str(&self) -> &str {
+        self.url.as_str().trim_end_matches('/')
+    }
+
+    fn join(&self, rest: &str, query: &str) -> Url {
+        let mut url = self.url.clone();
+        let mut path = String::with_capacity(self.path.len() + rest.len());
+        path.push_str(&self.path);
+        path.push_str(rest);
+        url.set_path(&path);
+        url.set_query((!query.is_empty()).then_some(query));
+        url
+    }
 }
 
 #[cfg(test)]
@@ -203,14 +228,14 @@ mod tests {
         let mounts = as_mounts("", &urls());
         let token = find(&mounts, "/oauth2/token").expect("token");
         assert_eq!(token.endpoint.service, AsService::Token);
-        assert_eq!(token.upstream_url("/oauth2/token", ""), "http://tok:3/oauth2/token");
+        assert_eq!(token.upstream_url("/oauth2/token", "").as_str(), "http://tok:3/oauth2/token");
         let reg = find(&mounts, "/oauth2/register/abc").expect("rfc 7592");
-        assert_eq!(reg.upstream_url("/oauth2/register/abc", "x=1"), "http://reg:1/oauth2/register/abc?x=1");
+        assert_eq!(reg.upstream_url("/oauth2/register/abc", "x=1").as_str(), "http://reg:1/oauth2/register/abc?x=1");
         let login = find(&mounts, "/oauth2/login").expect("login");
-        assert_eq!(login.upstream_url("/oauth2/login", ""), "http://authz:2/oauth2/login");
+        assert_eq!(login.upstream_url("/oauth2/login", "").as_str(), "http://authz:2/oauth2/login");
         let prm = find(&mounts, "/.well-known/oauth-protected-resource/mcp").expect("prm");
         assert_eq!(
-            prm.upstream_url("/.well-known/oauth-protected-resource/mcp", ""),
+            prm.upstream_url("/.well-known/oauth-protected-resource/mcp", "").as_str(),
             "http://meta:4/.well-known/oauth-protected-resource/mcp"
         );
         assert!(find(&mounts, "/oauth2/tokens").is_none());
@@ -223,16 +248,16 @@ mod tests {
         let mounts = as_mounts("/tenant", &urls());
         assert!(find(&mounts, "/oauth2/token").is_none(), "the AS lives under the issuer path");
         let token = find(&mounts, "/tenant/oauth2/token").expect("token");
-        assert_eq!(token.upstream_url("/tenant/oauth2/token", "a=b"), "http://tok:3/oauth2/token?a=b");
+        assert_eq!(token.upstream_url("/tenant/oauth2/token", "a=b").as_str(), "http://tok:3/oauth2/token?a=b");
         // RFC 8414 §3.1: the path-inserted document is at the root and forwarded as it is
         let asm = find(&mounts, "/.well-known/oauth-authorization-server/tenant").expect("as metadata");
         assert_eq!(
-            asm.upstream_url("/.well-known/oauth-authorization-server/tenant", ""),
+            asm.upstream_url("/.well-known/oauth-authorization-server/tenant", "").as_str(),
             "http://meta:4/.well-known/oauth-authorization-server/tenant"
         );
         let oidc = find(&mounts, "/tenant/.well-known/openid-configuration").expect("oidc probe");
         assert_eq!(
-            oidc.upstream_url("/tenant/.well-known/openid-configuration", ""),
+            oidc.upstream_url("/tenant/.well-known/openid-configuration", "").as_str(),
             "http://meta:4/.well-known/openid-configuration"
         );
     }
@@ -267,10 +292,11 @@ mod tests {
         assert_eq!(pick("/mcp"), Some("http://up:9000/mcp"));
         assert_eq!(pick("/other"), Some("http://root"));
         let mcp = routes.iter().find(|r| r.prefix == "/mcp").expect("mcp");
-        assert_eq!(mcp.upstream_url("/mcp", ""), "http://up:9000/mcp");
-        assert_eq!(mcp.upstream_url("/mcp/a%20b", "q=1"), "http://up:9000/mcp/a%20b?q=1");
+        assert_eq!(mcp.upstream_url("/mcp", "").as_str(), "http://up:9000/mcp");
+        assert_eq!(mcp.upstream_url("/mcp/a%20b", "q=1").as_str(), "http://up:9000/mcp/a%20b?q=1");
         let bare = Route::new(&route("/api", "http://up:9000/"));
-        assert_eq!(bare.upstream_url("/api/v1", ""), "http://up:9000/v1");
-        assert_eq!(bare.upstream_url("/api", ""), "http://up:9000");
+        assert_eq!(bare.upstream_url("/api/v1", "").as_str(), "http://up:9000/v1");
+        // an empty path is `/` in an http URL (RFC 9110 §4.2.1): the request line says `GET /`
+        assert_eq!(bare.upstream_url("/api", "").as_str(), "http://up:9000/");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -41,6 +42,14 @@ impl ServeOptions {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A request id unique across processes without a `getrandom` call per request (a syscall on the
+/// hot path of every service): 64 random bits drawn once per process, then a counter.
+fn new_request_id() -> String {
+    static PREFIX: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{:016x}-{:012x}", *PREFIX, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Request ids (kept from the caller when sane, else made up) and one access-log line per request.
 /// The query string is never logged: it may hold an authorization code.
 async fn access_log(
@@ -48,25 +57,28 @@ async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    // a HeaderValue from the start: the caller's is shared, not copied, and a made-up one is moved
     let id = req
         .headers()
         .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+        .filter(|v| {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= 64 && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        })
+        .cloned()
+        .or_else(|| HeaderValue::try_from(new_request_id()).ok());
     let mut res = next.call(req).await?;
     let status = res.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id {
         res.headers_mut().insert(REQUEST_ID.clone(), v);
     }
+    let logged = res.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (method, path) = (res.request().method(), res.request().path());
     match status {
-        500.. => tracing::error!(request_id = %id, %method, %path, status, micros, "request"),
-        400..=499 => tracing::info!(request_id = %id, %method, %path, status, micros, "request"),
-        _ => tracing::debug!(request_id = %id, %method, %path, status, micros, "request"),
+        500.. => tracing::error!(request_id = %logged, %method, %path, status, micros, "request"),
+        400..=499 => tracing::info!(request_id = %logged, %method, %path, status, micros, "request"),
+        _ => tracing::debug!(request_id = %logged, %method, %path, status, micros, "request"),
     }
     Ok(res)
 }
@@ -286,6 +298,18 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn request_ids_are_distinct_and_pass_the_id_filter() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 29);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'), "{id}");
+        }
+        let prefixes: std::collections::HashSet<&str> = ids.iter().map(|id| &id[..16]).collect();
+        assert_eq!(prefixes.len(), 1, "one random prefix per process");
+    }
 
     #[test]
     fn the_gateway_trusts_forwarded_for_only_when_told() {

@@ -79,7 +79,7 @@ fn judge<'a>(policy: &ToolPolicy, calls: &'a [Call], granted: Option<&Scopes>) -
 pub async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
-    url: &str,
+    url: &reqwest::Url,
     mcp: &McpRoute,
     gateway: &Gateway,
 ) -> Result<HttpResponse, OAuthError> {

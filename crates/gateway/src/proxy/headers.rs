@@ -84,9 +84,8 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         }
     }
     // overwritten, never appended: the services budget and audit by this one address
-    if let Ok(v) = RqValue::from_str(&caller.client_ip.to_string()) {
-        out.insert(RqName::from_static(CLIENT_IP_HEADER), v);
-    }
+    let client_ip = ip_value(caller.client_ip);
+    out.insert(RqName::from_static(CLIENT_IP_HEADER), client_ip.clone());
     if let Some(principal) = &caller.identity {
         let token = principal.token();
         for (name, value) in [
@@ -100,8 +99,12 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
             }
         }
     }
-    let forwarded_for = forwarded_for(incoming, caller);
-    if let Ok(v) = RqValue::from_str(&forwarded_for) {
+    // the usual case, the peer alone, shares the client address's bytes instead of formatting it again
+    let forwarded_for = match caller.peer {
+        Some(peer) if !caller.trust_forwarded && peer == caller.client_ip => Some(client_ip),
+        _ => RqValue::from_str(&forwarded_for(incoming, caller)).ok(),
+    };
+    if let Some(v) = forwarded_for {
         out.insert(rq::HeaderName::from_static("x-forwarded-for"), v);
     }
     let trusted = |name: &str| caller.trust_forwarded.then(|| incoming.get(name).cloned()).flatten();
@@ -115,6 +118,17 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
     }
     out
+}
+
+/// An IP address as a header value, formatted without an intermediate `String`.
+fn ip_value(ip: IpAddr) -> RqValue {
+    use std::io::Write;
+    // the longest IPv6 text form is 45 bytes
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    RqValue::from_bytes(&buf[..len]).unwrap_or_else(|_| RqValue::from_static("0.0.0.0"))
 }
 
 /// A `Cookie` header without Sallyport's cookies; `None` when nothing else is left.

@@ -55,7 +55,7 @@ impl Proxy {
         &self,
         req: &HttpRequest,
         payload: web::Payload,
-        url: &str,
+        url: &reqwest::Url,
         caller: &Caller,
     ) -> Result<HttpResponse, OAuthError> {
         let out_headers = headers::upstream_request_headers(req.headers(), caller);
@@ -72,12 +72,12 @@ impl Proxy {
         req: &HttpRequest,
         out_headers: reqwest::header::HeaderMap,
         body: Option<reqwest::Body>,
-        url: &str,
+        url: &reqwest::Url,
     ) -> Result<reqwest::Response, OAuthError> {
         let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
         let client = self.client.get().map_err(upstream_error)?;
-        let mut builder = client.request(method, url).headers(out_headers);
+        let mut builder = client.request(method, url.clone()).headers(out_headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -120,11 +120,8 @@ pub fn respond(
     res.set_body(body(response, framing))
 }
 
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
-        .unwrap_or_default()
+fn host_of(url: &reqwest::Url) -> String {
+    url.host_str().map(|h| format!("{h}:{}", url.port_or_known_default().unwrap_or(0))).unwrap_or_default()
 }
 
 fn timeout_error() -> OAuthError {
@@ -135,7 +132,7 @@ fn timeout_error() -> OAuthError {
 /// 504 for timeouts (connecting included), 502 for everything else: refused, reset, garbage.
 /// The URL is left out of the log: its query may carry an authorization code.
 fn upstream_error(e: reqwest::Error) -> OAuthError {
-    let upstream = e.url().map(|u| host_of(u.as_str())).unwrap_or_default();
+    let upstream = e.url().map(host_of).unwrap_or_default();
     let timeout = e.is_timeout();
     tracing::warn!(%upstream, error = %e.without_url(), "upstream request failed");
     if timeout {
