@@ -5,12 +5,15 @@
 use std::net::TcpListener;
 
 use reqwest::StatusCode;
-use reqwest::header::LOCATION;
 use sallyport::up::{Options, REVOCATION_CHECK, System};
 use serde_json::{Value, json};
 use server::Settings;
 use testkit::TestDb;
 use testkit::forms;
+
+mod browser;
+
+use browser::{absolute, http, location};
 
 const PASSWORD: &str = "demo-password-for-hardening";
 const CALLBACK: &str = "http://127.0.0.1:47124/callback";
@@ -30,18 +33,6 @@ async fn start(db: &TestDb, clock: &protocol::Clock, tweak: impl FnOnce(&mut Set
     })
     .await
     .expect("the system starts")
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
-fn absolute(base: &str, target: &str) -> String {
-    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).expect("a URL")
 }
 
 /// RFC 7591 registration of a public client from `ip` (as an ingress would forward it).
@@ -93,33 +84,7 @@ async fn sign_in_form(system: &System, client_id: &str) -> (reqwest::Client, Str
 async fn tokens(system: &System, client_id: &str) -> (String, String, String) {
     let (browser, action, form) = sign_in_form(system, client_id).await;
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
-    let res = browser.post(&action).form(&fields).send().await.expect("sign in");
-    let mut url = absolute(&action, &location(&res));
-    let callback = loop {
-        let res = browser.get(&url).send().await.expect("GET");
-        if res.status().is_redirection() {
-            url = absolute(&url, &location(&res));
-            if url.starts_with(CALLBACK) {
-                break url;
-            }
-            continue;
-        }
-        let html = res.text().await.expect("consent page");
-        let form = forms::parse(&html).into_iter().find(|f| f.has_button("decision", "allow")).expect("consent");
-        let res = browser
-            .post(absolute(&url, &form.action))
-            .form(&form.submission(&[], Some(("decision", "allow"))))
-            .send()
-            .await
-            .expect("allow");
-        break absolute(&url, &location(&res));
-    };
-    let code = url::Url::parse(&callback)
-        .expect("callback")
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code");
+    let code = browser::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
     let res = redeem(system, client_id, &code).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.expect("json");

@@ -8,12 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::LOCATION;
 use sallyport::up::{Options, REVOCATION_CHECK, System};
 use serde_json::{Value, json};
 use server::Settings;
 use testkit::TestDb;
 use testkit::forms;
+
+mod browser;
+
+use browser::{absolute, http, location};
 
 const PASSWORD: &str = "demo-password-for-metrics";
 const CALLBACK: &str = "http://127.0.0.1:47125/callback";
@@ -37,18 +40,6 @@ async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> System {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
-
-fn absolute(base: &str, target: &str) -> String {
-    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).expect("a URL")
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// The value of one series of an OpenMetrics text, by its exact name and labels.
@@ -108,33 +99,7 @@ async fn signed_in_token(system: &System) -> String {
     let html = browser.get(&login).send().await.expect("login page").text().await.expect("html");
     let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
-    let res = browser.post(&action).form(&fields).send().await.expect("sign in");
-    let mut url = absolute(&action, &location(&res));
-    let callback = loop {
-        let res = browser.get(&url).send().await.expect("GET");
-        if res.status().is_redirection() {
-            url = absolute(&url, &location(&res));
-            if url.starts_with(CALLBACK) {
-                break url;
-            }
-            continue;
-        }
-        let html = res.text().await.expect("consent page");
-        let form = forms::parse(&html).into_iter().find(|f| f.has_button("decision", "allow")).expect("consent");
-        let res = browser
-            .post(absolute(&url, &form.action))
-            .form(&form.submission(&[], Some(("decision", "allow"))))
-            .send()
-            .await
-            .expect("allow");
-        break absolute(&url, &location(&res));
-    };
-    let code = url::Url::parse(&callback)
-        .expect("callback")
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code");
+    let code = browser::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
     let res = http()
         .post(format!("{}/oauth2/token", system.issuer))
         .form(&[
