@@ -2,37 +2,23 @@
 //! bites with `up`'s own revocation check, and one client address from an ingress to the services'
 //! budgets and audit rows.
 
-use std::net::TcpListener;
-
 use reqwest::StatusCode;
-use sallyport::up::{Options, REVOCATION_CHECK, System};
+use sallyport::up::System;
 use serde_json::{Value, json};
 use server::Settings;
 use testkit::TestDb;
 use testkit::forms;
 
-mod browser;
+mod support;
 
-use browser::{absolute, http, location};
+use support::{absolute, http, location};
 
 const PASSWORD: &str = "demo-password-for-hardening";
 const CALLBACK: &str = "http://127.0.0.1:47124/callback";
 const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-0123456789";
 
 async fn start(db: &TestDb, clock: &protocol::Clock, tweak: impl FnOnce(&mut Settings)) -> System {
-    let mut base = testkit::settings(db);
-    tweak(&mut base);
-    System::start(Options {
-        gateway: TcpListener::bind("127.0.0.1:0").expect("bind"),
-        database_url: db.url.clone(),
-        base,
-        demo_password: Some(PASSWORD.into()),
-        workers: 2,
-        revocation_check: REVOCATION_CHECK,
-        clock: clock.clone(),
-    })
-    .await
-    .expect("the system starts")
+    support::start(db, PASSWORD, 2, clock.clone(), tweak).await
 }
 
 /// RFC 7591 registration of a public client from `ip` (as an ingress would forward it).
@@ -84,7 +70,7 @@ async fn sign_in_form(system: &System, client_id: &str) -> (reqwest::Client, Str
 async fn tokens(system: &System, client_id: &str) -> (String, String, String) {
     let (browser, action, form) = sign_in_form(system, client_id).await;
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
-    let code = browser::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
+    let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
     let res = redeem(system, client_id, &code).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.expect("json");

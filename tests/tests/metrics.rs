@@ -8,34 +8,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sallyport::up::{Options, REVOCATION_CHECK, System};
+use sallyport::up::System;
 use serde_json::{Value, json};
 use server::Settings;
 use testkit::TestDb;
 use testkit::forms;
 
-mod browser;
+mod support;
 
-use browser::{absolute, http, location};
+use support::{absolute, http, location};
 
 const PASSWORD: &str = "demo-password-for-metrics";
 const CALLBACK: &str = "http://127.0.0.1:47125/callback";
 const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-metrics-0123";
 
 async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> System {
-    let mut base = testkit::settings(db);
-    tweak(&mut base);
-    System::start(Options {
-        gateway: TcpListener::bind("127.0.0.1:0").expect("bind"),
-        database_url: db.url.clone(),
-        base,
-        demo_password: Some(PASSWORD.into()),
-        workers: 1,
-        revocation_check: REVOCATION_CHECK,
-        clock: protocol::Clock::system(),
-    })
-    .await
-    .expect("the system starts")
+    support::start(db, PASSWORD, 1, protocol::Clock::system(), tweak).await
 }
 
 fn free_port() -> u16 {
@@ -99,7 +87,7 @@ async fn signed_in_token(system: &System) -> String {
     let html = browser.get(&login).send().await.expect("login page").text().await.expect("html");
     let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
-    let code = browser::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
+    let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
     let res = http()
         .post(format!("{}/oauth2/token", system.issuer))
         .form(&[

@@ -1,8 +1,36 @@
-//! A browser's part of the code flow, shared by the end-to-end tests that drive `sallyport up`
-//! without Chromium: redirects followed by hand, consent allowed when it is asked.
+//! Shared by the end-to-end tests that drive `sallyport up` without Chromium: the system started
+//! as `up` starts it, and a browser's part of the code flow (redirects followed by hand, consent
+//! allowed when it is asked).
+
+use std::net::TcpListener;
 
 use reqwest::header::LOCATION;
-use testkit::forms;
+use sallyport::up::{Options, REVOCATION_CHECK, System};
+use server::Settings;
+use testkit::{TestDb, forms};
+
+/// The whole system on a free port, its demo user signing in with `password`.
+pub async fn start(
+    db: &TestDb,
+    password: &str,
+    workers: usize,
+    clock: protocol::Clock,
+    tweak: impl FnOnce(&mut Settings),
+) -> System {
+    let mut base = testkit::settings(db);
+    tweak(&mut base);
+    System::start(Options {
+        gateway: TcpListener::bind("127.0.0.1:0").expect("bind"),
+        database_url: db.url.clone(),
+        base,
+        demo_password: Some(password.into()),
+        workers,
+        revocation_check: REVOCATION_CHECK,
+        clock,
+    })
+    .await
+    .expect("the system starts")
+}
 
 /// A client that shows each redirect instead of following it, as the tests check every hop.
 pub fn http() -> reqwest::Client {
