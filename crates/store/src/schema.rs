@@ -71,6 +71,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    federated_identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Uuid,
+        provider -> Text,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+        display_name -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_login_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     grant_families (grant_id) {
         grant_id -> Uuid,
         client_id -> Text,
@@ -188,6 +202,7 @@ diesel::joinable!(authorization_codes -> clients (client_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
 diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(federated_identities -> users (user_id));
 diesel::joinable!(grant_families -> clients (client_id));
 diesel::joinable!(grant_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> grant_families (grant_id));
@@ -198,6 +213,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     clients,
     consents,
+    federated_identities,
     grant_families,
     refresh_tokens,
     resources,

@@ -565,3 +565,62 @@ async fn tool_calls_move_to_their_table_and_back() {
     assert_eq!(back, now, "down.sql restores every call as an audit event");
     store::db::migrate(&db.url).await.expect("up again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_federated_subject_is_one_user_whatever_its_email_and_never_a_local_namesake() {
+    use store::federation::{self, Claims};
+    let db = TestDb::new().await;
+    let local = format!("alice{}", Uuid::new_v4().simple());
+    let row = users::UserRow::new(&local, "$argon2id$x".into(), Utc::now());
+    users::insert(&mut *db.conn().await, &row).await.expect("insert local user");
+
+    // the first sign-ins of one subject race: exactly one user comes of them
+    let pool = db.pool();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, name) = (pool.clone(), local.clone());
+            tokio::spawn(async move {
+                let c = Claims { provider: "corp", username: &name, ..Default::default() };
+                let mut conn = pool.get().await.expect("conn");
+                federation::sign_in(&mut conn, "https://idp.example", "sub-1", &c, Utc::now())
+                    .await
+                    .expect("sign in")
+                    .id
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.expect("task"));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one user for one (issuer, subject)");
+    let user = users::find(&mut *db.conn().await, ids[0]).await.expect("find").expect("exists");
+    assert_ne!(user.id, row.id, "never linked to the local user of the same name");
+    assert_eq!(user.username, format!("{local}-2"));
+    assert!(!store::password::verify("anything at all", &user.password_hash), "no password signs a federated user in");
+
+    // a later sign-in refreshes the display claims and keeps the user, whatever the email now is
+    let claims = Claims {
+        provider: "corp",
+        username: &local,
+        email: Some("a@corp.example"),
+        email_verified: true,
+        display_name: Some("Alice"),
+    };
+    let again = federation::sign_in(&mut *db.conn().await, "https://idp.example", "sub-1", &claims, Utc::now())
+        .await
+        .expect("again");
+    assert_eq!(again.id, user.id);
+    let links = federation::for_user(&mut *db.conn().await, user.id).await.expect("links");
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].email.as_deref(), Some("a@corp.example"));
+    assert!(links[0].email_verified);
+
+    // the same subject at another issuer is somebody else
+    let other = federation::sign_in(&mut *db.conn().await, "https://other.example", "sub-1", &claims, Utc::now())
+        .await
+        .expect("other");
+    assert_ne!(other.id, user.id);
+    assert_eq!(other.username, format!("{local}-3"));
+}
