@@ -58,8 +58,9 @@ pub async fn sign_in(
         {
             // the advisory lock serialises first sign-ins of one subject across replicas; the
             // primary key alone would let both create a user before one link insert fails
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 16))")
-                .bind::<diesel::sql_types::Text, _>(format!("{issuer}\u{0}{subject}"))
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+                .bind::<diesel::sql_types::Text, _>(&issuer)
+                .bind::<diesel::sql_types::Text, _>(&subject)
                 .execute(conn)
                 .await?;
             let linked = federated_identities::table
