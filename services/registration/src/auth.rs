@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use protocol::ErrorCode;
 use protocol::client::Client;
 use protocol::error::quote;
-use protocol::ident::ClientId;
+use protocol::ident::{ClientId, MAX_TOKEN_LEN};
 use protocol::secret::SecretHash;
 use server::OAuthError;
 use store::clients::{self, ClientRow};
@@ -18,7 +18,8 @@ use store::clients::{self, ClientRow};
 use crate::State;
 
 /// The token of a single `Authorization: Bearer <token>` header (RFC 6750 §2.1; the scheme is
-/// case-insensitive). Several `Authorization` headers, or another scheme, count as none.
+/// case-insensitive). Several `Authorization` headers, another scheme, or a token outside the
+/// `b64token` syntax (within `MAX_TOKEN_LEN`) count as none.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION);
     let value = values.next()?;
@@ -27,7 +28,8 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     }
     let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     let token = token.trim_matches(' ');
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')).then_some(token)
+    let well_formed = token.len() <= MAX_TOKEN_LEN && protocol::ident::is_b64token(token.as_bytes());
+    (scheme.eq_ignore_ascii_case("bearer") && well_formed).then_some(token)
 }
 
 /// 401 `invalid_token` with its RFC 6750 challenge.
@@ -138,6 +140,11 @@ mod tests {
         assert_eq!(bearer(&auth(&["Bearer"])), None);
         assert_eq!(bearer(&auth(&["Bearer "])), None);
         assert_eq!(bearer(&auth(&["Bearer a b"])), None);
+        for malformed in ["Bearer a\"b", "Bearer a,b", "Bearer =", "Bearer a=b", "Bearer \u{e9}"] {
+            assert_eq!(bearer(&auth(&[malformed])), None, "{malformed:?}");
+        }
+        assert_eq!(bearer(&auth(&["Bearer abc-._~+/=="])), Some("abc-._~+/=="));
+        assert_eq!(bearer(&auth(&[&format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1))])), None);
         assert_eq!(bearer(&auth(&["Bearer a", "Bearer b"])), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
     }

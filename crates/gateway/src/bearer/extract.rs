@@ -11,23 +11,9 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// The parameter name of §2.2 and §2.3.
 const PARAM: &str = "access_token";
 
-/// The bytes of `b64token` (RFC 6750 §2.1) before the padding: `ALPHA / DIGIT / "-" / "." / "_" /
-/// "~" / "+" / "/"`. A table: the check runs on every request, over every byte of a ~600-byte JWT.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        i += 1;
-    }
-    table
-};
-
-/// `b64token` of RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// `b64token` (RFC 6750 §2.1) within [`MAX_TOKEN_LEN`].
 pub fn is_b64token(token: &[u8]) -> bool {
-    let body = token.iter().rposition(|b| *b != b'=').map_or(0, |last| last + 1);
-    body > 0 && token.len() <= MAX_TOKEN_LEN && token[..body].iter().all(|b| B64TOKEN[usize::from(*b)])
+    token.len() <= MAX_TOKEN_LEN && protocol::ident::is_b64token(token)
 }
 
 /// The token in `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC 9110 §11.1).

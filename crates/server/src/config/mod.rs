@@ -658,6 +658,16 @@ impl Settings {
         {
             return Err(invalid("registration.initial_access_token", "must be at least 16 characters"));
         }
+        // clients present it as `Authorization: Bearer <token>`, whose syntax is b64token
+        // (RFC 6750 §2.1): a token outside it could never be presented
+        if let Some(t) = &r.initial_access_token
+            && !protocol::ident::is_b64token(t.as_bytes())
+        {
+            return Err(invalid(
+                "registration.initial_access_token",
+                "may only contain letters, digits and - . _ ~ + / (then = padding), as a bearer token",
+            ));
+        }
         Scopes::from_tokens(&r.default_scopes)
             .map_err(|_| invalid("registration.default_scopes", "contains an invalid scope token"))?;
         let m = &self.metadata_documents;
@@ -910,6 +920,11 @@ resource = "https://a.example/mcp"
         assert_eq!(err_key(&[("SALLYPORT__LISTEN__WORKERS", "513")]), "listen.workers");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FILTER", "info,=[")]), "log.filter");
         assert_eq!(err_key(&[("SALLYPORT__LOG__FILTER", "warn,token=debug")]), "ok");
+        let iat = "SALLYPORT__REGISTRATION__INITIAL_ACCESS_TOKEN";
+        assert_eq!(err_key(&[(iat, "short")]), "registration.initial_access_token");
+        assert_eq!(err_key(&[(iat, "has a space in it, so no")]), "registration.initial_access_token");
+        assert_eq!(err_key(&[(iat, "quote\"is-not-b64token")]), "registration.initial_access_token");
+        assert_eq!(err_key(&[(iat, "Abc-._~+/0123456789==")]), "ok");
         assert_eq!(
             err_key(&[("SALLYPORT__ISSUER", "http://10.0.0.1:8080"), ("SALLYPORT__ALLOW_HTTP_ISSUER", "true")]),
             "ok"

@@ -66,7 +66,16 @@ async fn initial_access_token_gates_registration_when_set() {
     const IAT: &str = "spiat_operator-chosen-initial-token";
     let app = start_with(|s| s.registration.initial_access_token = Some(IAT.into())).await;
     let longer = format!("Bearer {IAT}x");
-    let cases = [None, Some("Bearer spiat_wrong"), Some("Basic c3BpYXQ6eA=="), Some(longer.as_str())];
+    // a token outside RFC 6750's b64token is no bearer token, even when the rest of it matches
+    let quoted = format!("Bearer \"{IAT}\"");
+    let cases = [
+        None,
+        Some("Bearer spiat_wrong"),
+        Some("Basic c3BpYXQ6eA=="),
+        Some(longer.as_str()),
+        Some(quoted.as_str()),
+        Some("Bearer a,b"),
+    ];
     for auth in cases {
         let mut req = app.http.post(app.register_url()).json(&body());
         if let Some(auth) = auth {
