@@ -160,6 +160,8 @@ async fn every_port_of_up_serves_the_series_a_real_flow_moved() {
     has(r#"sallyport_gateway_introspection_calls_total{outcome="active"}"#, 1.0);
     assert!(sample(&text, r#"sallyport_gateway_verified_token_cache_total{outcome="miss"}"#).is_some());
     assert!(sample(&text, "sallyport_db_pool_connections_in_use").is_some());
+    assert!(sample(&text, "sallyport_db_pool_acquire_duration_seconds_count").is_some_and(|n| n >= 1.0));
+    assert_eq!(sample(&text, "sallyport_db_pool_acquire_timeouts_total"), Some(0.0));
     assert!(sample(&text, "sallyport_signing_key_age_seconds").is_some());
     assert!(!text.contains(&token) && !text.contains("demo"), "no token or user is a label");
     system.stop().await;

@@ -1,7 +1,8 @@
 //! The async connection pool and the embedded migrations.
 
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
 
 use diesel::sql_types::BigInt;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
@@ -12,9 +13,63 @@ pub use diesel_async::AsyncPgConnection as Conn;
 // the redaction rule is protocol's (settings print through it too); messages about a database use it here
 pub use protocol::redact::redact_url;
 
-pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+type Deadpool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
 pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+/// Told how long each checkout waited for a connection, and of each that waited in vain
+/// (`database.acquire_timeout_ms`): the server's metrics implement it, the store knows no metrics.
+pub trait AcquireObserver: Send + Sync {
+    fn acquired(&self, waited: Duration);
+    fn timed_out(&self);
+}
+
+/// The connection pool: deadpool's (everything of it through `Deref`), with [`Pool::get`] timed
+/// for an observer when one is set. Cheap to clone; clones share connections and observer.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Deadpool,
+    observer: Arc<OnceLock<Box<dyn AcquireObserver>>>,
+}
+
+impl Pool {
+    /// A connection, waiting at most `database.acquire_timeout_ms` for one. Without an observer
+    /// this is deadpool's `get` and nothing more.
+    pub async fn get(&self) -> Result<PooledConn, PoolError> {
+        let Some(observer) = self.observer.get() else { return self.inner.get().await };
+        let start = Instant::now();
+        let conn = self.inner.get().await;
+        match &conn {
+            Ok(_) => observer.acquired(start.elapsed()),
+            Err(PoolError::Timeout(_)) => observer.timed_out(),
+            // a failed connect is the database's trouble, counted where it is reported
+            Err(_) => {}
+        }
+        conn
+    }
+
+    /// Sets the observer of every checkout, for this pool and its clones; `false` when one was
+    /// already set (the first stays).
+    pub fn observe(&self, observer: impl AcquireObserver + 'static) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
+    }
+}
+
+impl Deref for Pool {
+    type Target = Deadpool;
+    fn deref(&self) -> &Deadpool {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("status", &self.inner.status())
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
+}
 
 /// Every migration in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -88,14 +143,15 @@ pub fn pool(options: impl Into<PoolOptions>) -> Result<Pool, DbError> {
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&settings.url, manager_config);
     let acquire = Duration::from_millis(settings.acquire_timeout_ms);
     let connect = Duration::from_millis(settings.connect_timeout_ms);
-    Pool::builder(manager)
+    let inner = Deadpool::builder(manager)
         .max_size(settings.pool_size)
         .wait_timeout(Some(acquire))
         .create_timeout(Some(connect))
         .recycle_timeout(Some(connect))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Build(e.to_string()))
+        .map_err(|e| DbError::Build(e.to_string()))?;
+    Ok(Pool { inner, observer: Arc::default() })
 }
 
 /// Gets one connection and runs `SELECT 1`: readiness, and a clear start-up error.

@@ -633,3 +633,53 @@ async fn a_federated_subject_is_one_user_whatever_its_email_and_never_a_local_na
     assert_ne!(other.id, user.id);
     assert_eq!(other.username, format!("{local}-3"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_reports_each_wait_and_each_timeout_to_its_observer() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct Seen {
+        acquired: AtomicU64,
+        waited_ms: AtomicU64,
+        timed_out: AtomicU64,
+    }
+    struct Observer(Arc<Seen>);
+    impl store::db::AcquireObserver for Observer {
+        fn acquired(&self, waited: Duration) {
+            self.0.acquired.fetch_add(1, Ordering::Relaxed);
+            self.0.waited_ms.fetch_max(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+        fn timed_out(&self) {
+            self.0.timed_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let db = TestDb::new().await;
+    let pool = store::db::pool(store::db::PoolOptions {
+        url: db.url.clone(),
+        pool_size: 1,
+        connect_timeout_ms: 5_000,
+        acquire_timeout_ms: 200,
+    })
+    .expect("pool");
+    let seen = Arc::new(Seen::default());
+    assert!(pool.observe(Observer(Arc::clone(&seen))));
+    assert!(!pool.clone().observe(Observer(Arc::default())), "clones share the one observer");
+
+    let held = pool.get().await.expect("the only connection");
+    assert!(pool.get().await.is_err(), "none left within the acquire timeout");
+    assert_eq!(AtomicU64::load(&seen.timed_out, Ordering::Relaxed), 1);
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(drop) }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    waiter.await.expect("task").expect("handed over when released");
+    assert_eq!(AtomicU64::load(&seen.acquired, Ordering::Relaxed), 2);
+    assert!(AtomicU64::load(&seen.waited_ms, Ordering::Relaxed) >= 40, "the second checkout waited for the first");
+    assert_eq!(AtomicU64::load(&seen.timed_out, Ordering::Relaxed), 1);
+}

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// The pool's size, connections in use and tasks waiting for one: `in_use == max` with waiters
 /// is an exhausted pool (the `SallyportDatabasePoolExhausted` alert).
@@ -46,6 +48,34 @@ impl Collector for PoolCollector {
         let in_use = s.size.saturating_sub(s.available);
         gauge(&mut encoder, "db_pool_connections_in_use", "Connections handed out to requests", as_i64(in_use))?;
         gauge(&mut encoder, "db_pool_waiting", "Requests waiting for a connection", as_i64(s.waiting))
+    }
+}
+
+/// Each checkout's wait for a connection and the waits that timed out, as the pool reports them
+/// ([`store::db::AcquireObserver`]). A wait is mostly microseconds; milliseconds mean the pool
+/// is too small for the load, before it is exhausted.
+#[derive(Clone, Debug)]
+pub(super) struct PoolWaits {
+    pub(super) waited: Histogram,
+    pub(super) timeouts: Counter,
+}
+
+/// From an idle connection handed over at once (~10 µs) to the default acquire timeout (5 s).
+const WAIT_BUCKETS: [f64; 12] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0];
+
+impl Default for PoolWaits {
+    fn default() -> Self {
+        Self { waited: Histogram::new(WAIT_BUCKETS), timeouts: Counter::default() }
+    }
+}
+
+impl store::db::AcquireObserver for PoolWaits {
+    fn acquired(&self, waited: std::time::Duration) {
+        self.waited.observe(waited.as_secs_f64());
+    }
+
+    fn timed_out(&self) {
+        self.timeouts.inc();
     }
 }
 

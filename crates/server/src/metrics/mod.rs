@@ -187,6 +187,20 @@ impl Metrics {
         );
         if let Some(pool) = pool {
             registry.register_collector(Box::new(collectors::PoolCollector::new(pool.clone())));
+            let waits = collectors::PoolWaits::default();
+            registry.register_with_unit(
+                "db_pool_acquire_duration",
+                "How long requests waited for a database connection (those that got one)",
+                Unit::Seconds,
+                waits.waited.clone(),
+            );
+            registry.register(
+                "db_pool_acquire_timeouts",
+                "Requests that got no database connection within database.acquire_timeout_ms",
+                waits.timeouts.clone(),
+            );
+            // the first registry of a pool observes it (a process has one of each)
+            pool.observe(waits);
         }
         let key_times = Arc::new(KeyTimes::default());
         registry.register_collector(Box::new(collectors::KeyCollector(Arc::clone(&key_times))));
