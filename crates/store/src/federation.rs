@@ -59,7 +59,8 @@ pub async fn sign_in(
             // the advisory lock serialises first sign-ins of one subject across replicas; the
             // primary key alone would let both create a user before one link insert fails
             diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 16))")
-                .bind::<diesel::sql_types::Text, _>(format!("{issuer}\u{0}{subject}"))
+                // length-prefixed, not NUL-separated: Postgres text cannot hold NUL
+                .bind::<diesel::sql_types::Text, _>(format!("{}:{issuer}{subject}", issuer.len()))
                 .execute(conn)
                 .await?;
             let linked = federated_identities::table
