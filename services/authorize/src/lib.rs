@@ -1,6 +1,7 @@
 //! Login, consent and authorization codes (RFC 6749 §4.1, RFC 7636, RFC 8707, RFC 9207).
 //!
-//! The one part of Sallyport a person sees: `GET|POST /oauth2/authorize`, `GET|POST /oauth2/login`,
+//! The one part of Sallyport a person sees: `GET|POST /oauth2/authorize`, `GET|POST /oauth2/login`
+//! (and `GET /oauth2/login/{provider}/callback` for OpenID providers, `federation`),
 //! `POST /oauth2/consent` and `POST /oauth2/logout`. The pending authorization request travels
 //! through the login and consent forms in a hidden field and is validated again at every step, so
 //! nothing the browser sends is trusted.
