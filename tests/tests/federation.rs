@@ -382,6 +382,7 @@ async fn users_sign_in_with_a_real_openid_provider_and_the_rules_hold() {
         "user.federated_sign_in_failed provider_error:access_denied",
         "user.federated_sign_in_failed expired_or_replayed",
         "user.federated_sign_in_failed user_disabled",
+        "user.federated_sign_in_failed provider_unreachable",
     ] {
         assert!(reasons.iter().any(|r| r == want), "{want} missing in {reasons:?}");
     }

@@ -40,7 +40,13 @@ pub async fn start(
     let retry = Some(format!("{}?{}", state.login_url, encoded));
     let meta = match provider.metadata().await {
         Ok(m) => m,
-        Err(e) => return Ok(failure_page(state, provider, &Failure::Fetch(e), retry.as_deref())),
+        Err(e) => {
+            let failure = Failure::Fetch(e);
+            let ip = server::http::client_ip(req, state.config.trust_forwarded_for).to_string();
+            state.ctx.metrics.sign_in_with("openid", "failure");
+            audit_failure(state, provider, None, &failure, &ip).await;
+            return Ok(failure_page(state, provider, &failure, retry.as_deref()));
+        }
     };
     let Some(cookie) = super::login::login_cookie(state, req) else {
         // the form was checked against this cookie a moment ago
