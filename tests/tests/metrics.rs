@@ -138,8 +138,8 @@ async fn every_port_of_up_serves_the_series_a_real_flow_moved() {
         assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
     };
     has(r#"sallyport_client_registrations_total{outcome="registered"}"#, 1.0);
-    has(r#"sallyport_sign_ins_total{outcome="failure"}"#, 1.0);
-    has(r#"sallyport_sign_ins_total{outcome="success"}"#, 1.0);
+    has(r#"sallyport_sign_ins_total{method="password",outcome="failure"}"#, 1.0);
+    has(r#"sallyport_sign_ins_total{method="password",outcome="success"}"#, 1.0);
     has(r#"sallyport_consent_decisions_total{outcome="approved"}"#, 1.0);
     has(r#"sallyport_token_grants_total{grant_type="authorization_code",outcome="issued"}"#, 1.0);
     // the gateway, per route: a forwarded call and two refusals of its own

@@ -17,6 +17,7 @@ pub mod ident;
 pub mod issuer;
 pub mod jwt;
 pub mod keys;
+pub mod oidc;
 pub mod pkce;
 pub mod redact;
 pub mod scope;

@@ -64,6 +64,42 @@ async fn users_are_managed_with_argon2id() {
     assert!(text(&missing).contains("no user nobody"));
 }
 
+/// Issue 16: `user list` says how each user signs in; `user disable` works for a user an OpenID
+/// provider brought (a password user and a federated one, and one with both).
+#[tokio::test(flavor = "multi_thread")]
+async fn user_list_shows_how_each_user_signs_in() {
+    let db = TestDb::new().await;
+    let out = sallyport(&db.url, &["user", "add", "alice", "--password-stdin"], Some("correct horse battery\n"));
+    assert!(out.status.success(), "{}", text(&out));
+    let mut conn = db.conn().await;
+    let now = chrono::Utc::now();
+    let claims = |provider, username| store::federation::Claims {
+        provider,
+        username,
+        email: None,
+        email_verified: false,
+        display_name: None,
+    };
+    let fed = store::federation::sign_in(&mut conn, "https://op.example", "s-1", &claims("corp", "frank"), now)
+        .await
+        .expect("federated user");
+    // a provider's user who calls herself alice becomes alice-2, never the local alice
+    store::federation::sign_in(&mut conn, "https://op.example", "s-2", &claims("corp", "alice"), now)
+        .await
+        .expect("link");
+    let lines = text(&sallyport(&db.url, &["user", "list"], None));
+    let line = |name: &str| lines.lines().find(|l| l.starts_with(&format!("{name}\t"))).map(str::to_owned);
+    let frank = line("frank").expect("frank listed");
+    assert!(frank.contains("\tactive\tprovider:corp\t"), "{frank}");
+    assert!(line("alice").expect("alice").contains("\tpassword\t"), "{lines}");
+    assert!(line("alice-2").expect("alice-2: never the local alice").contains("\tprovider:corp\t"), "{lines}");
+    let out = sallyport(&db.url, &["user", "disable", "frank"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(store::users::find(&mut conn, fed.id).await.expect("query").expect("frank").disabled);
+    let lines = text(&sallyport(&db.url, &["user", "list"], None));
+    assert!(lines.contains("frank\t") && lines.lines().any(|l| l.starts_with("frank\t") && l.contains("\tdisabled\t")));
+}
+
 #[test]
 fn bad_configuration_is_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_sallyport"))

@@ -29,6 +29,11 @@ pub mod kind {
     pub const USER_ENABLED: &str = "user.enabled";
     /// `login.max_failures` wrong passwords in a row: locked, sessions and grants ended.
     pub const USER_LOCKED_OUT: &str = "user.locked_out";
+    /// A sign-in through an OpenID provider (`detail.provider`, `issuer`, `subject`, `created`: the
+    /// first sign-in made the user).
+    pub const USER_FEDERATED_SIGN_IN: &str = "user.federated_sign_in";
+    /// A sign-in through an OpenID provider that was refused (`detail.provider`, `detail.reason`).
+    pub const USER_FEDERATED_SIGN_IN_FAILED: &str = "user.federated_sign_in_failed";
     /// A `tools/call` through an MCP route of the gateway, allowed or not (`detail.tool`, `detail.decision`):
     /// a row of `tool_calls`, listed by [`super::list`] as an event of this kind.
     pub const TOOL_CALL: &str = "mcp.tool_call";

@@ -14,6 +14,7 @@ pub mod codes;
 mod column;
 pub mod consents;
 pub mod db;
+pub mod federated_logins;
 pub mod federation;
 pub mod local_pg;
 pub mod password;

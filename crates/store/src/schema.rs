@@ -85,6 +85,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    federated_logins (state_hash) {
+        state_hash -> Bytea,
+        provider -> Text,
+        browser_hash -> Bytea,
+        request -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     grant_families (grant_id) {
         grant_id -> Uuid,
         client_id -> Text,
@@ -214,6 +225,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     consents,
     federated_identities,
+    federated_logins,
     grant_families,
     refresh_tokens,
     resources,

@@ -1,6 +1,7 @@
 //! Login, consent and authorization codes (RFC 6749 §4.1, RFC 7636, RFC 8707, RFC 9207).
 //!
-//! The one part of Sallyport a person sees: `GET|POST /oauth2/authorize`, `GET|POST /oauth2/login`,
+//! The one part of Sallyport a person sees: `GET|POST /oauth2/authorize`, `GET|POST /oauth2/login`
+//! (and `GET /oauth2/login/{provider}/callback` for OpenID providers, `federation`),
 //! `POST /oauth2/consent` and `POST /oauth2/logout`. The pending authorization request travels
 //! through the login and consent forms in a hidden field and is validated again at every step, so
 //! nothing the browser sends is trusted.
@@ -35,6 +36,7 @@ pub mod login;
 
 mod code;
 mod csrf;
+mod federation;
 mod grants;
 mod pages;
 mod params;
@@ -127,8 +129,12 @@ pub(crate) struct State {
     pub documents: MetadataDocuments,
     pub authenticator: Arc<dyn Authenticator>,
     pub login_limiter: IpRateLimiter,
+    /// `login.providers`: the OpenID providers users may sign in with.
+    pub providers: federation::Providers,
     /// Unix seconds of the last sweep of expired sessions (done on sign-in, now and then).
     pub last_sweep: std::sync::atomic::AtomicI64,
+    /// Unix seconds of the last removal of abandoned federated sign-ins.
+    pub last_federated_prune: std::sync::atomic::AtomicI64,
     /// The CSP source of the pages' stylesheet.
     pub style: String,
     pub issuer_origin: String,
@@ -146,7 +152,9 @@ impl State {
             documents: MetadataDocuments::new(config.metadata_documents.clone())?.with_clock(ctx.clock.clone()),
             authenticator,
             login_limiter: IpRateLimiter::per_minute(config.login.per_ip_per_minute),
+            providers: federation::Providers::new(&config.login.providers, issuer)?,
             last_sweep: std::sync::atomic::AtomicI64::new(0),
+            last_federated_prune: std::sync::atomic::AtomicI64::new(0),
             style: pages::style_source(),
             issuer_origin: issuer.origin().to_owned(),
             authorize_url: issuer.endpoint("/oauth2/authorize"),
@@ -228,8 +236,19 @@ impl State {
 
     /// A page with a title and a sentence.
     pub fn message(&self, status: StatusCode, title: &str, message: &str) -> HttpResponse {
+        self.message_with_retry(status, title, message, None)
+    }
+
+    /// A page with a title, a sentence and, when given, a "try again" link.
+    pub fn message_with_retry(
+        &self,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        retry: Option<&str>,
+    ) -> HttpResponse {
         use askama::Template;
-        let body = MessagePage { style: pages::STYLE, title, message }.render();
+        let body = MessagePage { style: pages::STYLE, title, message, retry }.render();
         self.page(status, body, &FormTargets::new(&self.issuer_origin))
     }
 

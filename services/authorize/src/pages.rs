@@ -29,6 +29,10 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// `login.password`: show the password form.
+    pub password: bool,
+    /// One button each: (id, name).
+    pub providers: Vec<(&'a str, &'a str)>,
 }
 
 /// A resource as the consent page shows it.
@@ -64,6 +68,8 @@ pub struct MessagePage<'a> {
     pub style: &'a str,
     pub title: &'a str,
     pub message: &'a str,
+    /// A "try again" link (the sign-in page of the pending request).
+    pub retry: Option<&'a str>,
 }
 
 /// Where forms on a page may submit to: our own endpoints and, because browsers apply
@@ -74,6 +80,20 @@ pub struct FormTargets(Vec<String>);
 impl FormTargets {
     pub fn new(issuer_origin: &str) -> Self {
         Self(vec![issuer_origin.to_owned()])
+    }
+
+    /// Adds an origin a form's submission may be redirected to (an OpenID provider's
+    /// authorization endpoint).
+    pub fn with_origin(mut self, url: &str) -> Self {
+        if let Ok(u) = url::Url::parse(url)
+            && matches!(u.scheme(), "http" | "https")
+        {
+            let origin = u.origin().ascii_serialization();
+            if !self.0.contains(&origin) {
+                self.0.push(origin);
+            }
+        }
+        self
     }
 
     /// Adds the redirect URI's origin (`scheme:` for a private-use scheme).
@@ -147,7 +167,7 @@ mod tests {
 
     #[test]
     fn style_hash_matches_the_rendered_style() {
-        let page = MessagePage { style: STYLE, title: "t", message: "m" }.render().expect("render");
+        let page = MessagePage { style: STYLE, title: "t", message: "m", retry: None }.render().expect("render");
         let inline = page.split("<style>").nth(1).and_then(|s| s.split("</style>").next()).expect("style element");
         assert_eq!(inline, STYLE);
         assert!(style_source().starts_with("'sha256-"));
@@ -155,7 +175,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        let page = MessagePage { style: "", title: "<b>", message: "\"><script>x</script>" }.render().expect("render");
+        let page = MessagePage { style: "", title: "<b>", message: "\"><script>x</script>", retry: None }
+            .render()
+            .expect("render");
         assert!(!page.contains("<script>x"));
         assert!(!page.contains("<b>") && page.contains("b&#62;"), "{page}");
     }

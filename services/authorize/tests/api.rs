@@ -7,6 +7,7 @@ mod api {
     mod browser;
     mod documents;
     mod failures;
+    mod federation;
     mod flow;
     mod login;
     mod malformed;

@@ -1,4 +1,5 @@
-//! `sallyport user add | list | disable | enable | passwd`: local accounts with argon2id hashes.
+//! `sallyport user add | list | disable | enable | passwd`: local accounts with argon2id hashes, and
+//! the users OpenID providers brought (listed with how they sign in; disabled like any other).
 //! A new password and a disable end the user's sessions and revoke every grant family of theirs
 //! (refresh tokens at once, access tokens at introspection); enabling revives none of them.
 
@@ -74,9 +75,8 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
             }
         }
         UserCommand::List => {
-            for u in users::list(&mut conn).await? {
-                let state = if u.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{state}\tcreated {}", u.username, u.id, u.created_at.format("%Y-%m-%d"));
+            for line in list(&mut conn).await? {
+                println!("{line}");
             }
         }
         UserCommand::Disable { username } => {
@@ -99,6 +99,34 @@ pub async fn run(cmd: UserCommand, data_dir: &std::path::Path) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// One line per user: name, id, state, how they sign in (`password` and/or `provider:<id>` for
+/// each OpenID provider linked, comma-separated; `-` for none), creation date.
+pub async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<String>> {
+    let links = store::federation::list(conn).await?;
+    let mut lines = Vec::new();
+    for u in users::list(conn).await? {
+        let state = if u.disabled { "disabled" } else { "active" };
+        let mut methods: Vec<String> = Vec::new();
+        if u.password_hash != store::federation::NO_PASSWORD {
+            methods.push("password".into());
+        }
+        for link in links.iter().filter(|l| l.user_id == u.id) {
+            let m = format!("provider:{}", link.provider);
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        let methods = if methods.is_empty() { "-".to_owned() } else { methods.join(",") };
+        lines.push(format!(
+            "{}\t{}\t{state}\t{methods}\tcreated {}",
+            u.username,
+            u.id,
+            u.created_at.format("%Y-%m-%d")
+        ));
+    }
+    Ok(lines)
 }
 
 fn revoked_until(settings: &server::Settings, now: DateTime<Utc>) -> DateTime<Utc> {

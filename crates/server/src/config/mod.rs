@@ -203,6 +203,53 @@ pub struct LoginSettings {
     pub lockout_secs: Duration,
     /// Login attempts per client IP per minute.
     pub per_ip_per_minute: u32,
+    /// Local users sign in with a password; `false` hides the form and refuses its POST (only
+    /// `providers` remain).
+    pub password: bool,
+    /// OpenID providers users may sign in with (`[[login.providers]]`), one button each.
+    pub providers: Vec<ProviderSettings>,
+}
+
+/// An OpenID provider (OpenID Connect Core 1.0, authorization code flow) users sign in with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// A short name of our own: the callback path (`/oauth2/login/{id}/callback`), audit events,
+    /// `sallyport user list`.
+    pub id: String,
+    /// What the button says: "Sign in with {name}".
+    pub name: String,
+    /// The provider's issuer identifier; its discovery document is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, or (better) `client_secret_env`: the name of an environment variable
+    /// holding it, read at start.
+    #[serde(default)]
+    pub client_secret: Option<protocol::redact::SecretString>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default = "default_provider_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim that becomes a new user's name; unset: `preferred_username`, then `email`.
+    #[serde(default)]
+    pub username_claim: Option<String>,
+    /// Admission: the user's email must be in one of these domains, and verified
+    /// (`email_verified = true`). Empty: any user of the provider.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Admission: each claim must equal the value or, when it is an array, contain it
+    /// (e.g. `{ groups = "mcp-users" }`).
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, String>,
+    /// Let discovery, keys, token and userinfo requests go to loopback and private addresses (a
+    /// provider on the company network, tests). Off: global unicast addresses only, as for client
+    /// ID metadata documents.
+    #[serde(default)]
+    pub allow_private_hosts: bool,
+}
+
+fn default_provider_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -486,7 +533,13 @@ impl Default for SessionSettings {
 
 impl Default for LoginSettings {
     fn default() -> Self {
-        Self { max_failures: 5, lockout_secs: Duration::from_secs(300), per_ip_per_minute: 30 }
+        Self {
+            max_failures: 5,
+            lockout_secs: Duration::from_secs(300),
+            per_ip_per_minute: 30,
+            password: true,
+            providers: Vec::new(),
+        }
     }
 }
 
@@ -579,10 +632,15 @@ impl Settings {
         for key in LIST_KEYS {
             environment = environment.with_list_parse_key(key);
         }
-        if let Some(vars) = env {
-            environment = environment.source(Some(vars.into_iter().collect()));
+        if let Some(vars) = &env {
+            environment = environment.source(Some(vars.clone().into_iter().collect()));
         }
+        let lookup = |name: &str| match &env {
+            Some(vars) => vars.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
         let mut settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.login.providers = providers_with_secrets(std::mem::take(&mut settings.login.providers), lookup)?;
         settings.check()?;
         settings.resources = with_tool_scopes(settings.resources, &settings.gateway.routes);
         Ok(settings)
@@ -646,6 +704,7 @@ impl Settings {
         if self.login.per_ip_per_minute == 0 {
             return Err(invalid("login.per_ip_per_minute", "must be positive"));
         }
+        check_providers(&self.login)?;
         let r = &self.registration;
         if r.max_redirect_uris == 0 {
             return Err(invalid("registration.max_redirect_uris", "must be positive"));
@@ -733,6 +792,90 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Each provider's `client_secret_env` read into its `client_secret` (the variable must be set), so
+/// the rest of the process sees one place for the secret.
+fn providers_with_secrets(
+    mut providers: Vec<ProviderSettings>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ProviderSettings>, ConfigError> {
+    for p in &mut providers {
+        match (&p.client_secret, p.client_secret_env.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "login.providers.client_secret_env",
+                    format!("{}: set client_secret or client_secret_env, not both", p.id),
+                ));
+            }
+            (None, Some(var)) => match lookup(var).filter(|v| !v.is_empty()) {
+                Some(secret) => p.client_secret = Some(secret.into()),
+                None => {
+                    return Err(invalid(
+                        "login.providers.client_secret_env",
+                        format!("{}: the environment variable {var} is not set", p.id),
+                    ));
+                }
+            },
+            (None, None) => {
+                return Err(invalid(
+                    "login.providers.client_secret",
+                    format!("{}: needs client_secret or client_secret_env", p.id),
+                ));
+            }
+            (Some(_), None) => {}
+        }
+    }
+    Ok(providers)
+}
+
+/// The providers' ids are distinct path segments; each issuer is an https URL (http only with
+/// `allow_private_hosts`, for a provider on a private network or in tests); `openid` is among the
+/// scopes; admission rules are well-formed.
+fn check_providers(login: &LoginSettings) -> Result<(), ConfigError> {
+    if !login.password && login.providers.is_empty() {
+        return Err(invalid("login.password", "false needs at least one of login.providers to sign in with"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &login.providers {
+        let id_ok = !p.id.is_empty()
+            && p.id.len() <= 64
+            && p.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(invalid("login.providers.id", format!("{:?}: must be 1 to 64 of [a-z0-9_-]", p.id)));
+        }
+        if !seen.insert(p.id.as_str()) {
+            return Err(invalid("login.providers.id", format!("{}: appears twice", p.id)));
+        }
+        if p.name.trim().is_empty() {
+            return Err(invalid("login.providers.name", format!("{}: must not be empty", p.id)));
+        }
+        let issuer = Url::parse(&p.issuer).map_err(|_| invalid("login.providers.issuer", "not an absolute URL"))?;
+        let scheme_ok = issuer.scheme() == "https" || (issuer.scheme() == "http" && p.allow_private_hosts);
+        if !scheme_ok || issuer.host().is_none() || issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(invalid(
+                "login.providers.issuer",
+                format!(
+                    "{}: must be an https URL without query or fragment (http only with allow_private_hosts)",
+                    p.id
+                ),
+            ));
+        }
+        if p.client_id.is_empty() {
+            return Err(invalid("login.providers.client_id", format!("{}: must not be empty", p.id)));
+        }
+        if !p.scopes.iter().any(|s| s == "openid") {
+            return Err(invalid("login.providers.scopes", format!("{}: must contain openid", p.id)));
+        }
+        Scopes::from_tokens(&p.scopes).map_err(|_| invalid("login.providers.scopes", "invalid scope token"))?;
+        if p.username_claim.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid("login.providers.username_claim", format!("{}: must not be empty", p.id)));
+        }
+        if let Some(d) = p.allowed_email_domains.iter().find(|d| d.is_empty() || d.contains('@') || d.contains(' ')) {
+            return Err(invalid("login.providers.allowed_email_domains", format!("{d:?}: not a domain")));
+        }
+    }
+    Ok(())
 }
 
 /// The resources with each `mcp` route's scopes and tool scopes added to the one it protects, so the
@@ -1003,6 +1146,57 @@ resource = "https://a.example/mcp"
         assert!(!s.metrics.enabled);
         assert_eq!(err(None, &[("SALLYPORT__LISTEN__ADMIN", "9464")]).0, "listen.admin");
         assert_eq!(err(None, &[("SALLYPORT__METRICS__ENABLED", "sometimes")]).0, "metrics.enabled");
+    }
+
+    #[test]
+    fn openid_providers_are_checked_and_their_secret_comes_from_the_environment() {
+        let load = |name: &str, text: &str, vars: &[(&str, &str)]| {
+            let path = write(name, text);
+            let found = Settings::load_from(path.to_str(), env(vars));
+            std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+            found
+        };
+        let provider = |extra: &str| {
+            format!(
+                "[[login.providers]]\nid = \"corp\"\nname = \"Corp ID\"\nissuer = \"https://login.corp.example\"\nclient_id = \"sp\"\n{extra}\n"
+            )
+        };
+        let s = load("op-env", &provider("client_secret_env = \"CORP_SECRET\""), &[("CORP_SECRET", "s3cret-value")])
+            .expect("loads");
+        let p = &s.login.providers[0];
+        assert_eq!(p.client_secret.as_ref().map(|s| s.expose()), Some("s3cret-value"));
+        assert_eq!(p.scopes, vec!["openid", "email", "profile"], "the default scopes");
+        assert!(s.login.password && p.required_claims.is_empty() && !p.allow_private_hosts);
+        assert!(!format!("{s:?}").contains("s3cret-value"), "the secret is never printed");
+        let s = load(
+            "op-rules",
+            &provider("client_secret = \"x\"\nallowed_email_domains = [\"corp.example\"]\nrequired_claims = { groups = \"mcp-users\" }"),
+            &[],
+        )
+        .expect("loads");
+        assert_eq!(s.login.providers[0].required_claims["groups"], "mcp-users");
+        let key = |r: Result<Settings, ConfigError>| match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            key(load("op-unset", &provider("client_secret_env = \"NOPE\""), &[])),
+            "login.providers.client_secret_env"
+        );
+        assert_eq!(key(load("op-none", &provider(""), &[])), "login.providers.client_secret");
+        let both = provider("client_secret = \"x\"\nclient_secret_env = \"Y\"");
+        assert_eq!(key(load("op-both", &both, &[("Y", "y")])), "login.providers.client_secret_env");
+        let twice = format!("{}{}", provider("client_secret = \"x\""), provider("client_secret = \"x\""));
+        assert_eq!(key(load("op-twice", &twice, &[])), "login.providers.id");
+        let http = provider("client_secret = \"x\"").replace("https://login", "http://login");
+        assert_eq!(key(load("op-http", &http, &[])), "login.providers.issuer");
+        let private = format!("{http}allow_private_hosts = true\n");
+        assert!(load("op-private", &private, &[]).is_ok(), "http on a private network");
+        let no_openid = provider("client_secret = \"x\"\nscopes = [\"email\"]");
+        assert_eq!(key(load("op-scopes", &no_openid, &[])), "login.providers.scopes");
+        assert_eq!(key(load("op-nopw", "[login]\npassword = false\n", &[])), "login.password");
+        let off = format!("[login]\npassword = false\n{}", provider("client_secret = \"x\""));
+        assert!(!load("op-off", &off, &[]).expect("loads").login.password);
     }
 
     #[test]

@@ -68,6 +68,13 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// How a user signed in (`password` or `openid`) and how it went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignInLabels {
+    method: &'static str,
+    outcome: &'static str,
+}
+
 /// A gateway route (its configured prefix, or an authorization-server mount) and what became of
 /// one request on it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,7 +98,7 @@ struct Inner {
     grants: Family<GrantLabels, Counter>,
     family_revocations: Family<ReasonLabels, Counter>,
     registrations: Family<OutcomeLabels, Counter>,
-    sign_ins: Family<OutcomeLabels, Counter>,
+    sign_ins: Family<SignInLabels, Counter>,
     consents: Family<OutcomeLabels, Counter>,
     gateway_requests: Family<GatewayLabels, Counter>,
     gateway_upstream: HistogramFamily<RouteLabels>,
@@ -150,7 +157,11 @@ impl Metrics {
             registrations.clone(),
         );
         let sign_ins = Family::default();
-        registry.register("sign_ins", "Sign-in attempts by outcome: success, failure, lockout", sign_ins.clone());
+        registry.register(
+            "sign_ins",
+            "Sign-in attempts by method (password, openid) and outcome: success, failure, lockout",
+            sign_ins.clone(),
+        );
         let consents = Family::default();
         registry.register("consent_decisions", "Consent decisions: approved, denied", consents.clone());
         let gateway_requests = Family::default();
@@ -267,10 +278,15 @@ impl Metrics {
         }
     }
 
-    /// A sign-in attempt: `success`, `failure` or `lockout`.
+    /// A password sign-in attempt: `success`, `failure` or `lockout`.
     pub fn sign_in(&self, outcome: &'static str) {
+        self.sign_in_with("password", outcome);
+    }
+
+    /// A sign-in attempt by `method` (`password`, `openid`): `success` or `failure`.
+    pub fn sign_in_with(&self, method: &'static str, outcome: &'static str) {
         if let Some(m) = &self.0 {
-            m.sign_ins.get_or_create(&OutcomeLabels { outcome }).inc();
+            m.sign_ins.get_or_create(&SignInLabels { method, outcome }).inc();
         }
     }
 

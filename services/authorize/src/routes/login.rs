@@ -1,7 +1,9 @@
 //! `GET|POST /oauth2/login`: the sign-in form for a pending authorization request, which it carries
 //! in the hidden `request` field. A CSRF token bound to a pre-login cookie stops another site from
 //! signing the user in to an account of its choosing (login CSRF); a per-IP limit and the per-user
-//! lockout stop guessing. Success starts a session and returns to the authorization endpoint.
+//! lockout stop guessing. Success starts a session and returns to the authorization endpoint. The
+//! same form, with a provider's button (`provider`), starts a sign-in there (`routes::federated`);
+//! `login.password = false` hides the password form and refuses its POST.
 
 use std::sync::atomic::Ordering;
 
@@ -28,12 +30,14 @@ pub struct LoginForm {
     password: String,
     csrf_token: Option<String>,
     request: String,
+    /// A provider's button: sign in there instead (`login.providers[].id`).
+    provider: Option<String>,
 }
 
 pub async fn get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     let params = AuthzParams::parse(req.query_string().as_bytes());
     match validated(&state, &req, &params).await {
-        Ok(Ok(v)) => sign_in_page(&state, &req, &v, StatusCode::OK, "", None),
+        Ok(Ok(v)) => sign_in_page(&state, &req, &v, StatusCode::OK, "", None).await,
         Ok(Err(res)) => res,
         Err(e) => state.failure(e),
     }
@@ -68,16 +72,34 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
     let cookie = req.cookie(&login_cookie_name(state)).map(|c| c.value().to_owned());
     if !cookie.is_some_and(|c| csrf::verify(Purpose::Login, &c, &bound, form.csrf_token.as_deref())) {
         let why = "The sign-in form expired or did not come from this site. Please sign in again.";
-        return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, &form.username, Some(why)));
+        return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, &form.username, Some(why)).await);
     }
+    let provider = match form.provider.as_deref() {
+        Some(id) => match state.providers.get(id) {
+            Some(p) => Some(p.clone()),
+            None => {
+                let why = "There is no such way to sign in.";
+                return Ok(sign_in_page(state, req, &request, StatusCode::BAD_REQUEST, "", Some(why)).await);
+            }
+        },
+        None if !state.config.login.password => {
+            let why = "Signing in with a password is turned off here: use one of the buttons.";
+            return Ok(sign_in_page(state, req, &request, StatusCode::FORBIDDEN, "", Some(why)).await);
+        }
+        None => None,
+    };
     let ip = server::http::client_ip(req, state.config.trust_forwarded_for);
     if let Err(wait) = state.login_limiter.check(ip) {
         let why = format!("Too many sign-in attempts from your network. Try again in {wait} seconds.");
-        let mut res = sign_in_page(state, req, &request, StatusCode::TOO_MANY_REQUESTS, &form.username, Some(&why));
+        let mut res =
+            sign_in_page(state, req, &request, StatusCode::TOO_MANY_REQUESTS, &form.username, Some(&why)).await;
         if let Ok(v) = wait.to_string().parse() {
             res.headers_mut().insert(RETRY_AFTER, v);
         }
         return Ok(res);
+    }
+    if let Some(provider) = provider {
+        return super::federated::start(state, req, &request, &provider).await;
     }
     let credentials = Credentials { username: &form.username, password: &form.password, ip: Some(ip) };
     let user = match state.authenticator.authenticate(credentials).await {
@@ -88,7 +110,7 @@ async fn sign_in(state: &State, req: &HttpRequest, form: LoginForm) -> Result<Ht
         Err(LoginError::Rejected) => {
             state.ctx.metrics.sign_in("failure");
             let why = "Wrong username or password, or too many failed attempts: wait a few minutes and try again.";
-            return Ok(sign_in_page(state, req, &request, StatusCode::BAD_REQUEST, &form.username, Some(why)));
+            return Ok(sign_in_page(state, req, &request, StatusCode::BAD_REQUEST, &form.username, Some(why)).await);
         }
         Err(LoginError::Internal(e)) => return Err(e),
     };
@@ -125,10 +147,15 @@ fn login_cookie_name(state: &State) -> String {
     state.config.cookies().login().to_owned()
 }
 
+/// The browser's pre-login cookie, if it has the shape of one.
+pub(crate) fn login_cookie(state: &State, req: &HttpRequest) -> Option<String> {
+    req.cookie(&login_cookie_name(state)).map(|c| c.value().to_owned()).filter(|v| v.len() == 43)
+}
+
 /// The pre-login cookie's secret, or a new one with the cookie to set.
 fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
     let name = login_cookie_name(state);
-    match req.cookie(&name).map(|c| c.value().to_owned()).filter(|v| v.len() == 43) {
+    match login_cookie(state, req) {
         Some(v) => (v, None),
         None => {
             let v = protocol::secret::random_token(32);
@@ -138,8 +165,8 @@ fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'sta
     }
 }
 
-/// The sign-in page for `request`.
-fn sign_in_page(
+/// The sign-in page for `request`: a button per provider, the password form unless it is off.
+async fn sign_in_page(
     state: &State,
     req: &HttpRequest,
     request: &Validated,
@@ -158,10 +185,20 @@ fn sign_in_page(
         csrf_token: &token,
         username,
         error,
+        password: state.config.login.password,
+        providers: state.providers.iter().map(|p| (p.id(), p.settings.name.as_str())).collect(),
     }
     .render();
-    // the submission ends, through our endpoints, at the client's redirect URI
-    let targets = FormTargets::new(&state.issuer_origin).with_redirect(&request.target.redirect);
+    // the submission ends, through our endpoints, at the client's redirect URI, or at a provider's
+    // authorization endpoint (browsers apply `form-action` to the redirects after a submission)
+    let mut targets = FormTargets::new(&state.issuer_origin).with_redirect(&request.target.redirect);
+    let metas = futures_util::future::join_all(state.providers.iter().map(|p| p.metadata())).await;
+    for (p, meta) in state.providers.iter().zip(metas) {
+        targets = match meta {
+            Ok(m) => targets.with_origin(&m.authorization_endpoint),
+            Err(_) => targets.with_origin(&p.settings.issuer),
+        };
+    }
     let mut res = state.page(status, body, &targets);
     if let Some(c) = set
         && let Err(e) = res.add_cookie(&c)

@@ -6,6 +6,7 @@ use crate::State;
 
 mod authorize;
 mod consent;
+mod federated;
 mod login;
 mod logout;
 
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
                 .route(web::post().to(authorize::post)),
         )
         .service(web::resource("/oauth2/login").route(web::get().to(login::get)).route(web::post().to(login::post)))
+        .service(web::resource("/oauth2/login/{provider}/callback").route(web::get().to(federated::callback)))
         .service(web::resource("/oauth2/consent").route(web::post().to(consent::post)))
         .service(web::resource("/oauth2/logout").route(web::post().to(logout::post)));
 }

@@ -1,0 +1,1 @@
+DROP TABLE federated_logins;
