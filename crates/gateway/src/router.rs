@@ -65,6 +65,7 @@ pub const AS_ENDPOINTS: &[AsEndpoint] = &[
     ep("/.well-known/oauth-authorization-server", AsService::Metadata, true, Budget::None, false),
     ep("/.well-known/oauth-protected-resource", AsService::Metadata, true, Budget::None, false),
     ep("/.well-known/openid-configuration", AsService::Metadata, true, Budget::None, false),
+    ep("/oauth2/openapi.json", AsService::Metadata, true, Budget::None, true),
     ep("/oauth2/register", AsService::Registration, true, Budget::Register, true),
     ep("/oauth2/authorize", AsService::Authorize, false, Budget::None, true),
     ep("/oauth2/login", AsService::Authorize, false, Budget::Login, true),

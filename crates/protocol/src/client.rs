@@ -40,7 +40,8 @@ impl AuthMethod {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// The grants the token endpoint supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     AuthorizationCode,
@@ -119,12 +120,24 @@ impl ClientSource {
 }
 
 /// RFC 7591 §2 metadata as sent by a client. Unknown members are ignored; `null` counts as absent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ClientMetadata, example = json!({
+    "client_name": "Example MCP client",
+    "redirect_uris": ["http://127.0.0.1:33418/callback"],
+    "token_endpoint_auth_method": "none",
+    "grant_types": ["authorization_code", "refresh_token"],
+    "response_types": ["code"]
+}))]
 pub struct ClientMetadataRequest {
+    /// Where codes may be sent: https, loopback http, or a private-use scheme (RFC 8252).
     pub redirect_uris: Option<Vec<String>>,
+    /// `none`, `client_secret_basic` (the default) or `client_secret_post`.
     pub token_endpoint_auth_method: Option<String>,
+    /// `authorization_code` (the default) and `refresh_token`; `client_credentials` is for operators' clients.
     pub grant_types: Option<Vec<String>>,
+    /// `code` only.
     pub response_types: Option<Vec<String>>,
+    /// `web` or `native`.
     pub application_type: Option<String>,
     pub client_name: Option<String>,
     pub client_uri: Option<String>,
@@ -132,14 +145,17 @@ pub struct ClientMetadataRequest {
     pub tos_uri: Option<String>,
     pub policy_uri: Option<String>,
     pub contacts: Option<Vec<String>>,
+    /// Space-separated scopes; narrowed to what the deployment supports.
     pub scope: Option<String>,
     pub jwks_uri: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
     /// Only meaningful in RFC 7592 updates and metadata documents, where it must equal the client's id.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send its current secret back in an update; it must match.
+    #[schema(value_type = Option<String>)]
     pub client_secret: Option<SecretString>,
 }
 
@@ -459,17 +475,23 @@ impl Client {
 }
 
 /// The RFC 7591 §3.2.1 / RFC 7592 §3 response body. Absent members are omitted, never `null` or `""`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientInformation {
     pub client_id: String,
+    /// Issued once, to confidential clients (and when an update makes one confidential).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub client_secret: Option<SecretString>,
     pub client_id_issued_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub client_secret_expires_at: Option<i64>,
+    /// The RFC 7592 bearer token that manages this client at `registration_client_uri`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub registration_access_token: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub registration_client_uri: Option<String>,
     pub redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: &'static str,
@@ -477,26 +499,37 @@ pub struct ClientInformation {
     pub response_types: Vec<String>,
     pub application_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub client_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub client_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub logo_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub tos_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub policy_uri: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub contacts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub jwks_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, required = false)]
     pub jwks: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub software_version: Option<String>,
 }
 

@@ -33,6 +33,32 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for the OpenAPI document's list of the `error` values a client may meet.
+    pub const ALL: [Self; 22] = [
+        Self::InvalidRequest,
+        Self::InvalidClient,
+        Self::InvalidGrant,
+        Self::UnauthorizedClient,
+        Self::UnsupportedGrantType,
+        Self::InvalidScope,
+        Self::InvalidTarget,
+        Self::AccessDenied,
+        Self::UnsupportedResponseType,
+        Self::UnsupportedTokenType,
+        Self::ServerError,
+        Self::TemporarilyUnavailable,
+        Self::InvalidClientMetadata,
+        Self::InvalidRedirectUri,
+        Self::InvalidToken,
+        Self::InsufficientScope,
+        Self::LoginRequired,
+        Self::ConsentRequired,
+        Self::InteractionRequired,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::PayloadTooLarge,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
@@ -90,12 +116,34 @@ pub struct ErrorResponse {
     pub description: Option<Cow<'static, str>>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
+/// The RFC 6749 §5.2 error response body: what every endpoint answers when it refuses a request.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// The error code (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2, RFC 8707 §2).
+    #[schema(value_type = ErrorCode)]
+    pub error: &'a str,
+    /// A human-readable explanation, never internal detail.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
+    #[schema(nullable = false)]
+    pub error_description: Option<&'a str>,
 }
+
+/// The `error` values, as the JSON carries them (`as_str`, so the schema cannot name a code the
+/// server never sends).
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut codes: Vec<&'static str> = Self::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(codes))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
 
 impl ErrorResponse {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
@@ -114,7 +162,7 @@ impl ErrorResponse {
 
 /// The RFC 6749 §5.2 JSON body for `code` and an optional description.
 pub fn json_body(code: ErrorCode, description: Option<&str>) -> String {
-    serde_json::to_string(&Body { error: code.as_str(), error_description: description })
+    serde_json::to_string(&ErrorBody { error: code.as_str(), error_description: description })
         .unwrap_or_else(|_| r#"{"error":"server_error"}"#.to_owned())
 }
 
@@ -174,6 +222,38 @@ mod tests {
         assert_eq!(body(&e), serde_json::json!({"error": "invalid_grant", "error_description": "code expired"}));
         assert_eq!(body(&ErrorResponse::bare(ErrorCode::AccessDenied)), serde_json::json!({"error": "access_denied"}));
         assert_eq!(e.to_string(), "invalid_grant: code expired");
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        // exhaustive: a new variant fails to compile here until ALL lists it too
+        let position = |c: ErrorCode| match c {
+            ErrorCode::InvalidRequest => 0,
+            ErrorCode::InvalidClient => 1,
+            ErrorCode::InvalidGrant => 2,
+            ErrorCode::UnauthorizedClient => 3,
+            ErrorCode::UnsupportedGrantType => 4,
+            ErrorCode::InvalidScope => 5,
+            ErrorCode::InvalidTarget => 6,
+            ErrorCode::AccessDenied => 7,
+            ErrorCode::UnsupportedResponseType => 8,
+            ErrorCode::UnsupportedTokenType => 9,
+            ErrorCode::ServerError => 10,
+            ErrorCode::TemporarilyUnavailable => 11,
+            ErrorCode::InvalidClientMetadata => 12,
+            ErrorCode::InvalidRedirectUri => 13,
+            ErrorCode::InvalidToken => 14,
+            ErrorCode::InsufficientScope => 15,
+            ErrorCode::LoginRequired => 16,
+            ErrorCode::ConsentRequired => 17,
+            ErrorCode::InteractionRequired => 18,
+            ErrorCode::NotFound => 19,
+            ErrorCode::RateLimited => 20,
+            ErrorCode::PayloadTooLarge => 21,
+        };
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), i);
+        }
     }
 
     #[test]

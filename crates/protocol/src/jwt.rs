@@ -13,7 +13,7 @@ use crate::keys::{ACCEPTED_ALGORITHMS, SigningKey};
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// `aud`: one resource as a string, several as an array (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),

@@ -6,6 +6,8 @@
 //!
 //! Dependency rule (`.ci/check-deps`): no web framework, database, async runtime or HTTP client,
 //! so every rule here is testable without a server or a database and an OAuth client can reuse it.
+//! (`utoipa` is allowed: schema types and derive macros only, so the OpenAPI document describes
+//! these very request and response types.)
 //! - Sallyport crates: none.
 //! - never, even indirectly: `actix-web`, `diesel`, `diesel-async`, `tokio`, `reqwest`.
 
@@ -26,4 +28,4 @@ pub mod ssrf;
 pub mod uri;
 
 pub use clock::Clock;
-pub use error::{ErrorCode, ErrorResponse};
+pub use error::{ErrorBody, ErrorCode, ErrorResponse};

@@ -10,6 +10,7 @@
 pub mod commands;
 pub mod data_dir;
 pub mod demo_mcp;
+pub mod openapi;
 pub mod provision;
 pub mod signal;
 pub mod up;

@@ -83,10 +83,45 @@ async fn access_log(
     Ok(res)
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ok"}"#)
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (`/healthz`), `ready` or `not ready` (`/readyz`).
+    pub status: &'static str,
+    /// Not ready only: whether the database answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub database: Option<bool>,
+    /// Not ready only: whether the database carries this binary's migrations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub schema: Option<bool>,
+    /// Not ready only: whether the service's own dependencies (the token service's signing keys) are in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub dependencies: Option<bool>,
 }
 
+fn health_json(status: StatusCode, health: &Health) -> HttpResponse {
+    match serde_json::to_vec(health) {
+        Ok(body) => HttpResponse::build(status).content_type("application/json").body(body),
+        Err(e) => OAuthError::internal(e).error_response(),
+    }
+}
+
+/// Liveness: the process answers HTTP (every service, the gateway and `sallyport up`).
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses(
+    (status = 200, description = "The process is alive.", body = Health),
+))]
+async fn healthz() -> HttpResponse {
+    health_json(StatusCode::OK, &Health { status: "ok", database: None, schema: None, dependencies: None })
+}
+
+/// Readiness: the database answers and is migrated, and the service's own dependencies are in place.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses(
+    (status = 200, description = "Ready to serve.", body = Health),
+    (status = 503, description = "Not ready: which check failed.", body = Health),
+))]
 async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
     let (db_ok, schema_ok) = match &state.pool {
         Some(pool) => {
@@ -96,13 +131,22 @@ async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
     };
     let extra_ok = state.ready.as_ref().is_none_or(|f| f());
     if db_ok && schema_ok && extra_ok {
-        HttpResponse::Ok().content_type("application/json").body(r#"{"status":"ready"}"#)
+        health_json(StatusCode::OK, &Health { status: "ready", database: None, schema: None, dependencies: None })
     } else {
-        HttpResponse::ServiceUnavailable().content_type("application/json").body(format!(
-            r#"{{"status":"not ready","database":{db_ok},"schema":{schema_ok},"dependencies":{extra_ok}}}"#
-        ))
+        let health = Health {
+            status: "not ready",
+            database: Some(db_ok),
+            schema: Some(schema_ok),
+            dependencies: Some(extra_ok),
+        };
+        health_json(StatusCode::SERVICE_UNAVAILABLE, &health)
     }
 }
+
+/// The health endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz), components(schemas(Health)))]
+pub struct HealthApi;
 
 #[derive(diesel::QueryableByName)]
 struct Applied {
@@ -228,8 +272,8 @@ where
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(health.clone())
             .configure(extractor_configs)
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .service(web::resource("/healthz").route(web::get().to(healthz)).default_service(method_not_allowed("GET")))
+            .service(web::resource("/readyz").route(web::get().to(readyz)).default_service(method_not_allowed("GET")))
             .configure(|cfg| crate::metrics::http::configure_service_port(cfg, &metrics))
             .configure(configure.clone())
             .default_service(web::to(not_found))

@@ -26,6 +26,8 @@ use server::ratelimit::IpRateLimiter;
 use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
 
+pub use routes::RegistrationApi;
+
 /// What the registration service takes from the settings.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::Config;
 
 /// RFC 8414 §2 authorization-server metadata.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthorizationServerMetadata {
     pub issuer: String,
     pub authorization_endpoint: String,
@@ -18,6 +18,7 @@ pub struct AuthorizationServerMetadata {
     pub introspection_endpoint: String,
     pub jwks_uri: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub scopes_supported: Vec<String>,
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
@@ -32,6 +33,7 @@ pub struct AuthorizationServerMetadata {
     /// RFC 9207: every authorization response carries `iss`.
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub service_documentation: Option<String>,
 }
 
@@ -64,16 +66,18 @@ impl AuthorizationServerMetadata {
 }
 
 /// RFC 9728 §2 protected-resource metadata.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProtectedResourceMetadata {
     pub resource: String,
     /// Byte-identical to the AS metadata `issuer`: clients compare them as strings.
     pub authorization_servers: [String; 1],
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub scopes_supported: Vec<String>,
     pub bearer_methods_supported: [&'static str; 1],
     pub resource_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub resource_documentation: Option<String>,
 }
 
@@ -99,7 +103,7 @@ pub struct Document {
 }
 
 impl Document {
-    fn of(value: &impl Serialize) -> Result<Self, serde_json::Error> {
+    pub fn of(value: &impl Serialize) -> Result<Self, serde_json::Error> {
         let body = serde_json::to_vec(value)?;
         let digest = Sha256::digest(&body);
         let etag = format!("\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());

@@ -8,6 +8,7 @@
 
 pub mod documents;
 mod http_cache;
+pub mod openapi;
 mod routes;
 
 use std::sync::{Arc, RwLock};
@@ -17,7 +18,9 @@ use server::config::{Issuer, ResourceSettings, Settings};
 use server::registry::{Resource, ResourceRegistry};
 use server::service::{BuildError, Context, ServiceApp};
 
-use crate::documents::Documents;
+use crate::documents::{Document, Documents};
+
+pub use routes::MetadataApi;
 
 /// Documents built from one version of the registry's list.
 type Built = (Arc<Vec<Resource>>, Arc<Documents>);
@@ -51,12 +54,15 @@ pub struct State {
     pub registry: ResourceRegistry,
     /// The documents, rebuilt whenever the registry's list changes.
     built: RwLock<Option<Built>>,
+    /// The OpenAPI document, its servers this issuer.
+    openapi: Document,
 }
 
 impl State {
     pub fn new(ctx: Context, config: Config) -> Result<Self, BuildError> {
         let registry = ResourceRegistry::new(&config.resources)?;
-        Ok(Self { ctx, config, registry, built: RwLock::new(None) })
+        let openapi = Document::of(&openapi::for_issuer(&config.issuer)?)?;
+        Ok(Self { ctx, config, registry, built: RwLock::new(None), openapi })
     }
 
     /// The current documents: serialised once per registry change, not per request.

@@ -28,14 +28,22 @@ pub struct AccessGrant {
 }
 
 /// RFC 6749 §5.1; absent members are omitted, never `null`. `Debug` shows no token.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
+    /// An RFC 9068 JWT (`typ` `at+jwt`), its audience the granted resources.
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// A new refresh token (rotated on every use): code and refresh grants with `offline_access`
+    /// or the `refresh_token` grant registered.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub refresh_token: Option<String>,
+    /// The granted scope, space-separated; absent when none.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub scope: String,
 }
 

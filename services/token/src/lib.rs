@@ -34,6 +34,7 @@ use server::service::{BuildError, Context, ServiceApp};
 use store::Pool;
 
 pub use keyring::{Keyring, KeyringError, SigningKeysError};
+pub use routes::TokenApi;
 
 /// What the token service takes from the settings.
 #[derive(Debug, Clone)]

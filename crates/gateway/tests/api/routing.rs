@@ -18,6 +18,7 @@ async fn authorization_server_paths_reach_their_services() {
         ("GET", "/.well-known/oauth-authorization-server", "metadata"),
         ("GET", "/.well-known/oauth-protected-resource/mcp", "metadata"),
         ("GET", "/.well-known/openid-configuration", "metadata"),
+        ("GET", "/oauth2/openapi.json", "metadata"),
         ("POST", "/oauth2/register", "registration"),
         ("GET", "/oauth2/register/some-client", "registration"),
         ("DELETE", "/oauth2/register/some-client", "registration"),

@@ -14,6 +14,11 @@ use server::http::method_not_allowed;
 
 use crate::State;
 
+/// The registration service's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register::register, read::read, update::update, delete::delete))]
+pub struct RegistrationApi;
+
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
     cfg.service(
         web::scope("/oauth2/register")

@@ -3,6 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
+use protocol::ErrorBody;
+use protocol::client::ClientInformation;
 use protocol::secret::{PlainSecret, SecretKind};
 use server::OAuthError;
 use server::http::client_ip;
@@ -15,6 +17,23 @@ use crate::information::{information, respond};
 
 /// The client's current metadata and registration access token (RFC 7592 §3): the presented one,
 /// or with `registration.rotate_registration_token` a new one, the presented one then stops working.
+#[utoipa::path(get, path = "/oauth2/register/{client_id}", operation_id = "read_client", tag = "registration",
+    params(("client_id" = String, Path, description = "The client's id, as in `registration_client_uri`.")),
+    responses(
+        (status = 400, description = "The path is not canonical (an encoded `/` or `\\`, a dot segment, …): the gateway \
+            refuses it (`invalid_request`).", body = ErrorBody),
+        (status = 200, description = "The client's metadata and current registration access token (RFC 7592 §3).",
+            body = ClientInformation),
+        (status = 401, description = "The registration access token is missing or wrong, or the client is unknown \
+            (`invalid_token`, RFC 7592 §2.1).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\", …`"))),
+        (status = 429, description = "The client's address spent its budget (`rate_limited`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unavailable (`temporarily_unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("registration_access_token" = [])),
+)]
 pub async fn read(
     req: HttpRequest,
     state: web::Data<State>,

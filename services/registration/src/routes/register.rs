@@ -2,7 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use protocol::client::{Client, ClientSource, parse_metadata_json, refuse_machine_grant};
+use protocol::ErrorBody;
+use protocol::client::{
+    Client, ClientInformation, ClientMetadataRequest, ClientSource, parse_metadata_json, refuse_machine_grant,
+};
 use protocol::secret::{PlainSecret, SecretKind};
 use server::OAuthError;
 use store::audit::{NewAuditEvent, kind};
@@ -17,6 +20,23 @@ use crate::information::{information, respond};
 /// deployment's policy, then one short transaction (the client and its audit event). The secret
 /// (confidential clients only) and the registration access token are returned once and stored as
 /// SHA-256 hashes.
+#[utoipa::path(post, path = "/oauth2/register", operation_id = "register_client", tag = "registration",
+    request_body(content = ClientMetadataRequest, content_type = "application/json",
+        description = "RFC 7591 §2 client metadata, at most 64 KiB; unknown members are ignored."),
+    responses(
+        (status = 201, description = "Registered (RFC 7591 §3.2.1): the client's metadata, its secret (confidential \
+            clients) and its registration access token, each shown once.", body = ClientInformation),
+        (status = 400, description = "Invalid metadata (`invalid_client_metadata`, `invalid_redirect_uri`).", body = ErrorBody),
+        (status = 401, description = "The initial access token is missing or wrong, when one is configured (`invalid_token`).",
+            body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\", …`"))),
+        (status = 413, description = "The body exceeds 64 KiB (`invalid_request`).", body = ErrorBody),
+        (status = 429, description = "The client's address spent its budget (`rate_limited`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unavailable (`temporarily_unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security((), ("initial_access_token" = [])),
+)]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<State>,

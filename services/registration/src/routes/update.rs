@@ -3,9 +3,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncConnection;
-use protocol::ErrorCode;
-use protocol::client::{Client, ClientMetadataRequest, parse_metadata_json, refuse_machine_grant};
+use protocol::client::{Client, ClientInformation, ClientMetadataRequest, parse_metadata_json, refuse_machine_grant};
 use protocol::secret::{PlainSecret, SecretHash, SecretKind};
+use protocol::{ErrorBody, ErrorCode};
 use server::OAuthError;
 use server::http::client_ip;
 use store::audit::{self, NewAuditEvent, kind};
@@ -43,6 +43,26 @@ pub fn check_identity(request: &ClientMetadataRequest, row: &ClientRow) -> Resul
 /// removed or reset to their defaults. Switching to a confidential method issues a secret;
 /// switching to `none` drops it; the registration access token rotates only when configured to,
 /// and the response carries the current one either way (RFC 7592 §3).
+#[utoipa::path(put, path = "/oauth2/register/{client_id}", operation_id = "update_client", tag = "registration",
+    params(("client_id" = String, Path, description = "The client's id, as in `registration_client_uri`.")),
+    request_body(content = ClientMetadataRequest, content_type = "application/json",
+        description = "The whole new metadata, with the client's `client_id` (RFC 7592 §2.2)."),
+    responses(
+        (status = 200, description = "Replaced: the client's metadata, a new secret when it became confidential, \
+            and its current registration access token.", body = ClientInformation),
+        (status = 400, description = "Invalid metadata (`invalid_client_metadata`, `invalid_redirect_uri`), or a path \
+            that is not canonical, which the gateway refuses (`invalid_request`).", body = ErrorBody),
+        (status = 413, description = "The body exceeds 64 KiB (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "The registration access token is missing or wrong, or the client is unknown \
+            (`invalid_token`, RFC 7592 §2.1).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\", …`"))),
+        (status = 429, description = "The client's address spent its budget (`rate_limited`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unavailable (`temporarily_unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("registration_access_token" = [])),
+)]
 pub async fn update(
     req: HttpRequest,
     state: web::Data<State>,

@@ -1,6 +1,7 @@
 //! The route table: the well-known documents, under CORS for browser clients.
 
 mod authorization_server;
+mod openapi;
 mod openid;
 mod protected_resource;
 
@@ -11,8 +12,28 @@ use server::http::method_not_allowed;
 
 use crate::State;
 
+/// The metadata service's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    authorization_server::get,
+    protected_resource::root,
+    protected_resource::by_path,
+    openid::not_found,
+    openapi::get
+))]
+pub struct MetadataApi;
+
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
     let issuer_path = state.config.issuer.path().to_owned();
+    // under the issuer's path, like the other /oauth2 endpoints: the gateway strips it
+    cfg.service(
+        web::resource(crate::openapi::PATH)
+            .app_data(state.clone())
+            .wrap(cors())
+            .route(web::get().to(openapi::get))
+            .route(web::head().to(openapi::get))
+            .default_service(method_not_allowed("GET, HEAD")),
+    );
     cfg.service(
         web::scope("/.well-known")
             .app_data(state)
@@ -20,12 +41,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
             .service(documented("/oauth-authorization-server".to_owned() + &issuer_path, authorization_server::get))
             .service(documented("/oauth-protected-resource", protected_resource::root))
             .service(documented("/oauth-protected-resource/{path:.*}", protected_resource::by_path))
-            .service(web::resource(["/openid-configuration", "/openid-configuration/{path:.*}"]).to(openid::not_found)),
+            .service(documented("/openid-configuration", openid::not_found))
+            .service(documented("/openid-configuration/{path:.*}", openid::not_found)),
     );
     // the third place clients look for OpenID metadata: after the issuer's path
     if !issuer_path.is_empty() {
         cfg.service(
-            web::resource(format!("{issuer_path}/.well-known/openid-configuration")).wrap(cors()).to(openid::not_found),
+            documented(format!("{issuer_path}/.well-known/openid-configuration"), openid::not_found).wrap(cors()),
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use protocol::error::ErrorCode;
+use protocol::error::{ErrorBody, ErrorCode};
 use protocol::ident::{self, PresentedSecret};
 use protocol::jwt::Audience;
 use serde::Serialize;
@@ -18,30 +18,71 @@ use crate::inspect::{self, Found};
 use crate::issue::json_no_store;
 
 /// RFC 7662 §2.2; members of an inactive token are all absent.
-#[derive(Debug, Default, Serialize)]
-struct Introspection {
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Introspection {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     aud: Option<Audience>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     jti: Option<String>,
     /// The access token type (`Bearer`); absent for a refresh token.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     token_type: Option<&'static str>,
 }
 
+/// The introspection request (RFC 7662 §2.1), form-encoded.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "a schema: the handler reads these parameters from crate::form::Form")]
+pub struct IntrospectionRequest {
+    /// An access token (JWT) or a refresh token.
+    token: String,
+    /// `access_token` or `refresh_token`: where to look first.
+    #[schema(required = false)]
+    token_type_hint: String,
+    /// With `client_secret_post`.
+    #[schema(required = false)]
+    client_id: String,
+    /// With `client_secret_post`.
+    #[schema(required = false)]
+    client_secret: String,
+}
+
+/// RFC 7662 introspection, for resource servers: an authenticated client allowed to introspect.
+#[utoipa::path(post, path = "/oauth2/introspect", operation_id = "introspect", tag = "token",
+    request_body(content = IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state: `{\"active\": false}` for anything revoked, expired, unknown or not a token.", body = Introspection),
+        (status = 400, description = "Malformed request (`invalid_request`).", body = ErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"sallyport\"`"))),
+        (status = 403, description = "This client may not introspect (`unauthorized_client`).", body = ErrorBody),
+        (status = 413, description = "The body exceeds 64 KiB (`invalid_request`).", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`temporarily_unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("client_secret_basic" = []), ()),
+)]
 pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,

@@ -14,6 +14,11 @@ use server::http::method_not_allowed;
 
 use crate::State;
 
+/// The token service's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token::token, revoke::revoke, introspect::introspect, jwks::jwks))]
+pub struct TokenApi;
+
 pub fn configure(cfg: &mut web::ServiceConfig, state: Arc<State>) {
     cfg.app_data(web::Data::from(state))
         .service(

@@ -4,7 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::DateTime;
-use protocol::error::ErrorCode;
+use protocol::error::{ErrorBody, ErrorCode};
 use protocol::ident::{self, PresentedSecret};
 use server::OAuthError;
 use store::revocations::{self, GrantRevocation, RevokedAccessTokenRow};
@@ -15,6 +15,38 @@ use crate::form::Form;
 use crate::grants::{Caller, keep_revoked_until, revoke_family};
 use crate::inspect::{self, Found};
 
+/// The revocation request (RFC 7009 §2.1), form-encoded.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "a schema: the handler reads these parameters from crate::form::Form")]
+pub struct RevocationRequest {
+    /// An access token (JWT) or a refresh token of this client.
+    token: String,
+    /// `access_token` or `refresh_token`: where to look first.
+    #[schema(required = false)]
+    token_type_hint: String,
+    /// Public clients (`none`) and `client_secret_post`.
+    #[schema(required = false)]
+    client_id: String,
+    /// `client_secret_post`.
+    #[schema(required = false)]
+    client_secret: String,
+}
+
+/// RFC 7009 revocation: a refresh token revokes its grant family, an access token its `jti`.
+#[utoipa::path(post, path = "/oauth2/revoke", operation_id = "revoke", tag = "token",
+    request_body(content = RevocationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or unknown, invalid or expired (RFC 7009 §2.2): an empty body."),
+        (status = 400, description = "Malformed request, or the token was issued to another client \
+            (`invalid_request`, `unauthorized_client`).", body = ErrorBody),
+        (status = 401, description = "Client authentication failed (`invalid_client`).", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"sallyport\"`"))),
+        (status = 413, description = "The body exceeds 64 KiB (`invalid_request`).", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`temporarily_unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security((), ("client_secret_basic" = [])),
+)]
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
