@@ -128,6 +128,8 @@ pub struct Route {
     pub prefix: String,
     pub upstream: Upstream,
     pub settings: RouteSettings,
+    /// What replaces the client's credentials upstream (`upstream_auth`); `None` for `none`.
+    pub credential: Option<std::sync::Arc<crate::proxy::UpstreamCredential>>,
 }
 
 impl Route {
@@ -136,6 +138,7 @@ impl Route {
             prefix: settings.prefix.trim_end_matches('/').to_owned(),
             upstream: Upstream::new(settings.upstream.url()),
             settings: settings.clone(),
+            credential: None,
         }
     }
 
@@ -276,6 +279,9 @@ mod tests {
             mcp: false,
             tools: Default::default(),
             tool_scopes: Default::default(),
+            upstream_auth: Default::default(),
+            upstream_api_key: None,
+            upstream_headers: Default::default(),
         }
     }
 

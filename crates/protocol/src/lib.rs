@@ -22,6 +22,7 @@ pub mod redact;
 pub mod scope;
 pub mod secret;
 pub mod ssrf;
+pub mod upstream_auth;
 pub mod uri;
 
 pub use clock::Clock;

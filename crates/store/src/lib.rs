@@ -15,6 +15,7 @@ mod column;
 pub mod consents;
 pub mod db;
 pub mod federation;
+pub mod gateway_routes;
 pub mod local_pg;
 pub mod password;
 pub mod refresh_tokens;
