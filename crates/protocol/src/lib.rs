@@ -23,6 +23,7 @@ pub mod scope;
 pub mod secret;
 pub mod ssrf;
 pub mod upstream_auth;
+pub mod upstream_discovery;
 pub mod uri;
 
 pub use clock::Clock;
