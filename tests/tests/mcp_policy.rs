@@ -111,6 +111,9 @@ fn route(prefix: &str, upstream: String, issuer: &str, tools: ToolRules) -> Rout
             .into_iter()
             .map(|(p, s)| (p.to_owned(), vec![s.to_owned()]))
             .collect(),
+        upstream_auth: Default::default(),
+        upstream_api_key: None,
+        upstream_headers: Default::default(),
     }
 }
 

@@ -40,6 +40,9 @@ fn policy() -> ToolPolicy {
         .into_iter()
         .map(|(p, s)| (p.to_owned(), vec![s.to_owned()]))
         .collect(),
+        upstream_auth: Default::default(),
+        upstream_api_key: None,
+        upstream_headers: Default::default(),
     })
     .expect("policy")
 }

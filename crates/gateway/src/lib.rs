@@ -11,6 +11,7 @@
 
 pub mod bearer;
 pub mod cors;
+mod db_routes;
 pub mod mcp;
 mod metered;
 pub mod middleware;
@@ -48,6 +49,45 @@ struct RouteEntry {
     mcp: Option<Arc<mcp::McpRoute>>,
 }
 
+/// What turns a route's settings into a [`RouteEntry`]: the same for configured routes and for
+/// those of the `gateway_routes` table.
+struct RouteCompiler {
+    verifier: Arc<TokenVerifier>,
+    registry: Arc<server::registry::ResourceRegistry>,
+    pool: store::db::Pool,
+    issuer_origin: String,
+}
+
+impl RouteCompiler {
+    /// The bearer check, CORS and MCP policy of a route; an error names what is wrong.
+    fn compile(&self, route: Route) -> Result<RouteEntry, String> {
+        let bearer = match ResourcePolicy::from_route(&route.settings).filter(|_| route.settings.auth) {
+            Some(policy) => Some(BearerAuth::with_registry(
+                Arc::clone(&self.verifier),
+                policy,
+                Arc::clone(&self.registry),
+                self.pool.clone(),
+            )?),
+            None => None,
+        };
+        let mut own = vec![self.issuer_origin.clone()];
+        if let Some(resource) =
+            route.settings.resource.as_deref().and_then(|r| protocol::uri::ResourceUri::parse(r).ok())
+        {
+            own.push(resource.origin());
+        }
+        let cors = Cors::for_resource(&route.settings.allowed_origins, &own)?;
+        let mcp = match route.settings.mcp {
+            true => Some(Arc::new(mcp::McpRoute::new(
+                &route.settings,
+                bearer.as_ref().map(|b| b.resource_metadata().to_owned()),
+            )?)),
+            false => None,
+        };
+        Ok(RouteEntry { route, bearer, cors, mcp })
+    }
+}
+
 /// Per-IP budgets of the authorization server's costly endpoints.
 struct Budgets {
     register: IpRateLimiter,
@@ -65,6 +105,8 @@ pub struct Config {
     /// `sessions.cookie_name`: Sallyport's cookies never reach an upstream.
     pub cookie_name: String,
     pub gateway: GatewaySettings,
+    /// `keys.encryption_key`: opens the sealed credentials of routes in the `gateway_routes` table.
+    pub encryption_key: Option<server::config::EncryptionKey>,
 }
 
 impl From<&Settings> for Config {
@@ -75,6 +117,7 @@ impl From<&Settings> for Config {
             services: s.services.clone(),
             cookie_name: s.sessions.cookie_name.clone(),
             gateway: s.gateway.clone(),
+            encryption_key: s.keys.encryption_key.clone(),
         }
     }
 }
@@ -88,6 +131,8 @@ pub struct Gateway {
     as_mounts: Vec<AsMount>,
     public_cors: Cors,
     routes: Vec<RouteEntry>,
+    /// Routes from the `gateway_routes` table, reloaded every few seconds.
+    db_routes: Arc<db_routes::DbRoutes>,
     /// Sallyport's cookies, which no upstream route sees or sets.
     own_cookies: Arc<OwnCookies>,
     clock: Clock,
@@ -114,32 +159,24 @@ impl Gateway {
             Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?.with_metrics(metrics));
         let issuer_origin = config.issuer.origin().to_owned();
         let registry = Arc::new(server::registry::ResourceRegistry::new(&config.resources)?);
+        let compiler = RouteCompiler { verifier, registry, pool, issuer_origin };
         let mut routes = Vec::new();
-        for route in router::routes_longest_first(&g.routes) {
-            let named = |e: String| format!("gateway route {}: {e}", route.settings.prefix);
-            let bearer = match ResourcePolicy::from_route(&route.settings).filter(|_| route.settings.auth) {
-                Some(policy) => Some(
-                    BearerAuth::with_registry(Arc::clone(&verifier), policy, Arc::clone(&registry), pool.clone())
-                        .map_err(named)?,
-                ),
-                None => None,
-            };
-            let mut own = vec![issuer_origin.clone()];
-            if let Some(resource) =
-                route.settings.resource.as_deref().and_then(|r| protocol::uri::ResourceUri::parse(r).ok())
-            {
-                own.push(resource.origin());
-            }
-            let cors = Cors::for_resource(&route.settings.allowed_origins, &own).map_err(named)?;
-            let mcp = match route.settings.mcp {
-                true => Some(Arc::new(
-                    mcp::McpRoute::new(&route.settings, bearer.as_ref().map(|b| b.resource_metadata().to_owned()))
-                        .map_err(named)?,
-                )),
-                false => None,
-            };
-            routes.push(RouteEntry { route, bearer, cors, mcp });
+        for mut route in router::routes_longest_first(&g.routes) {
+            let prefix = route.settings.prefix.clone();
+            let named = |e: String| format!("gateway route {prefix}: {e}");
+            route.credential =
+                proxy::UpstreamCredential::new(route.settings.upstream_auth, &route.settings.upstream_credential())
+                    .map_err(named)?
+                    .map(Arc::new);
+            routes.push(compiler.compile(route).map_err(named)?);
         }
+        let configured_prefixes = routes.iter().map(|e| e.route.prefix.clone()).collect();
+        let db_routes = Arc::new(db_routes::DbRoutes::new(
+            compiler,
+            configured_prefixes,
+            config.encryption_key.clone(),
+            metrics.clone(),
+        ));
         Ok(Self {
             as_mounts: router::as_mounts(config.issuer.path(), &config.services),
             budgets: Budgets {
@@ -151,6 +188,7 @@ impl Gateway {
             own_cookies: Arc::new(OwnCookies::new(&config.issuer, &config.cookie_name)),
             proxy,
             routes,
+            db_routes,
             trust_forwarded_for: g.trust_forwarded_for,
             clock,
             audit: None,
@@ -174,12 +212,18 @@ impl Gateway {
             trust_forwarded: trust,
             identity: req.extensions().get::<Principal>().cloned(),
             strip_cookies: None,
+            credential: None,
         }
     }
 
-    /// Who called, as an upstream route sees it: without Sallyport's cookies.
-    fn upstream_caller(&self, req: &HttpRequest) -> Caller {
-        Caller { strip_cookies: Some(Arc::clone(&self.own_cookies)), ..self.caller(req) }
+    /// Who called, as an upstream route sees it: without Sallyport's cookies, with the route's
+    /// upstream credential.
+    fn upstream_caller(&self, req: &HttpRequest, route: &Route) -> Caller {
+        Caller {
+            strip_cookies: Some(Arc::clone(&self.own_cookies)),
+            credential: route.credential.clone(),
+            ..self.caller(req)
+        }
     }
 
     /// Spends one unit of the request's per-IP budget; 429 with `Retry-After` when it is spent.
@@ -204,9 +248,13 @@ impl Gateway {
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
     let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
     let g = &config.gateway;
-    if g.audit_tool_calls && g.routes.iter().any(|r| r.mcp) {
+    // on whether or not a configured route is an MCP one: a route of the table may be
+    if g.audit_tool_calls {
         gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
     }
+    // the routes of the table are there from the first request, then kept fresh in the background
+    gateway.db_routes.reload().await;
+    db_routes::DbRoutes::keep_fresh(&gateway.db_routes);
     let gateway = Arc::new(gateway);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway))
         .with_cancel_on_disconnect()

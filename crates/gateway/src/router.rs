@@ -129,6 +129,8 @@ pub struct Route {
     pub prefix: String,
     pub upstream: Upstream,
     pub settings: RouteSettings,
+    /// What replaces the client's credentials upstream (`upstream_auth`); `None` for `none`.
+    pub credential: Option<std::sync::Arc<crate::proxy::UpstreamCredential>>,
 }
 
 impl Route {
@@ -137,6 +139,7 @@ impl Route {
             prefix: settings.prefix.trim_end_matches('/').to_owned(),
             upstream: Upstream::new(settings.upstream.url()),
             settings: settings.clone(),
+            credential: None,
         }
     }
 
@@ -277,6 +280,9 @@ mod tests {
             mcp: false,
             tools: Default::default(),
             tool_scopes: Default::default(),
+            upstream_auth: Default::default(),
+            upstream_api_key: None,
+            upstream_headers: Default::default(),
         }
     }
 

@@ -13,4 +13,5 @@ mod api {
     mod proxy;
     mod revocation;
     mod routing;
+    mod upstream_auth;
 }

@@ -25,6 +25,8 @@ pub mod redact;
 pub mod scope;
 pub mod secret;
 pub mod ssrf;
+pub mod upstream_auth;
+pub mod upstream_discovery;
 pub mod uri;
 
 pub use clock::Clock;

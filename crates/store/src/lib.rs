@@ -16,6 +16,7 @@ pub mod consents;
 pub mod db;
 pub mod federated_logins;
 pub mod federation;
+pub mod gateway_routes;
 pub mod local_pg;
 pub mod password;
 pub mod refresh_tokens;

@@ -96,6 +96,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    gateway_routes (prefix) {
+        prefix -> Text,
+        upstream -> Text,
+        resource -> Nullable<Text>,
+        scopes -> Array<Nullable<Text>>,
+        auth -> Bool,
+        mcp -> Bool,
+        allowed_origins -> Array<Nullable<Text>>,
+        upstream_auth -> Text,
+        upstream_header_names -> Array<Nullable<Text>>,
+        upstream_secret_enc -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     grant_families (grant_id) {
         grant_id -> Uuid,
         client_id -> Text,
@@ -226,6 +243,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     federated_identities,
     federated_logins,
+    gateway_routes,
     grant_families,
     refresh_tokens,
     resources,

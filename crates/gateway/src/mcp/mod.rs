@@ -80,10 +80,11 @@ pub async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
     url: &reqwest::Url,
+    route: &crate::router::Route,
     mcp: &McpRoute,
     gateway: &Gateway,
 ) -> Result<HttpResponse, OAuthError> {
-    let caller = gateway.upstream_caller(req);
+    let caller = gateway.upstream_caller(req, route);
     // GET (the server's stream) and DELETE (session end) carry no JSON-RPC request
     if req.method() != Method::POST {
         return gateway.proxy.forward(req, payload, url, &caller).await;

@@ -147,6 +147,9 @@ mod tests {
                 .iter()
                 .map(|(p, s)| ((*p).to_owned(), s.iter().map(|s| (*s).to_owned()).collect()))
                 .collect(),
+            upstream_auth: Default::default(),
+            upstream_api_key: None,
+            upstream_headers: Default::default(),
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Caller {
     /// Sallyport's cookies, kept from this upstream both ways: removed from `Cookie`, and a
     /// `Set-Cookie` naming one is dropped. `None` when the target is one of Sallyport's services.
     pub strip_cookies: Option<Arc<OwnCookies>>,
+    /// The route's upstream credential (`upstream_auth`), which replaces the client's `Authorization`.
+    pub credential: Option<Arc<super::UpstreamCredential>>,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
@@ -116,6 +118,9 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
     let host = trusted("x-forwarded-host").or_else(|| incoming.get(ax::HOST).cloned());
     if let Some(v) = host.and_then(|v| RqValue::from_bytes(v.as_bytes()).ok()) {
         out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
+    }
+    if let Some(credential) = &caller.credential {
+        credential.apply(&mut out);
     }
     out
 }
@@ -231,6 +236,7 @@ mod tests {
             trust_forwarded: trust,
             identity: None,
             strip_cookies: None,
+            credential: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! reached or breaks off, 504 when it is too slow to answer.
 
 pub mod body;
+pub mod credential;
 pub mod headers;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use protocol::error::ErrorCode;
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 
+pub use credential::UpstreamCredential;
 pub use headers::Caller;
 
 use crate::worker_client::WorkerClient;

@@ -85,4 +85,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, gateway: &Arc<Gateway>) {
             None => cfg.service(scope.wrap(entry.cors.clone()).wrap(counted!(metrics))),
         };
     }
+    // after every configured route, so that none of them pays for the table's
+    cfg.service(
+        web::scope("")
+            .guard(crate::db_routes::Serves(Arc::clone(gateway)))
+            .default_service(crate::db_routes::Dispatch(Arc::clone(gateway))),
+    );
 }

@@ -24,7 +24,7 @@ pub async fn forward(
     // the path is canonical (routes::configure refused any other): the upstream gets the path matched
     let url = route.upstream_url(req.path(), req.query_string());
     if let Some(mcp) = mcp {
-        return time_upstream(&metrics, crate::mcp::forward(&req, payload, &url, &mcp, &gateway)).await;
+        return time_upstream(&metrics, crate::mcp::forward(&req, payload, &url, &route, &mcp, &gateway)).await;
     }
-    time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req))).await
+    time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req, &route))).await
 }

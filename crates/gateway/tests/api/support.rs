@@ -235,6 +235,9 @@ fn route(prefix: &str, upstream: String, resource: Option<String>, scopes: &[&st
         mcp: false,
         tools: Default::default(),
         tool_scopes: Default::default(),
+        upstream_auth: Default::default(),
+        upstream_api_key: None,
+        upstream_headers: Default::default(),
     }
 }
 

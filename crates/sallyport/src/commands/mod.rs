@@ -13,6 +13,7 @@ mod grant;
 mod keys;
 mod migrate;
 mod resource;
+mod route;
 mod user;
 
 #[derive(Debug, Parser)]
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage protected resources (beside those in the configuration).
     #[command(subcommand)]
     Resource(resource::ResourceCommand),
+    /// Manage gateway routes (beside those in the configuration) and their upstream credentials.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
     /// The audit log: client changes and the tool calls the gateway saw.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -61,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(cmd, dir).await,
         Command::Client(cmd) => client::run(cmd, dir).await,
         Command::Resource(cmd) => resource::run(cmd, dir).await,
+        Command::Route(cmd) => route::run(cmd, dir).await,
         Command::Grant(cmd) => grant::run(cmd, dir).await,
         Command::Audit(cmd) => audit::run(cmd, dir).await,
         Command::DemoMcp(args) => demo::run(args).await,

@@ -120,6 +120,9 @@ impl System {
             mcp: true,
             tools: Default::default(),
             tool_scopes: Default::default(),
+            upstream_auth: Default::default(),
+            upstream_api_key: None,
+            upstream_headers: Default::default(),
         };
         let routes: Vec<RouteSettings> =
             base.gateway.routes.into_iter().filter(|r| r.prefix != "/mcp").chain([demo_route]).collect();

@@ -14,11 +14,12 @@ use std::time::Duration;
 pub use protocol::issuer::Issuer;
 use protocol::keys::SigningAlg;
 use protocol::scope::Scopes;
+pub use protocol::upstream_auth::UpstreamAuth;
 use protocol::uri::{ResourceUri, validate_info_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub use values::{EncryptionKey, HttpUrl, LogFormat, millis, secs};
+pub use values::{ConfigSecret, EncryptionKey, HttpUrl, LogFormat, millis, secs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -392,6 +393,24 @@ pub struct RouteSettings {
     /// Extra scopes a tool needs, by name pattern, e.g. `{ delete_issue = ["mcp:admin"] }`.
     #[serde(default)]
     pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// What the gateway sends upstream instead of the client's `Authorization`: `none`, `api_key`
+    /// (`upstream_api_key`) or `headers` (`upstream_headers`).
+    #[serde(default)]
+    pub upstream_auth: UpstreamAuth,
+    /// `upstream_auth = "api_key"`: the header and its value.
+    #[serde(default)]
+    pub upstream_api_key: Option<ApiKeySettings>,
+    /// `upstream_auth = "headers"`: header name to value.
+    #[serde(default)]
+    pub upstream_headers: BTreeMap<String, ConfigSecret>,
+}
+
+/// `upstream_api_key = { header = "X-API-Key", value = { env = "LINEAR_API_KEY" } }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    pub header: String,
+    pub value: ConfigSecret,
 }
 
 /// Tool name patterns of an `mcp` route; a name matching `deny` is refused even when `allow` matches it.
@@ -406,6 +425,19 @@ pub struct ToolRules {
 }
 
 impl RouteSettings {
+    /// The headers of the route's upstream credential (unchecked; `Settings::validate` checks them).
+    pub fn upstream_credential(&self) -> Vec<(String, protocol::redact::SecretString)> {
+        match self.upstream_auth {
+            UpstreamAuth::None => Vec::new(),
+            UpstreamAuth::ApiKey => {
+                self.upstream_api_key.iter().map(|k| (k.header.clone(), k.value.secret().clone())).collect()
+            }
+            UpstreamAuth::Headers => {
+                self.upstream_headers.iter().map(|(n, v)| (n.clone(), v.secret().clone())).collect()
+            }
+        }
+    }
+
     /// Whether this route has a tool policy the gateway must apply.
     pub fn has_tool_policy(&self) -> bool {
         !self.tools.allow.is_empty() || !self.tools.deny.is_empty() || !self.tool_scopes.is_empty()
@@ -769,6 +801,7 @@ impl Settings {
                     .map_err(|_| invalid("gateway.routes.method_scopes", "invalid scope token"))?;
             }
             validate_tool_policy(route)?;
+            validate_upstream_auth(route)?;
         }
         if g.revocation_check != RevocationCheck::Off
             && (g.introspection_client_id.is_none() || g.introspection_client_secret.is_none())
@@ -875,6 +908,38 @@ fn check_providers(login: &LoginSettings) -> Result<(), ConfigError> {
             return Err(invalid("login.providers.allowed_email_domains", format!("{d:?}: not a domain")));
         }
     }
+/// A route's upstream credential: the keys its kind needs and no other, each header valid.
+fn validate_upstream_auth(route: &RouteSettings) -> Result<(), ConfigError> {
+    let key = match route.upstream_auth {
+        UpstreamAuth::ApiKey => "gateway.routes.upstream_api_key",
+        _ => "gateway.routes.upstream_headers",
+    };
+    let stray = match route.upstream_auth {
+        UpstreamAuth::None => route.upstream_api_key.is_some() || !route.upstream_headers.is_empty(),
+        UpstreamAuth::ApiKey => !route.upstream_headers.is_empty(),
+        UpstreamAuth::Headers => route.upstream_api_key.is_some(),
+    };
+    if stray {
+        return Err(invalid(
+            "gateway.routes.upstream_auth",
+            format!(
+                "{}: upstream_auth = \"{}\" takes {}",
+                route.prefix,
+                route.upstream_auth.as_str(),
+                match route.upstream_auth {
+                    UpstreamAuth::None => "neither upstream_api_key nor upstream_headers",
+                    UpstreamAuth::ApiKey => "upstream_api_key, not upstream_headers",
+                    UpstreamAuth::Headers => "upstream_headers, not upstream_api_key",
+                }
+            ),
+        ));
+    }
+    let credential = route.upstream_credential();
+    protocol::upstream_auth::check_credential(
+        route.upstream_auth,
+        credential.iter().map(|(n, v)| (n.as_str(), v.expose())),
+    )
+    .map_err(|e| invalid(key, format!("{}: {e}", route.prefix)))?;
     Ok(())
 }
 
@@ -1029,6 +1094,58 @@ resource = "https://a.example/mcp"
 
     fn err_key(pairs: &[(&str, &str)]) -> String {
         err(None, pairs).0
+    }
+
+    #[test]
+    fn upstream_credentials_from_the_file_or_the_environment() {
+        let route = "[[gateway.routes]]\nprefix = \"/r\"\nupstream = \"http://a:1\"\nauth = false\n";
+        let path = write(
+            "up-auth",
+            &format!(
+                "{route}upstream_auth = \"api_key\"\nupstream_api_key = {{ header = \"X-Key\", value = {{ env = \"PATH\" }} }}\n"
+            ),
+        );
+        let s = Settings::load_from(path.to_str(), env(&[])).expect("a key from the environment");
+        std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+        let credential = s.gateway.routes[0].upstream_credential();
+        assert_eq!(credential.len(), 1);
+        assert_eq!(credential[0].0, "X-Key");
+        assert_eq!(credential[0].1.expose(), std::env::var("PATH").expect("PATH"));
+        assert!(!format!("{:?}", s.gateway).contains(credential[0].1.expose()), "never in Debug");
+
+        let file = |name: &str, text: &str| {
+            let path = write(name, &format!("{route}{text}\n"));
+            let found = err(path.to_str(), &[]);
+            std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+            found
+        };
+        let headers =
+            "upstream_auth = \"headers\"\nupstream_headers = { authorization = \"Bearer a\", x-tenant = \"t\" }";
+        assert_eq!(file("up-headers", headers).0, "ok");
+        for (name, bad, key) in [
+            ("up-a", "upstream_auth = \"api_key\"", "gateway.routes.upstream_api_key"),
+            ("up-b", "upstream_headers = { x-a = \"1\" }", "gateway.routes.upstream_auth"),
+            (
+                "up-c",
+                "upstream_auth = \"headers\"\nupstream_headers = { host = \"evil\" }",
+                "gateway.routes.upstream_headers",
+            ),
+            (
+                "up-d",
+                "upstream_auth = \"headers\"\nupstream_headers = { x-a = \"a\\r\\nb\" }",
+                "gateway.routes.upstream_headers",
+            ),
+            (
+                "up-e",
+                "upstream_auth = \"api_key\"\nupstream_api_key = { header = \"X-Key\", value = { env = \"SALLYPORT_UNSET_VAR_20\" } }",
+                "gateway.routes[0].upstream_api_key.value",
+            ),
+            ("up-f", "upstream_auth = \"basic\"", "gateway.routes[0].upstream_auth"),
+        ] {
+            let (found, message) = file(name, bad);
+            assert_eq!(found, key, "{bad}: {message}");
+            assert!(!message.contains("evil"), "no value repeated: {message}");
+        }
     }
 
     #[test]

@@ -111,6 +111,55 @@ impl fmt::Debug for EncryptionKey {
     }
 }
 
+/// A secret in the configuration (an upstream API key, a header value): the value itself, or
+/// `{ env = "NAME" }` to read it from the environment when the settings load, so that the file
+/// holds no secret. `Debug` and `Serialize` never show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SecretSource")]
+pub struct ConfigSecret(protocol::redact::SecretString);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Value(String),
+    Env { env: String },
+}
+
+impl TryFrom<SecretSource> for ConfigSecret {
+    type Error = String;
+    fn try_from(source: SecretSource) -> Result<Self, Self::Error> {
+        match source {
+            SecretSource::Value(v) => Ok(Self(v.into())),
+            SecretSource::Env { env } => match std::env::var(&env) {
+                Ok(v) => Ok(Self(v.into())),
+                Err(_) => Err(format!("the environment variable {env} is not set (or not UTF-8)")),
+            },
+        }
+    }
+}
+
+impl ConfigSecret {
+    pub fn new(value: impl Into<protocol::redact::SecretString>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn secret(&self) -> &protocol::redact::SecretString {
+        &self.0
+    }
+}
+
+impl Serialize for ConfigSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(protocol::redact::REDACTED)
+    }
+}
+
+impl fmt::Debug for ConfigSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(protocol::redact::REDACTED)
+    }
+}
+
 /// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,6 +262,23 @@ mod tests {
         assert_eq!(format!("{key:?}"), protocol::redact::REDACTED);
         assert_eq!(EncryptionKey::parse("c2hvcnQ=").err().as_deref(), Some("must decode to exactly 32 bytes"));
         assert_eq!(EncryptionKey::parse("not base64!").err().as_deref(), Some("not base64"));
+    }
+
+    #[test]
+    fn config_secrets_from_the_value_or_the_environment_never_shown() {
+        #[derive(Debug, Deserialize, Serialize)]
+        struct T {
+            a: ConfigSecret,
+        }
+        let t: T = serde_json::from_str(r#"{"a": "s3cret"}"#).expect("value");
+        assert_eq!(t.a.secret().expose(), "s3cret");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        assert!(!serde_json::to_string(&t).expect("json").contains("s3cret"));
+        // PATH is set wherever tests run
+        let t: T = serde_json::from_str(r#"{"a": {"env": "PATH"}}"#).expect("env");
+        assert_eq!(t.a.secret().expose(), std::env::var("PATH").expect("PATH"));
+        let e = serde_json::from_str::<T>(r#"{"a": {"env": "SALLYPORT_TEST_UNSET_VARIABLE"}}"#).expect_err("unset");
+        assert!(e.to_string().contains("SALLYPORT_TEST_UNSET_VARIABLE is not set"), "{e}");
     }
 
     #[test]
