@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest};
 use protocol::Clock;
-use server::config::{GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
+use server::config::{DatabaseSettings, GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
@@ -65,6 +65,8 @@ pub struct Config {
     /// `sessions.cookie_name`: Sallyport's cookies never reach an upstream.
     pub cookie_name: String,
     pub gateway: GatewaySettings,
+    /// Where the tool-call audit writes (a connection of its own, besides the pool).
+    pub database: DatabaseSettings,
 }
 
 impl From<&Settings> for Config {
@@ -75,6 +77,7 @@ impl From<&Settings> for Config {
             services: s.services.clone(),
             cookie_name: s.sessions.cookie_name.clone(),
             gateway: s.gateway.clone(),
+            database: s.database.clone(),
         }
     }
 }
@@ -199,13 +202,13 @@ impl Gateway {
 }
 
 /// Builds the gateway from its context. Its only database use is the tool-call audit of MCP
-/// routes, written off the request path. A client that disconnects drops its request at once,
-/// which cancels the upstream request.
+/// routes, written off the request path on a connection of its own (not the pool's). A client
+/// that disconnects drops its request at once, which cancels the upstream request.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
     let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
     let g = &config.gateway;
     if g.audit_tool_calls && g.routes.iter().any(|r| r.mcp) {
-        gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
+        gateway.audit = Some(mcp::audit::AuditSink::start(&config.database, g.audit_queue));
     }
     let gateway = Arc::new(gateway);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway))
