@@ -27,6 +27,15 @@ pub async fn main(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::AuditWrite { database_url, mode, batch, batches }) => {
+            match crate::audit_write::run(&database_url, mode, batch, batches).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sallyport-bench audit-write: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match run(cli.bench).await {
             Ok(code) => code,
             Err(e) => {

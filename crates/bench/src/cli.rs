@@ -28,6 +28,19 @@ pub enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Writes tool-call audit rows as the gateway does and prints the CPU per row (BENCHMARKS.md).
+    #[command(hide = true)]
+    AuditWrite {
+        /// A migrated database (rows are added to its `tool_calls`).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, value_enum, default_value = "copy")]
+        mode: crate::audit_write::Mode,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        #[arg(long, default_value_t = 400)]
+        batches: usize,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -133,7 +133,7 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
 }
 
 /// A process's command name and utime + stime ticks.
-fn process_ticks(pid: u32) -> Option<(String, u64)> {
+pub fn process_ticks(pid: u32) -> Option<(String, u64)> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 

@@ -9,6 +9,7 @@
 //! - a normal dependency of no other crate (tests and benchmarks only).
 
 pub mod app;
+pub mod audit_write;
 pub mod cli;
 pub mod client;
 pub mod conn;

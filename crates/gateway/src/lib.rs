@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest};
 use protocol::Clock;
-use server::config::{GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
+use server::config::{DatabaseSettings, GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
@@ -107,6 +107,8 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// `keys.encryption_key`: opens the sealed credentials of routes in the `gateway_routes` table.
     pub encryption_key: Option<server::config::EncryptionKey>,
+    /// Where the tool-call audit writes (a connection of its own, besides the pool).
+    pub database: DatabaseSettings,
 }
 
 impl From<&Settings> for Config {
@@ -118,6 +120,7 @@ impl From<&Settings> for Config {
             cookie_name: s.sessions.cookie_name.clone(),
             gateway: s.gateway.clone(),
             encryption_key: s.keys.encryption_key.clone(),
+            database: s.database.clone(),
         }
     }
 }
@@ -243,14 +246,15 @@ impl Gateway {
 }
 
 /// Builds the gateway from its context. Its only database use is the tool-call audit of MCP
-/// routes, written off the request path. A client that disconnects drops its request at once,
-/// which cancels the upstream request.
+/// routes, written off the request path on a connection of its own (not the pool's). A client
+/// that disconnects drops its request at once, which cancels the upstream request.
 pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError> {
     let mut gateway = Gateway::new(&config, ctx.clock.clone(), ctx.pool.clone(), &ctx.metrics)?;
     let g = &config.gateway;
-    // on whether or not a configured route is an MCP one: a route of the table may be
+    // on whether or not a configured route is an MCP one: a route of the table may be (the
+    // writer opens its connection at the first event)
     if g.audit_tool_calls {
-        gateway.audit = Some(mcp::audit::AuditSink::start(ctx.pool.clone(), g.audit_queue));
+        gateway.audit = Some(mcp::audit::AuditSink::start(&config.database, g.audit_queue));
     }
     // the routes of the table are there from the first request, then kept fresh in the background
     gateway.db_routes.reload().await;

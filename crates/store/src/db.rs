@@ -123,6 +123,30 @@ fn establish(url: &str) -> Establishing {
     })
 }
 
+/// One connection outside the pool, as tokio-postgres gives it, for what diesel cannot say: the
+/// binary `COPY` of the tool-call audit ([`crate::tool_calls::Copier`]). Like a pooled
+/// connection, its I/O task runs on [`CONNECTIONS`], so it outlives any worker.
+pub async fn connect_raw(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Client, DbError> {
+    let connect_err = |message: String| DbError::Connect { url: redact_url(url), message };
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e: tokio_postgres::Error| connect_err(e.to_string()))?;
+    config.connect_timeout(connect_timeout);
+    let connect = async move {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a raw database connection ended");
+            }
+        });
+        Ok::<_, tokio_postgres::Error>(client)
+    };
+    let connected = match CONNECTIONS.as_ref() {
+        Some(runtime) => runtime.spawn(connect).await.map_err(|e| connect_err(format!("connection task: {e}")))?,
+        None => connect.await,
+    };
+    connected.map_err(|e| connect_err(e.to_string()))
+}
+
 /// How to build the pool; the server's `[database]` settings convert into it.
 #[derive(Clone)]
 pub struct PoolOptions {

@@ -2,6 +2,9 @@
 //! The gateway writes thousands a second in batches, so the row has typed columns and no jsonb;
 //! `sallyport audit list` shows them among the other events as `mcp.tool_call` ([`crate::audit::list`]).
 
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -93,6 +96,112 @@ pub async fn record_many(conn: &mut AsyncPgConnection, calls: &[NewToolCall<'_>]
     .bind::<Array<Int4>, _>(column(calls, |c| c.duration_ms))
     .execute(conn)
     .await
+}
+
+/// The `COPY` a [`Copier`] prepares.
+const COPY: &str = "COPY tool_calls (occurred_at, subject, user_id, client_id, ip, route, tool, allowed, reason, \
+                    upstream_status, duration_ms) FROM STDIN (FORMAT binary)";
+
+/// A connection of its own that writes calls in batches, each one binary `COPY` (one statement,
+/// so a batch is written whole or not at all). Postgres neither parses text nor plans a statement
+/// per batch, and inserts the heap tuples together; diesel has no `COPY`, hence tokio-postgres
+/// underneath ([`crate::db::connect_raw`]).
+pub struct Copier {
+    client: tokio_postgres::Client,
+    copy: tokio_postgres::Statement,
+}
+
+impl Copier {
+    pub async fn connect(url: &str, connect_timeout: std::time::Duration) -> Result<Self, crate::db::DbError> {
+        let client = crate::db::connect_raw(url, connect_timeout).await?;
+        let copy = client
+            .prepare(COPY)
+            .await
+            .map_err(|e| crate::db::DbError::Connect { url: crate::db::redact_url(url), message: e.to_string() })?;
+        Ok(Self { client, copy })
+    }
+
+    /// Whether the connection is gone (a new one is needed).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Writes the calls; returns how many rows went in.
+    pub async fn write(&self, calls: &[NewToolCall<'_>]) -> Result<u64, tokio_postgres::Error> {
+        use futures_util::SinkExt;
+        let mut rows = BytesMut::new();
+        encode_binary(calls, &mut rows);
+        let sink = self.client.copy_in::<_, Bytes>(&self.copy).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(rows.freeze()).await?;
+        sink.finish().await
+    }
+
+    /// The backend's process id (for measuring its CPU).
+    pub async fn backend_pid(&self) -> Result<i32, tokio_postgres::Error> {
+        Ok(self.client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
+    }
+}
+
+/// 2000-01-01T00:00:00Z, Postgres's epoch, in microseconds since the Unix epoch.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The rows in Postgres's binary `COPY` format (the `COPY` page of its manual, "Binary Format"):
+/// a signature and two zero words, then per row the number of fields and each field as its length
+/// (-1 for NULL) and its value in the type's binary representation, then -1.
+pub fn encode_binary(calls: &[NewToolCall<'_>], out: &mut BytesMut) {
+    out.reserve(19 + calls.len() * 160 + 2);
+    out.put_slice(b"PGCOPY\n\xff\r\n\0");
+    out.put_i32(0); // flags: no OIDs
+    out.put_i32(0); // no header extension
+    for c in calls {
+        out.put_i16(11);
+        out.put_i32(8);
+        out.put_i64(c.occurred_at.timestamp_micros() - PG_EPOCH_MICROS);
+        put_text(out, c.subject);
+        match c.user_id {
+            Some(user) => {
+                out.put_i32(16);
+                out.put_slice(user.as_bytes());
+            }
+            None => out.put_i32(-1),
+        }
+        put_text(out, c.client_id);
+        put_text(out, c.ip);
+        put_text(out, Some(c.route));
+        put_text(out, Some(c.tool));
+        out.put_i32(1);
+        out.put_u8(u8::from(c.allowed));
+        put_text(out, c.reason);
+        match c.upstream_status {
+            Some(status) => {
+                out.put_i32(2);
+                out.put_i16(status);
+            }
+            None => out.put_i32(-1),
+        }
+        out.put_i32(4);
+        out.put_i32(c.duration_ms);
+    }
+    out.put_i16(-1);
+}
+
+/// A text field. Postgres refuses a NUL in text, and one refused value would cost the whole batch,
+/// so a client that names its tool `"a\u0000b"` gets U+FFFD there instead of hiding the calls
+/// batched with its own from the audit.
+fn put_text(out: &mut BytesMut, text: Option<&str>) {
+    let Some(text) = text else {
+        out.put_i32(-1);
+        return;
+    };
+    let text: Cow<'_, str> = if text.contains('\0') { text.replace('\0', "\u{FFFD}").into() } else { text.into() };
+    // a request body is at most 1 MiB; a longer text is cut where a character ends
+    let mut end = text.len().min(i32::MAX as usize);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.put_i32(i32::try_from(end).unwrap_or(i32::MAX));
+    out.put_slice(&text.as_bytes()[..end]);
 }
 
 /// The newest calls matching `filter`, newest first. `--since` reads the BRIN index on time,

@@ -575,6 +575,88 @@ async fn tool_calls_move_to_their_table_and_back() {
     store::db::migrate(&db.url).await.expect("up again");
 }
 
+/// The gateway's binary `COPY` writes every column as a diesel read gives it back: NULLs, a user,
+/// an IPv6 address, a refusal without status; and a tool name with a NUL, which Postgres refuses
+/// in text, costs neither its own row nor the batch's.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_copied_in_binary_read_back_as_written() {
+    use store::{audit, tool_calls};
+    let db = TestDb::new().await;
+    let copier = tool_calls::Copier::connect(&db.url, std::time::Duration::from_secs(5)).await.expect("connect");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T17:04:03.123456Z").expect("time").with_timezone(&Utc);
+    let alice = uuid::Uuid::parse_str("0190b2c4-0000-7000-8000-000000000001").expect("uuid");
+    let full = tool_calls::NewToolCall {
+        occurred_at: at,
+        subject: Some("ext|42"),
+        user_id: Some(alice),
+        client_id: Some("app"),
+        ip: Some("2001:db8::1"),
+        route: "/mcp",
+        tool: "search_issues",
+        allowed: true,
+        reason: Some("upstream unavailable"),
+        upstream_status: Some(502),
+        duration_ms: 30_001,
+    };
+    let bare = tool_calls::NewToolCall {
+        occurred_at: at - chrono::Duration::days(40_000),
+        subject: None,
+        user_id: None,
+        client_id: None,
+        ip: None,
+        route: "/",
+        tool: "a\0b",
+        allowed: false,
+        reason: None,
+        upstream_status: None,
+        duration_ms: 0,
+    };
+    assert_eq!(copier.write(&[full.clone(), bare.clone()]).await.expect("copy"), 2);
+    assert_eq!(copier.write(&[]).await.expect("an empty batch"), 0);
+    let mut rows = tool_calls::list(&mut *db.conn().await, &audit::Filter { limit: 10, ..Default::default() })
+        .await
+        .expect("rows");
+    rows.sort_by_key(|r| r.id);
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.occurred_at,
+                r.subject.as_deref(),
+                r.user_id,
+                r.client_id.as_deref(),
+                r.ip.as_deref(),
+                r.route.as_str(),
+                r.tool.as_str(),
+                r.allowed,
+                r.reason.as_deref(),
+                r.upstream_status,
+                r.duration_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                at,
+                Some("ext|42"),
+                Some(alice),
+                Some("app"),
+                Some("2001:db8::1"),
+                "/mcp",
+                "search_issues",
+                true,
+                Some("upstream unavailable"),
+                Some(502),
+                30_001
+            ),
+            (bare.occurred_at, None, None, None, None, "/", "a\u{FFFD}b", false, None, None, 0),
+        ]
+    );
+    assert!(rows[0].id < rows[1].id, "ids in the order written");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_federated_subject_is_one_user_whatever_its_email_and_never_a_local_namesake() {
     use store::federation::{self, Claims};

@@ -908,6 +908,9 @@ fn check_providers(login: &LoginSettings) -> Result<(), ConfigError> {
             return Err(invalid("login.providers.allowed_email_domains", format!("{d:?}: not a domain")));
         }
     }
+    Ok(())
+}
+
 /// A route's upstream credential: the keys its kind needs and no other, each header valid.
 fn validate_upstream_auth(route: &RouteSettings) -> Result<(), ConfigError> {
     let key = match route.upstream_auth {
