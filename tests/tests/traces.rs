@@ -1,7 +1,8 @@
 //! OpenTelemetry traces of the whole system as `sallyport up` starts it, received in this process
 //! by an OTLP/HTTP endpoint of its own (protobuf, decoded with `opentelemetry-proto`): one refresh
 //! through the gateway is one trace, gateway → token service → the refresh statement; no span
-//! carries a parameter; an untrusted caller's `traceparent` is not adopted; and with no
+//! carries a parameter; an upstream behind the gateway continues the trace from the gateway's
+//! span; an untrusted caller's `traceparent` is not adopted; and with no
 //! `telemetry.otlp_endpoint` nothing is sent at all (in a process of its own, since the exporter
 //! belongs to the process's one subscriber).
 
@@ -19,7 +20,7 @@ use prost::Message;
 use reqwest::StatusCode;
 use sallyport::up::System;
 use serde_json::{Value, json};
-use server::config::{HttpUrl, LogFormat, LogSettings, TelemetrySettings, TrustedNet};
+use server::config::{HttpUrl, LogFormat, LogSettings, RouteSettings, TelemetrySettings, TrustedNet};
 use server::telemetry::Traces;
 use testkit::{TestDb, forms};
 
@@ -111,6 +112,50 @@ impl Receiver {
     fn received(&self) -> Vec<Received> {
         self.spans.lock().expect("lock").clone()
     }
+}
+
+/// An upstream behind a public gateway route: answers `ok` to anything, and keeps the
+/// `traceparent` and `tracestate` each request came with.
+fn upstream() -> (String, Arc<Mutex<Vec<(Option<String>, Option<String>)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let kept = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let kept = Arc::clone(&kept);
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().expect("clone");
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let (mut traceparent, mut tracestate) = (None, None);
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            match name.to_ascii_lowercase().as_str() {
+                                "traceparent" => traceparent = Some(value.trim().to_owned()),
+                                "tracestate" => tracestate = Some(value.trim().to_owned()),
+                                _ => {}
+                            }
+                        }
+                    }
+                    kept.lock().expect("lock").push((traceparent, tracestate));
+                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    (url, seen)
 }
 
 fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
@@ -260,11 +305,26 @@ fn one_refresh_trace(spans: &[Received]) -> [Received; 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_is_one_trace_from_the_gateway_through_the_token_service_to_its_statement() {
     let (receiver, _) = traced();
+    let (upstream_url, upstream_saw) = upstream();
     let db = TestDb::new().await;
     let system = support::start(&db, PASSWORD, 1, protocol::Clock::system(), |s| {
         s.telemetry.otlp_endpoint = Some(HttpUrl::parse(&receiver.url).expect("url"));
         // the test's own address is trusted; 127.0.0.2 is a caller like any other
         s.telemetry.trusted_traceparent_sources = vec![TrustedNet::parse("127.0.0.1").expect("net")];
+        s.gateway.routes.push(RouteSettings {
+            prefix: "/echo".into(),
+            upstream: HttpUrl::parse(&upstream_url).expect("url"),
+            resource: None,
+            scopes: Vec::new(),
+            method_scopes: Default::default(),
+            auth: false,
+            allowed_origins: Vec::new(),
+            allow_form_token: false,
+            allow_query_token: false,
+            mcp: false,
+            tools: Default::default(),
+            tool_scopes: Default::default(),
+        });
     })
     .await;
     let (client_id, first) = signed_in(&system).await;
@@ -296,6 +356,47 @@ async fn one_refresh_is_one_trace_from_the_gateway_through_the_token_service_to_
     let new_trace: Vec<Received> =
         all[seen..].iter().filter(|r| r.span.trace_id == fresh[0].span.trace_id).cloned().collect();
     one_refresh_trace(&new_trace);
+
+    // an upstream gets the gateway's client span as its parent, never the caller's headers
+    let echo_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let res = http()
+        .get(format!("{}/echo/x", system.issuer))
+        .header("traceparent", format!("00-{echo_trace}-{caller_span}-01"))
+        .header("tracestate", "caller=1")
+        .send()
+        .await
+        .expect("GET /echo");
+    assert_eq!(res.status(), StatusCode::OK);
+    let (traceparent, tracestate) =
+        upstream_saw.lock().expect("lock").last().cloned().expect("the upstream was called");
+    assert_eq!(tracestate.as_deref(), Some("caller=1"), "a trusted caller's tracestate goes on with its trace");
+    let traceparent = traceparent.expect("a traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!((parts.len(), parts[0], parts[1], parts[3]), (4, "00", echo_trace, "01"), "{traceparent}");
+    assert_ne!(parts[2], caller_span, "the gateway's own span, not the caller's");
+    flush().await;
+    let all = receiver.received();
+    let client = all.iter().find(|r| hex(&r.span.span_id) == parts[2]).expect("the gateway's client span");
+    assert_eq!(client.span.kind, SpanKind::Client as i32);
+    let server = all.iter().find(|r| r.span.span_id == client.span.parent_span_id).expect("its server span");
+    assert!(is_server_of(server, "gateway"));
+    assert_eq!(hex(&server.span.parent_span_id), caller_span);
+    assert_eq!(server.span.name, "GET /echo");
+
+    // an outsider's trace context reaches no upstream
+    let res = outsider
+        .get(format!("{}/echo/y", system.issuer))
+        .header("traceparent", format!("00-{foreign_trace}-b7ad6b7169203331-01"))
+        .header("tracestate", "outsider=1")
+        .send()
+        .await
+        .expect("GET /echo");
+    assert_eq!(res.status(), StatusCode::OK);
+    let (traceparent, tracestate) =
+        upstream_saw.lock().expect("lock").last().cloned().expect("the upstream was called");
+    assert_eq!(tracestate, None, "an untrusted caller's tracestate stays at the gateway");
+    let traceparent = traceparent.expect("the gateway's traceparent");
+    assert!(!traceparent.contains(foreign_trace) && traceparent.starts_with("00-"), "{traceparent}");
 
     // no parameter of any statement or request reaches any span
     for r in &all {

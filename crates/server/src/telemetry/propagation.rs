@@ -75,6 +75,11 @@ struct ReqwestHeaders<'a>(&'a mut reqwest::header::HeaderMap);
 
 impl Injector for ReqwestHeaders<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // an empty `tracestate` (no vendor entries) says nothing: none is sent
+        if value.is_empty() {
+            self.0.remove(key);
+            return;
+        }
         if let (Ok(name), Ok(value)) =
             (reqwest::header::HeaderName::from_bytes(key.as_bytes()), reqwest::header::HeaderValue::from_str(&value))
         {
