@@ -114,12 +114,15 @@ impl Receiver {
     }
 }
 
+/// The `traceparent` and `tracestate` of each request an upstream received.
+type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
+
 /// An upstream behind a public gateway route: answers `ok` to anything, and keeps the
 /// `traceparent` and `tracestate` each request came with.
-fn upstream() -> (String, Arc<Mutex<Vec<(Option<String>, Option<String>)>>>) {
+fn upstream() -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let kept = Arc::clone(&seen);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
