@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest};
 use protocol::Clock;
-use server::config::{DatabaseSettings, GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings};
+use server::config::{
+    DatabaseSettings, GatewaySettings, Issuer, ResourceSettings, ServiceUrls, Settings, TelemetrySettings,
+};
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::ratelimit::IpRateLimiter;
@@ -105,10 +107,13 @@ pub struct Config {
     /// `sessions.cookie_name`: Sallyport's cookies never reach an upstream.
     pub cookie_name: String,
     pub gateway: GatewaySettings,
+
     /// `keys.encryption_key`: opens the sealed credentials of routes in the `gateway_routes` table.
     pub encryption_key: Option<server::config::EncryptionKey>,
     /// Where the tool-call audit writes (a connection of its own, besides the pool).
     pub database: DatabaseSettings,
+    /// Traces on or off, and whose `traceparent` passes.
+    pub telemetry: TelemetrySettings,
 }
 
 impl From<&Settings> for Config {
@@ -119,8 +124,10 @@ impl From<&Settings> for Config {
             services: s.services.clone(),
             cookie_name: s.sessions.cookie_name.clone(),
             gateway: s.gateway.clone(),
+
             encryption_key: s.keys.encryption_key.clone(),
             database: s.database.clone(),
+            telemetry: s.telemetry.clone(),
         }
     }
 }
@@ -142,6 +149,7 @@ pub struct Gateway {
     /// The tool-call audit of MCP routes, when on.
     audit: Option<mcp::audit::AuditSink>,
     metrics: server::metrics::Metrics,
+    telemetry: TelemetrySettings,
 }
 
 impl Gateway {
@@ -157,6 +165,7 @@ impl Gateway {
         let proxy = Proxy::new(ProxyConfig {
             connect_timeout: g.upstream_connect_timeout_ms,
             header_timeout: g.upstream_timeout_ms,
+            traces: config.telemetry.enabled(),
         })?;
         let verifier =
             Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?.with_metrics(metrics));
@@ -196,6 +205,7 @@ impl Gateway {
             clock,
             audit: None,
             metrics: metrics.clone(),
+            telemetry: config.telemetry.clone(),
         })
     }
 
@@ -208,14 +218,18 @@ impl Gateway {
     /// identity headers, as one of Sallyport's services sees it.
     fn caller(&self, req: &HttpRequest) -> Caller {
         let trust = self.trust_forwarded_for;
+        let peer = req.peer_addr().map(|a| a.ip());
         Caller {
-            peer: req.peer_addr().map(|a| a.ip()),
+            peer,
             client_ip: server::http::forwarded_client_ip(req, trust),
             scheme: if req.app_config().secure() { "https" } else { "http" },
             trust_forwarded: trust,
             identity: req.extensions().get::<Principal>().cloned(),
             strip_cookies: None,
+
             credential: None,
+            // with traces on the proxy writes its own; off, only a trusted caller's passes
+            keep_traceparent: !self.telemetry.enabled() && peer.is_some_and(|ip| self.telemetry.trusts(ip)),
         }
     }
 
@@ -262,5 +276,6 @@ pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError>
     let gateway = Arc::new(gateway);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway))
         .with_cancel_on_disconnect()
+        .at_the_edge()
         .with_metrics(&ctx.metrics))
 }

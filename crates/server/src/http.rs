@@ -17,6 +17,7 @@ use store::db::Pool;
 
 use crate::error::OAuthError;
 use crate::metrics::Metrics;
+use crate::telemetry::propagation::TraceTrust;
 
 /// A readiness probe beyond the database (e.g. "signing keys loaded").
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -32,11 +33,13 @@ pub struct ServeOptions {
     /// The pool `/readyz` checks.
     pub pool: Option<Pool>,
     pub ready: Option<ReadyCheck>,
+    /// Traces on: a span per request, and whose `traceparent` it continues (`TraceTrust::from_settings`).
+    pub traces: Option<Arc<TraceTrust>>,
 }
 
 impl ServeOptions {
     pub fn new(pool: Option<Pool>) -> Self {
-        Self { workers: 0, shutdown_timeout_secs: 30, handle_signals: true, pool, ready: None }
+        Self { workers: 0, shutdown_timeout_secs: 30, handle_signals: true, pool, ready: None, traces: None }
     }
 }
 
@@ -244,16 +247,18 @@ pub fn serve_with<F>(
 where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
-    serve_counted(listener, options, allow_half_closed, "service", Metrics::default(), configure)
+    serve_counted(listener, options, allow_half_closed, "service", false, Metrics::default(), configure)
 }
 
 /// Like [`serve_with`], counting and timing every request as `service` in `metrics` (and serving
-/// them at `/metrics` when they are not on `listen.admin`).
+/// them at `/metrics` when they are not on `listen.admin`), and with traces on, a span per
+/// request (`edge`: the gateway, whose callers are clients).
 pub fn serve_counted<F>(
     listener: TcpListener,
     options: ServeOptions,
     allow_half_closed: bool,
     service: &'static str,
+    edge: bool,
     metrics: Metrics,
     configure: F,
 ) -> std::io::Result<Server>
@@ -261,15 +266,22 @@ where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
     let health = web::Data::new(HealthState { pool: options.pool.clone(), ready: options.ready.clone() });
+    let traces = options.traces.clone();
     let mut server = HttpServer::new(move || {
         let counted = metrics.clone();
         let observe = actix_web::middleware::from_fn(move |req, next| {
             crate::metrics::http::observe(counted.clone(), service, req, next)
         });
+        // traces off: not even this middleware; on: the outermost, so that the span covers the rest
+        let trust = traces.clone().unwrap_or_else(|| Arc::new(TraceTrust::nobody()));
+        let traced = actix_web::middleware::from_fn(move |req, next| {
+            crate::telemetry::propagation::request_span(trust.clone(), service, edge, req, next)
+        });
         App::new()
             .wrap(Condition::new(metrics.enabled(), observe))
             .wrap(actix_web::middleware::from_fn(access_log))
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap(Condition::new(traces.is_some(), traced))
             .app_data(health.clone())
             .configure(extractor_configs)
             .service(web::resource("/healthz").route(web::get().to(healthz)).default_service(method_not_allowed("GET")))

@@ -2,7 +2,7 @@
 //! endpoints, access log, extractor errors, the client IP), the renderable OAuth error, how a
 //! service is assembled and run, logging, rate limits, Sallyport's own cookies, the resource
 //! registry, the fetcher and cache of client ID metadata documents, the SSRF-guarded HTTP client of
-//! every outbound fetch, and the Prometheus metrics.
+//! every outbound fetch, the Prometheus metrics, and OpenTelemetry traces (`telemetry`).
 //!
 //! Dependency rule (`.ci/check-deps`): it builds on the two floors below it, and neither of them
 //! on it (their own rules say so).

@@ -13,6 +13,7 @@ use store::db::Pool;
 use crate::config::Settings;
 use crate::http::{ReadyCheck, ServeOptions, bind, serve_counted};
 use crate::metrics::Metrics;
+use crate::telemetry::propagation::TraceTrust;
 
 /// What every service is built from, beside its own part of the settings.
 #[derive(Clone)]
@@ -37,6 +38,9 @@ pub struct ServiceApp {
     pub cancel_on_disconnect: bool,
     /// Where its requests are counted.
     pub metrics: Metrics,
+    /// The gateway: its callers are clients, whose `traceparent` it adopts only from
+    /// `telemetry.trusted_traceparent_sources`.
+    pub edge: bool,
 }
 
 impl ServiceApp {
@@ -47,7 +51,14 @@ impl ServiceApp {
             ready: None,
             cancel_on_disconnect: false,
             metrics: Metrics::default(),
+            edge: false,
         }
+    }
+
+    /// Serves clients directly (the gateway), not behind the gateway.
+    pub fn at_the_edge(mut self) -> Self {
+        self.edge = true;
+        self
     }
 
     pub fn with_cancel_on_disconnect(mut self) -> Self {
@@ -74,9 +85,15 @@ impl ServiceApp {
     ) -> std::io::Result<actix_web::dev::Server> {
         options.ready = self.ready.clone();
         let configure = self.configure.clone();
-        serve_counted(listener, options, !self.cancel_on_disconnect, self.name, self.metrics.clone(), move |cfg| {
-            configure(cfg)
-        })
+        serve_counted(
+            listener,
+            options,
+            !self.cancel_on_disconnect,
+            self.name,
+            self.edge,
+            self.metrics.clone(),
+            move |cfg| configure(cfg),
+        )
     }
 }
 
@@ -111,7 +128,7 @@ where
     Fut: Future<Output = Result<ServiceApp, BuildError>>,
 {
     let settings = Settings::load()?;
-    crate::telemetry::init(&settings.log);
+    let traces = crate::telemetry::init_traced(&settings.log, &settings.telemetry, &format!("sallyport-{name}"))?;
     if settings.database.migrate_on_start {
         store::db::migrate(&settings.database.url).await?;
     }
@@ -135,11 +152,20 @@ where
     let app = build(ctx, C::from(&settings)).await?;
     let listener = bind(addr)?;
     tracing::info!(service = name, %addr, "listening");
-    let options = ServeOptions { workers, shutdown_timeout_secs, handle_signals: true, pool: Some(pool), ready: None };
+    let options = ServeOptions {
+        workers,
+        shutdown_timeout_secs,
+        handle_signals: true,
+        pool: Some(pool),
+        ready: None,
+        traces: TraceTrust::from_settings(&settings).filter(|_| traces.enabled()),
+    };
     app.serve(listener, options)?.await?;
     if let Some(admin) = admin {
         admin.stop(true).await;
     }
+    // the spans of the last requests are still queued
+    let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     tracing::info!(service = name, "stopped");
     Ok(())
 }

@@ -62,6 +62,7 @@ pub struct AuditEventRow {
     pub detail: serde_json::Value,
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.record", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table).values(event).execute(conn).await.map(drop)
 }
@@ -79,6 +80,7 @@ pub struct Filter {
 
 /// The newest events matching `filter`, newest first: these and the gateway's tool calls
 /// ([`crate::tool_calls`], shown as [`kind::TOOL_CALL`]), which share one sequence of ids.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
     let mut rows = if filter.tool.is_some() { Vec::new() } else { events(conn, filter).await? };
     rows.extend(crate::tool_calls::list(conn, filter).await?.into_iter().map(AuditEventRow::from));
@@ -87,6 +89,7 @@ pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<
     Ok(rows)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.events", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 async fn events(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<AuditEventRow>> {
     let mut query = audit_events::table.into_boxed();
     if let Some(user) = filter.user_id {
@@ -125,6 +128,7 @@ impl From<ToolCallRow> for AuditEventRow {
     }
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.for_client", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Vec<AuditEventRow>> {
     audit_events::table
         .filter(audit_events::client_id.eq(client_id))
@@ -134,6 +138,7 @@ pub async fn for_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryR
         .await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.for_user", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<AuditEventRow>> {
     audit_events::table
         .filter(audit_events::user_id.eq(user_id))
@@ -143,6 +148,7 @@ pub async fn for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResul
         .await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "audit.recent", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn recent(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<AuditEventRow>> {
     audit_events::table.order(audit_events::id.desc()).limit(limit).select(AuditEventRow::as_select()).load(conn).await
 }

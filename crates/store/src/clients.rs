@@ -118,6 +118,7 @@ impl TryFrom<ClientRow> for Client {
 
 // The derived Insertable and AsChangeset convert the typed lists into owned `text[]` values, so
 // they take a row by value: these operator and registration-management paths clone it.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<()> {
     diesel::insert_into(clients::table).values(row.clone()).execute(conn).await.map(drop)
 }
@@ -125,6 +126,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResul
 /// Inserts a client and its audit event as one statement (a data-modifying CTE): atomic like a
 /// transaction, but one round trip and one commit instead of four (BEGIN, two INSERTs, COMMIT).
 /// Registration is the hot path this is for. The event's `client_id` is the inserted row's.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.insert_audited", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert_audited(
     conn: &mut AsyncPgConnection,
     row: &ClientRow,
@@ -176,23 +178,27 @@ pub async fn insert_audited(
     .map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.find_row", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find_row(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<Option<ClientRow>> {
     clients::table.find(client_id).select(ClientRow::as_select()).first(conn).await.optional()
 }
 
 /// The client, parsed; `None` when no such client exists.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.find", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find(conn: &mut AsyncPgConnection, client_id: &str) -> Result<Option<Client>, crate::Error> {
     find_row(conn, client_id).await?.map(Client::try_from).transpose()
 }
 
 /// Replaces a client's metadata (RFC 7592 PUT); secrets and identity columns are left alone
 /// unless the caller changed them in `row`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.update", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn update(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<bool> {
     diesel::update(clients::table.find(&row.client_id)).set(row.clone()).execute(conn).await.map(|n| n == 1)
 }
 
 /// RFC 7592 update: replaces the row only while `token_hash` is still the client's registration
 /// token, so a concurrent rotation or deletion makes it a no-op (`false`).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.replace", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn replace(conn: &mut AsyncPgConnection, row: &ClientRow, token_hash: &[u8]) -> QueryResult<bool> {
     diesel::update(clients::table.find(&row.client_id).filter(clients::registration_token_hash.eq(token_hash)))
         .set(row.clone())
@@ -203,6 +209,7 @@ pub async fn replace(conn: &mut AsyncPgConnection, row: &ClientRow, token_hash: 
 
 /// Swaps the registration access token hash, only from `old` (compare-and-set: of two concurrent
 /// rotations with the same token, one wins and the other gets `false`).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.rotate_registration_token", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn rotate_registration_token(
     conn: &mut AsyncPgConnection,
     client_id: &str,
@@ -219,6 +226,7 @@ pub async fn rotate_registration_token(
 
 /// Caches a metadata-document client: inserted, or refreshed when its document changed. A row of
 /// another source with the same id is never touched: then nothing is written and `false` returned.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.upsert_metadata_document", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &ClientRow) -> QueryResult<bool> {
     // the ON CONFLICT ... DO UPDATE ... WHERE filter is reached through the trait, not QueryDsl
     use diesel::query_dsl::methods::FilterDsl;
@@ -251,6 +259,7 @@ pub async fn upsert_metadata_document(conn: &mut AsyncPgConnection, row: &Client
 }
 
 /// Deletes a client; its codes, refresh tokens and consents go with it (ON DELETE CASCADE).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.delete", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn delete(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<bool> {
     diesel::delete(clients::table.find(client_id)).execute(conn).await.map(|n| n == 1)
 }
@@ -259,6 +268,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResul
 /// codes) in `revoked_grants` until `expires_at`, so its outstanding JWT access tokens die at
 /// introspection. Returns how many families were recorded. A family already revoked keeps the
 /// later of the two expiries.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.revoke_grants_of", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_grants_of(
     conn: &mut AsyncPgConnection,
     client_id: &str,
@@ -285,6 +295,7 @@ pub async fn revoke_grants_of(
 /// meanwhile), revokes its grant families until `revoked_until` ([`revoke_grants_of`]), records
 /// `event` (with `revoked_grants` added to its detail), and deletes the row, which cascades to its
 /// codes, grant families (and so their refresh tokens) and consents. `None` when no such client exists.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.delete_revoking", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn delete_revoking(
     conn: &mut AsyncPgConnection,
     client_id: &str,
@@ -317,10 +328,12 @@ pub async fn delete_revoking(
     }
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ClientRow>> {
     clients::table.select(ClientRow::as_select()).order(clients::created_at.asc()).load(conn).await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "clients.set_may_introspect", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn set_may_introspect(conn: &mut AsyncPgConnection, client_id: &str, allowed: bool) -> QueryResult<bool> {
     diesel::update(clients::table.find(client_id))
         .set(clients::may_introspect.eq(allowed))

@@ -31,6 +31,7 @@ pub struct CodeRow {
 }
 
 /// Takes the row by value: the derived Insertable turns its resource list into an owned `text[]`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "codes.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: CodeRow) -> QueryResult<()> {
     diesel::insert_into(authorization_codes::table).values(row).execute(conn).await.map(drop)
 }
@@ -47,6 +48,7 @@ pub enum Redemption {
 
 /// Marks the code used and returns it, in one statement, so that of any number of concurrent
 /// redemptions exactly one sees `Fresh`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "codes.redeem", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn redeem(conn: &mut AsyncPgConnection, code_hash: &[u8], now: DateTime<Utc>) -> QueryResult<Redemption> {
     let fresh: Option<CodeRow> = diesel::update(
         authorization_codes::table
@@ -71,6 +73,7 @@ pub async fn redeem(conn: &mut AsyncPgConnection, code_hash: &[u8], now: DateTim
 }
 
 /// Removes codes that expired before `before` (housekeeping).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "codes.prune", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     diesel::delete(authorization_codes::table.filter(authorization_codes::expires_at.lt(before))).execute(conn).await
 }

@@ -29,6 +29,7 @@ pub struct ConsentRow {
 }
 
 /// The user's remembered grants to a client for these resources.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.find", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -46,6 +47,7 @@ pub async fn find(
 
 /// A client and, when a user is given, that user's remembered grants to it for these resources:
 /// one round trip for the authorization endpoint's hot path. `None` when no such client exists.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.client_with_consents", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn client_with_consents(
     conn: &mut AsyncPgConnection,
     client_id: &str,
@@ -74,6 +76,7 @@ pub async fn client_with_consents(
 
 /// Remembers that the user allowed `scopes` to the client at each resource, adding to what was
 /// allowed before (a remembered grant only grows; `revoke` removes it). One atomic statement.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.grant", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn grant(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -100,6 +103,7 @@ pub async fn grant(
 }
 
 /// Every remembered grant (of one user, when given), with the user's name, oldest first.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection, user_id: Option<Uuid>) -> QueryResult<Vec<(ConsentRow, String)>> {
     let mut query = consents::table.inner_join(users::table).into_boxed();
     if let Some(id) = user_id {
@@ -134,6 +138,7 @@ struct Revoked {
 /// introspection turns inactive), its refresh tokens are marked revoked and its unused codes are
 /// deleted. (Data-modifying CTEs run to completion whether or not the final SELECT reads them.)
 /// A consent withdrawn while the client keeps a live refresh token would withdraw nothing.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.revoke_with_tokens", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_with_tokens(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -175,6 +180,7 @@ pub async fn revoke_with_tokens(
 }
 
 /// Forgets the user's grants to a client (for one resource, or all); returns how many went.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.revoke", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -193,6 +199,7 @@ pub async fn revoke(
 
 /// Forgets every user's consent to a client (its `redirect_uris` changed: whoever receives its
 /// codes now is not who the users approved). Returns how many went.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.forget_client", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn forget_client(conn: &mut AsyncPgConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(consents::table.filter(consents::client_id.eq(client_id))).execute(conn).await
 }

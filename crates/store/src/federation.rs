@@ -45,6 +45,7 @@ pub struct Claims<'a> {
 /// display claims and `last_login_at`. Returns the user row whatever its state: the caller refuses
 /// a disabled user exactly as it does for a password sign-in. One transaction, so two first
 /// sign-ins of the same subject at once create one user.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federation.sign_in", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn sign_in(
     conn: &mut AsyncPgConnection,
     issuer: &str,
@@ -107,6 +108,7 @@ pub async fn sign_in(
 
 /// A new user under `wanted`, or `wanted-2`, `wanted-3`, ... when taken: a federated sign-in
 /// never becomes an existing local account because the names match.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federation.create_user", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 async fn create_user(conn: &mut AsyncPgConnection, wanted: &str, now: DateTime<Utc>) -> QueryResult<UserRow> {
     let base = if wanted.trim().is_empty() { "user" } else { wanted.trim() };
     for n in 1..=1000u32 {
@@ -127,6 +129,7 @@ async fn create_user(conn: &mut AsyncPgConnection, wanted: &str, now: DateTime<U
 }
 
 /// Every link of a user (how they sign in, for `sallyport user list`).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federation.for_user", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<FederatedIdentityRow>> {
     federated_identities::table
         .filter(federated_identities::user_id.eq(user_id))
@@ -137,6 +140,7 @@ pub async fn for_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResul
 }
 
 /// Every link, for listing all users at once.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federation.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<FederatedIdentityRow>> {
     federated_identities::table
         .select(FederatedIdentityRow::as_select())

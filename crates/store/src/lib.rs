@@ -2,7 +2,10 @@
 //! the wire) and queries, the pool, the embedded migrations, password hashing, and the local
 //! Postgres cluster `sallyport up` and the tests start. Query functions take
 //! `&mut AsyncPgConnection` so they compose inside a transaction; rows become protocol types at
-//! this crate's edge.
+//! this crate's edge. Each query function is a span for traces, named `<module>.<function>` with
+//! `db.system = "postgresql"` and none of its arguments (`skip_all`: a parameter may be a token's
+//! hash or a user's name); at level TRACE under target `sallyport::trace`, it costs a level compare
+//! while traces are off (`server::telemetry`).
 //!
 //! Dependency rule (`.ci/check-deps`): the database knows the protocol's types, not the web.
 //! - Sallyport crates: `protocol`.

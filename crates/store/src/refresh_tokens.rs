@@ -45,6 +45,7 @@ pub struct RefreshTokenRow {
 
 /// Inserts a token, and its grant family's row when it is the family's first (one statement: the
 /// family row is what deletes and revocations by user or client go through).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> QueryResult<()> {
     use diesel::sql_types::Uuid as SqlUuid;
     diesel::sql_query(
@@ -73,6 +74,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> Quer
     .map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.find_by_hash", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find_by_hash(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<Option<RefreshTokenRow>> {
     refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
@@ -83,6 +85,7 @@ pub async fn find_by_hash(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> Qu
 }
 
 /// Every token of a grant family, oldest first.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.family", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn family(conn: &mut AsyncPgConnection, grant_id: Uuid) -> QueryResult<Vec<RefreshTokenRow>> {
     refresh_tokens::table
         .filter(refresh_tokens::grant_id.eq(grant_id))
@@ -125,6 +128,7 @@ pub struct Rotated {
 /// unexpired, the caller's, of a family not revoked and of a user not disabled, and the requested
 /// narrowing fits; then its successor is inserted with the same grant. `None` when any condition
 /// failed (including a concurrent use that won): the caller looks at [`find_by_hash`] to say why.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.rotate", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn rotate(conn: &mut AsyncPgConnection, rotation: &Rotation) -> QueryResult<Option<Rotated>> {
     let query = RotateQuery { rotation, scopes: scope_texts(&rotation.scopes), resources: texts(&rotation.resources) };
     query.get_result(conn).await.optional()
@@ -202,6 +206,7 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
 
 /// Removes the grant families that expired before `before`, and with them their tokens
 /// (housekeeping; reuse can no longer matter). Returns how many families went.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.prune", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     diesel::delete(grant_families::table.filter(grant_families::family_expires_at.lt(before))).execute(conn).await
 }

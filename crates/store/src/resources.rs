@@ -23,11 +23,13 @@ pub struct ResourceRow {
     pub accept_machine_tokens: bool,
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "resources.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ResourceRow>> {
     resources::table.select(ResourceRow::as_select()).order(resources::resource.asc()).load(conn).await
 }
 
 /// Adds or replaces a resource (an operator's command: the derived Insertable takes an owned row).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "resources.upsert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn upsert(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryResult<()> {
     diesel::insert_into(resources::table)
         .values(row.clone())
@@ -44,6 +46,7 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: &ResourceRow) -> QueryRes
         .map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "resources.delete", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn delete(conn: &mut AsyncPgConnection, resource: &ResourceUri) -> QueryResult<bool> {
     diesel::delete(resources::table.find(resource.as_str())).execute(conn).await.map(|n| n == 1)
 }

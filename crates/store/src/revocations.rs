@@ -61,6 +61,7 @@ struct Count {
 /// Revokes a whole grant family in one statement: every refresh token of it is marked revoked and
 /// the family is recorded, so its access tokens die too. `keep_until` must outlive every token the
 /// family could still hold. Idempotent; returns how many refresh tokens were live until now.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.revoke_grant", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_grant(
     conn: &mut AsyncPgConnection,
     grant_id: Uuid,
@@ -83,11 +84,13 @@ pub async fn revoke_grant(
     Ok(u64::try_from(count.n).unwrap_or(0))
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.find_grant", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find_grant(conn: &mut AsyncPgConnection, grant_id: Uuid) -> QueryResult<Option<RevokedGrantRow>> {
     revoked_grants::table.find(grant_id).select(RevokedGrantRow::as_select()).first(conn).await.optional()
 }
 
 /// Records one access token as revoked until it expires. Returns false when it already was.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.revoke_access_token", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_access_token(conn: &mut AsyncPgConnection, row: &RevokedAccessTokenRow) -> QueryResult<bool> {
     diesel::insert_into(revoked_access_tokens::table)
         .values(row)
@@ -115,6 +118,7 @@ impl AccessTokenState {
 
 /// One round trip: does the token's client still exist, is its family revoked, is it revoked
 /// itself, is its user (`None` for a token without one) disabled.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.access_token_state", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn access_token_state(
     conn: &mut AsyncPgConnection,
     client_id: &str,
@@ -134,6 +138,7 @@ pub async fn access_token_state(
 }
 
 /// Removes revocation records whose tokens have all expired before `before` (housekeeping).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.prune", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     let grants =
         diesel::delete(revoked_grants::table.filter(revoked_grants::expires_at.lt(before))).execute(conn).await?;

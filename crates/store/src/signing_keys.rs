@@ -120,11 +120,13 @@ pub fn current_signer(rows: &[SigningKeyRow], now: DateTime<Utc>) -> Option<&Sig
 }
 
 /// Every key, oldest first.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table.select(SigningKeyRow::as_select()).order(signing_keys::created_at.asc()).load(conn).await
 }
 
 /// Keys still published at `now`, oldest first.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.published", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn published(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
         .filter(signing_keys::expires_at.is_null().or(signing_keys::expires_at.gt(now)))
@@ -134,16 +136,19 @@ pub async fn published(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> Quer
         .await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &SigningKeyRow) -> QueryResult<()> {
     diesel::insert_into(signing_keys::table).values(row).execute(conn).await.map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.lock", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 async fn lock(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(KEYS_LOCK_KEY).execute(conn).await.map(drop)
 }
 
 /// Inserts `row` only if no key is current or scheduled (none without `retires_at`): how the first
 /// replica to start creates the first key while the others, waiting on the lock, find it there.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.insert_if_none", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert_if_none(conn: &mut AsyncPgConnection, row: &SigningKeyRow) -> QueryResult<bool> {
     conn.transaction(async |conn| {
         lock(conn).await?;
@@ -160,6 +165,7 @@ pub async fn insert_if_none(conn: &mut AsyncPgConnection, row: &SigningKeyRow) -
 
 /// Schedules `next` (its `activates_at` in the future) and retires every current key at that
 /// instant; they stay published `retired_publish_secs` longer. Returns the kids retired.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.rotate", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn rotate(
     conn: &mut AsyncPgConnection,
     next: &SigningKeyRow,
@@ -182,6 +188,7 @@ pub async fn rotate(
 }
 
 /// Removes keys unpublished before `before`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "signing_keys.prune", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn prune(conn: &mut AsyncPgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     diesel::delete(signing_keys::table.filter(signing_keys::expires_at.lt(before))).execute(conn).await
 }

@@ -73,6 +73,7 @@ pub fn split_subject<'a>(subject: Option<&'a str>, client_id: Option<&str>) -> (
 
 /// Many calls in one statement: one array per column through `unnest`, so the statement is the same
 /// whatever the batch size and Postgres plans eleven parameters instead of eleven per row.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "tool_calls.record_many", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn record_many(conn: &mut AsyncPgConnection, calls: &[NewToolCall<'_>]) -> QueryResult<usize> {
     use diesel::sql_types::{Array, Bool, Int2, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     fn column<'a, T>(calls: &[NewToolCall<'a>], f: impl Fn(&NewToolCall<'a>) -> T) -> Vec<T> {
@@ -206,6 +207,7 @@ fn put_text(out: &mut BytesMut, text: Option<&str>) {
 
 /// The newest calls matching `filter`, newest first. `--since` reads the BRIN index on time,
 /// `--tool` the tool index; without them the primary key is walked backwards until `limit`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "tool_calls.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection, filter: &Filter) -> QueryResult<Vec<ToolCallRow>> {
     let mut query = tool_calls::table.into_boxed();
     if let Some(user) = filter.user_id {

@@ -36,22 +36,27 @@ impl UserRow {
     }
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &UserRow) -> QueryResult<()> {
     diesel::insert_into(users::table).values(row).execute(conn).await.map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.find_by_username", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find_by_username(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<Option<UserRow>> {
     users::table.filter(users::username.eq(username)).select(UserRow::as_select()).first(conn).await.optional()
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.find", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
     users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<UserRow>> {
     users::table.select(UserRow::as_select()).order(users::username.asc()).load(conn).await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.set_disabled", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn set_disabled(
     conn: &mut AsyncPgConnection,
     username: &str,
@@ -65,6 +70,7 @@ pub async fn set_disabled(
         .map(|n| n == 1)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.set_password", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn set_password(
     conn: &mut AsyncPgConnection,
     username: &str,
@@ -103,6 +109,7 @@ pub struct Attempt {
 /// `max_failures` get a row back (the rest `None`). The attempt that reaches `max_failures` sets
 /// `locked_until` itself. A lockout that has expired starts a new run from zero. Disabled and
 /// unknown users get `None`.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.claim_attempt", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn claim_attempt(
     conn: &mut AsyncPgConnection,
     username: &str,
@@ -130,6 +137,7 @@ pub async fn claim_attempt(
 }
 
 /// A right password: the run of failures (and a lockout its own attempt set) ends.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.reset_failures", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn reset_failures(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
     diesel::update(users::table.find(id).filter(users::failed_logins.ne(0).or(users::locked_until.is_not_null())))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<DateTime<Utc>>)))
@@ -139,6 +147,7 @@ pub async fn reset_failures(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResu
 }
 
 /// Whether the user exists and is not disabled.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.is_active", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn is_active(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
     users::table.find(id).select(users::disabled).first::<bool>(conn).await.optional().map(|d| d == Some(false))
 }
@@ -157,6 +166,7 @@ pub struct Ended {
 /// `revoked_grants` with `reason` until `revoked_until` (which must outlive the access tokens, so
 /// their introspection turns inactive), its refresh tokens are marked revoked and its unused codes
 /// deleted. Used on a password change, a disable and a lockout; nothing undoes it.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.end_sessions_and_grants", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn end_sessions_and_grants(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -190,6 +200,7 @@ pub async fn end_sessions_and_grants(
 
 /// [`end_sessions_and_grants`] and its audit event (`kind`, with what was ended as detail), in one
 /// transaction. `kind` is also the revocation's reason.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.end_access_audited", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn end_access_audited(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,

@@ -58,8 +58,14 @@ where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
     let port = listener.local_addr().expect("local addr").port();
-    let options =
-        ServeOptions { workers: 2, shutdown_timeout_secs: DRAIN_SECS, handle_signals: false, pool, ready: None };
+    let options = ServeOptions {
+        workers: 2,
+        shutdown_timeout_secs: DRAIN_SECS,
+        handle_signals: false,
+        pool,
+        ready: None,
+        traces: None,
+    };
     let server = serve(listener, options, configure).expect("start server");
     let handle = server.handle();
     tokio::spawn(server);
@@ -81,8 +87,14 @@ pub fn spawn_app(app: &ServiceApp, pool: Option<Pool>) -> TestServer {
 /// When the listener has no local address or the server cannot start.
 pub fn spawn_app_on(listener: TcpListener, app: &ServiceApp, pool: Option<Pool>) -> TestServer {
     let port = listener.local_addr().expect("local addr").port();
-    let options =
-        ServeOptions { workers: 2, shutdown_timeout_secs: DRAIN_SECS, handle_signals: false, pool, ready: None };
+    let options = ServeOptions {
+        workers: 2,
+        shutdown_timeout_secs: DRAIN_SECS,
+        handle_signals: false,
+        pool,
+        ready: None,
+        traces: None,
+    };
     let server = app.serve(listener, options).expect("start server");
     let handle = server.handle();
     tokio::spawn(server);

@@ -53,8 +53,13 @@ pub struct Caller {
     /// Sallyport's cookies, kept from this upstream both ways: removed from `Cookie`, and a
     /// `Set-Cookie` naming one is dropped. `None` when the target is one of Sallyport's services.
     pub strip_cookies: Option<Arc<OwnCookies>>,
+
     /// The route's upstream credential (`upstream_auth`), which replaces the client's `Authorization`.
     pub credential: Option<Arc<super::UpstreamCredential>>,
+    /// Pass the caller's W3C `traceparent`/`tracestate` on unchanged: only with traces off, from a
+    /// trusted caller (`telemetry.trusted_traceparent_sources`). Otherwise they are dropped, and
+    /// with traces on the proxy writes its own (`server::telemetry::propagation`).
+    pub keep_traceparent: bool,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
@@ -70,6 +75,7 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
             || matches!(n, "host" | "expect" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host")
             || (n == "forwarded" && !caller.trust_forwarded)
             || n.starts_with(IDENTITY_PREFIX)
+            || (!caller.keep_traceparent && matches!(n, "traceparent" | "tracestate"))
         {
             continue;
         }
@@ -236,8 +242,31 @@ mod tests {
             trust_forwarded: trust,
             identity: None,
             strip_cookies: None,
+
             credential: None,
+            keep_traceparent: false,
         }
+    }
+
+    /// W3C trace context passes only from a trusted caller with traces off; otherwise it is dropped
+    /// (with traces on the proxy then writes the gateway's own).
+    #[test]
+    fn a_callers_trace_context_passes_only_when_trusted() {
+        let incoming = map(&[
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            ("tracestate", "vendor=x"),
+            ("accept", "*/*"),
+        ]);
+        let out = upstream_request_headers(&incoming, &caller(false));
+        assert!(out.get("traceparent").is_none() && out.get("tracestate").is_none(), "{out:?}");
+        assert_eq!(out.get("accept").map(|v| v.as_bytes()), Some(&b"*/*"[..]));
+        let trusted = Caller { keep_traceparent: true, ..caller(false) };
+        let out = upstream_request_headers(&incoming, &trusted);
+        assert_eq!(
+            out.get("traceparent").map(|v| v.as_bytes()),
+            Some(&b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"[..])
+        );
+        assert_eq!(out.get("tracestate").map(|v| v.as_bytes()), Some(&b"vendor=x"[..]));
     }
 
     /// A principal as the bearer middleware leaves it: subject `user-1`, client `client-1`, scope `mcp`.

@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use protocol::error::ErrorCode;
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
+use server::telemetry::propagation;
 
 pub use credential::UpstreamCredential;
 pub use headers::Caller;
@@ -27,6 +28,8 @@ pub struct ProxyConfig {
     /// From sending the request to the upstream's response headers; a streamed body may then
     /// last as long as it lasts (an SSE stream for hours).
     pub header_timeout: Duration,
+    /// Traces on: each upstream request is a client span whose context goes on as `traceparent`.
+    pub traces: bool,
 }
 
 /// The reverse proxy, shared by every worker; each worker has its own connection pool
@@ -35,6 +38,7 @@ pub struct ProxyConfig {
 pub struct Proxy {
     client: WorkerClient,
     header_timeout: Duration,
+    traces: bool,
 }
 
 impl Proxy {
@@ -49,7 +53,7 @@ impl Proxy {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
         })?;
-        Ok(Self { client, header_timeout: config.header_timeout })
+        Ok(Self { client, header_timeout: config.header_timeout, traces: config.traces })
     }
 
     /// Forwards the request to `url` and streams the answer back.
@@ -70,6 +74,25 @@ impl Proxy {
 
     /// Sends a request to `url` with these headers and body; the answer once its headers are in.
     pub async fn send(
+        &self,
+        req: &HttpRequest,
+        mut out_headers: reqwest::header::HeaderMap,
+        body: Option<reqwest::Body>,
+        url: &reqwest::Url,
+    ) -> Result<reqwest::Response, OAuthError> {
+        if !self.traces {
+            return self.send_untraced(req, out_headers, body, url).await;
+        }
+        use tracing::Instrument;
+        let host = url.host_str().unwrap_or_default();
+        let span = propagation::client_span(req.method().as_str(), host, url.port_or_known_default().unwrap_or(0));
+        propagation::inject(&span, &mut out_headers);
+        let result = self.send_untraced(req, out_headers, body, url).instrument(span.clone()).await;
+        propagation::record_status(&span, result.as_ref().ok().map(|r| r.status().as_u16()));
+        result
+    }
+
+    async fn send_untraced(
         &self,
         req: &HttpRequest,
         out_headers: reqwest::header::HeaderMap,

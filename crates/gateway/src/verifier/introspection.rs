@@ -48,8 +48,12 @@ impl Introspector {
             active: bool,
         }
         let client = self.client.get().map_err(|e| e.without_url().to_string())?;
+        // the check is part of the request's trace (nothing is written with traces off)
+        let mut trace = reqwest::header::HeaderMap::new();
+        server::telemetry::propagation::inject(&tracing::Span::current(), &mut trace);
         let response = client
             .post(&self.config.url)
+            .headers(trace)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&[("token", token), ("token_type_hint", "access_token")])

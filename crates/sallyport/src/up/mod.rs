@@ -94,7 +94,10 @@ fn sealed_under_another_key(e: &anyhow::Error) -> bool {
 
 pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let loaded = Settings::load().context("invalid configuration")?;
-    server::telemetry::init(&loaded.log);
+    // one process, one exporter: every span of `up` is service `sallyport` (attribute
+    // `sallyport.service` on request spans says which of its servers answered)
+    let traces = server::telemetry::init_traced(&loaded.log, &loaded.telemetry, "sallyport")
+        .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     // the issuer is http://<listen>: only a loopback address makes that an issuer clients can use
     // and may take over http (RFC 8252 §8.3); other hosts need https and the services deployed
     if !args.listen.ip().is_loopback() {
@@ -148,5 +151,7 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     crate::signal::shutdown_signal().await;
     println!("stopping…");
     system.stop().await;
+    // the spans of the last requests are still queued
+    let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     Ok(())
 }

@@ -190,6 +190,7 @@ impl System {
                 handle_signals: false,
                 pool: Some(pool.clone()),
                 ready: None,
+                traces: server::telemetry::propagation::TraceTrust::from_settings(&settings),
             };
             let server = app.serve(listener, serve).with_context(|| format!("cannot start {}", app.name))?;
             handles.push(server.handle());

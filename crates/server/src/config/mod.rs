@@ -19,7 +19,7 @@ use protocol::uri::{ResourceUri, validate_info_url};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub use values::{ConfigSecret, EncryptionKey, HttpUrl, LogFormat, millis, secs};
+pub use values::{ConfigSecret, EncryptionKey, HttpUrl, LogFormat, TrustedNet, millis, secs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -102,6 +102,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -457,6 +458,34 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// `[telemetry]`: OpenTelemetry traces, off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP base URL of a collector (`http://otel-collector:4318`): spans go to
+    /// `<endpoint>/v1/traces` as protobuf. Unset, no span is made or sent.
+    pub otlp_endpoint: Option<HttpUrl>,
+    /// The share of new traces recorded (0 to 1); a trace adopted from a trusted caller keeps the
+    /// caller's decision (its `traceparent` sampled flag).
+    pub sample_ratio: f64,
+    /// Callers (addresses or CIDR networks) whose W3C `traceparent` the gateway adopts; every other
+    /// caller's request starts a new trace. The services adopt the gateway's when they trust its
+    /// client-address header (`trust_forwarded_for`), since the gateway replaces both.
+    pub trusted_traceparent_sources: Vec<TrustedNet>,
+}
+
+impl TelemetrySettings {
+    /// Whether traces are on.
+    pub fn enabled(&self) -> bool {
+        self.otlp_endpoint.is_some()
+    }
+
+    /// Whether a request from `peer` may continue the trace its `traceparent` names.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_traceparent_sources.iter().any(|net| net.contains(peer))
+    }
+}
+
 /// `[metrics]`: whether this process keeps and serves metrics. Where they are served is
 /// `listen.admin` (a listener of its own) or, when that is unset, each service's own port.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -485,6 +514,7 @@ impl Default for Settings {
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -631,6 +661,12 @@ impl Default for LogSettings {
     }
 }
 
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, sample_ratio: 1.0, trusted_traceparent_sources: Vec::new() }
+    }
+}
+
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self { enabled: true }
@@ -638,7 +674,7 @@ impl Default for MetricsSettings {
 }
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &["registration.default_scopes"];
+const LIST_KEYS: &[&str] = &["registration.default_scopes", "telemetry.trusted_traceparent_sources"];
 
 impl Settings {
     /// Loads defaults, then the TOML file named by `SALLYPORT_CONFIG` (if any), then the environment.
@@ -700,6 +736,9 @@ impl Settings {
         }
         if self.database.acquire_timeout_ms.is_zero() {
             return Err(invalid("database.acquire_timeout_ms", "must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(invalid("telemetry.sample_ratio", "must be between 0 and 1"));
         }
         let t = &self.tokens;
         if !(60..=86_400).contains(&t.access_token_ttl_secs.as_secs()) {
@@ -1317,6 +1356,34 @@ resource = "https://a.example/mcp"
         assert_eq!(key(load("op-nopw", "[login]\npassword = false\n", &[])), "login.password");
         let off = format!("[login]\npassword = false\n{}", provider("client_secret = \"x\""));
         assert!(!load("op-off", &off, &[]).expect("loads").login.password);
+    }
+
+    #[test]
+    fn the_telemetry_keys_are_typed() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults load");
+        assert!(!s.telemetry.enabled(), "traces are off unless an endpoint is set");
+        assert!(!s.telemetry.trusts("127.0.0.1".parse().expect("ip")), "nobody's traceparent by default");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SALLYPORT__TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318"),
+                ("SALLYPORT__TELEMETRY__SAMPLE_RATIO", "0.25"),
+                ("SALLYPORT__TELEMETRY__TRUSTED_TRACEPARENT_SOURCES", "10.1.2.3/8, 192.0.2.7,2001:db8::/32"),
+            ]),
+        )
+        .expect("loads");
+        assert!(s.telemetry.enabled());
+        assert_eq!(s.telemetry.otlp_endpoint.as_ref().map(HttpUrl::base), Some("http://otel-collector:4318"));
+        assert!((s.telemetry.sample_ratio - 0.25).abs() < f64::EPSILON);
+        let trusts = |ip: &str| s.telemetry.trusts(ip.parse().expect("ip"));
+        assert!(trusts("10.200.0.1") && trusts("192.0.2.7") && trusts("2001:db8::1"));
+        assert!(trusts("::ffff:10.0.0.9"), "an IPv4 peer of a dual-stack socket");
+        assert!(!trusts("192.0.2.8") && !trusts("11.0.0.1") && !trusts("2001:db9::1"));
+        assert_eq!(err(None, &[("SALLYPORT__TELEMETRY__OTLP_ENDPOINT", "otel:4318")]).0, "telemetry.otlp_endpoint");
+        assert_eq!(err(None, &[("SALLYPORT__TELEMETRY__SAMPLE_RATIO", "1.5")]).0, "telemetry.sample_ratio");
+        let (key, message) = err(None, &[("SALLYPORT__TELEMETRY__TRUSTED_TRACEPARENT_SOURCES", "10.0.0.0/33")]);
+        assert!(key.starts_with("telemetry.trusted_traceparent_sources"), "{key}");
+        assert!(message.contains("CIDR"), "{message}");
     }
 
     #[test]

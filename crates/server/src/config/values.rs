@@ -53,6 +53,48 @@ impl From<HttpUrl> for String {
     }
 }
 
+/// An address or a CIDR network (`10.0.0.0/8`, `2001:db8::/32`, `127.0.0.1`): a caller trusted
+/// for something it sends. A bare address is that address alone (`/32`, `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedNet(ipnet::IpNet);
+
+impl TrustedNet {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if let Ok(net) = raw.parse::<ipnet::IpNet>() {
+            // the network's own address: `10.1.2.3/8` means 10.0.0.0/8
+            return Ok(Self(net.trunc()));
+        }
+        raw.parse::<std::net::IpAddr>()
+            .map(|ip| Self(ip.into()))
+            .map_err(|_| format!("invalid network {raw:?}: an IP address or a CIDR network such as 10.0.0.0/8"))
+    }
+
+    /// Whether `ip` lies in it; an IPv4 address mapped into IPv6 (`::ffff:10.0.0.1`, what a
+    /// dual-stack socket reports) counts as the IPv4 address.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.contains(&ip)
+    }
+}
+
+impl TryFrom<String> for TrustedNet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TrustedNet> for String {
+    fn from(n: TrustedNet) -> String {
+        n.0.to_string()
+    }
+}
+
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -46,7 +46,7 @@ fn status_class(status: u16) -> &'static str {
 
 /// The route template of an answered request: the gateway's label, else actix's match pattern
 /// (`/oauth2/register/{client_id}`, never the raw path), else `unmatched` (404s of unknown paths).
-fn route_label(req: &actix_web::HttpRequest) -> Cow<'static, str> {
+pub fn route_label(req: &actix_web::HttpRequest) -> Cow<'static, str> {
     if let Some(label) = req.extensions().get::<RouteLabel>() {
         return Cow::Owned(label.0.to_string());
     }
