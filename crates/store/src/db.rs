@@ -20,7 +20,7 @@ pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgC
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 /// How many migrations the binary carries.
-pub const MIGRATIONS_COUNT: usize = 5;
+pub const MIGRATIONS_COUNT: usize = 6;
 
 /// Arbitrary but fixed: the advisory-lock key under which replicas take turns migrating.
 const MIGRATION_LOCK_KEY: i64 = 0x5a11_9027_0001;
