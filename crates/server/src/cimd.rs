@@ -3,16 +3,15 @@
 //! metadata (the rules are `protocol::cimd`), cached within bounds, and mirrored into `clients` so
 //! codes and tokens can refer to it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use protocol::cimd::{CimdError, UrlRules, check_url, client_from_document, is_forbidden_ip};
+use protocol::cimd::{CimdError, UrlRules, check_url, client_from_document};
 use protocol::client::{Client, ClientSource, MetadataPolicy};
 use protocol::clock::{Clock, after};
 use protocol::error::ErrorCode;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use store::clients::{self, ClientRow};
 use store::db::Pool;
 use url::Url;
@@ -20,29 +19,6 @@ use url::Url;
 use crate::config::MetadataDocumentSettings;
 use crate::error::OAuthError;
 use crate::ratelimit::IpRateLimiter;
-
-/// A DNS resolver that drops forbidden addresses, so a name cannot be pointed at an internal
-/// address (also not between our check and the connection: the check *is* the resolution).
-struct GuardedResolver {
-    allow_private: bool,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| allow_private || !is_forbidden_ip(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err("the host resolves to no allowed address".into());
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
 
 /// A cached outcome: the client a document described, or why it was refused (a failure is kept
 /// for `failure_cache_secs`, so a broken or hostile URL is not fetched again on every request).
@@ -70,14 +46,7 @@ impl std::fmt::Debug for MetadataDocuments {
 
 impl MetadataDocuments {
     pub fn new(settings: MetadataDocumentSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout_ms)
-            .connect_timeout(settings.timeout_ms)
-            .no_proxy()
-            .user_agent(concat!("sallyport/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private_hosts }))
-            .build()?;
+        let http = crate::outbound::client(settings.allow_private_hosts, settings.timeout_ms)?;
         Ok(Self {
             budget: IpRateLimiter::per_minute(settings.fetches_per_ip_per_minute),
             settings,
@@ -277,6 +246,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_resolver_drops_forbidden_addresses() {
+        use crate::outbound::GuardedResolver;
+        use reqwest::dns::{Name, Resolve};
         // the check is the resolution: a name pointing at loopback is refused, whatever the name
         let name = || "localhost".parse::<Name>().expect("name");
         let strict = GuardedResolver { allow_private: false }.resolve(name()).await;

@@ -1,7 +1,8 @@
 //! What every Sallyport service process shares: configuration, the actix server (`serve`, health
 //! endpoints, access log, extractor errors, the client IP), the renderable OAuth error, how a
 //! service is assembled and run, logging, rate limits, Sallyport's own cookies, the resource
-//! registry, the fetcher and cache of client ID metadata documents, and the Prometheus metrics.
+//! registry, the fetcher and cache of client ID metadata documents, the outbound-fetch (SSRF) policy, the
+//! signing keys of trusted identity providers, and the Prometheus metrics.
 //!
 //! Dependency rule (`.ci/check-deps`): it builds on the two floors below it, and neither of them
 //! on it (their own rules say so).
@@ -12,7 +13,9 @@ pub mod config;
 pub mod cookies;
 pub mod error;
 pub mod http;
+pub mod issuer_keys;
 pub mod metrics;
+pub mod outbound;
 pub mod ratelimit;
 pub mod registry;
 pub mod service;
