@@ -118,7 +118,7 @@ async fn each_broken_assertion_is_refused_with_the_rfc_error() {
     };
     let now = chrono::Utc::now().timestamp();
     let (stranger, _) = SigningKey::generate(SigningAlg::Es256).expect("key");
-    let current_kid = jsonwebtoken::decode_header(&idp.sign(&valid())).expect("header").kid.expect("kid");
+    let current_kid = jsonwebtoken::decode_header(idp.sign(&valid())).expect("header").kid.expect("kid");
     let mut impostor = stranger.clone();
     impostor.kid = current_kid.clone();
     let b64 = |v: &Value| {
