@@ -327,6 +327,9 @@ async fn one_refresh_is_one_trace_from_the_gateway_through_the_token_service_to_
             mcp: false,
             tools: Default::default(),
             tool_scopes: Default::default(),
+            upstream_auth: Default::default(),
+            upstream_api_key: None,
+            upstream_headers: Default::default(),
         });
     })
     .await;

@@ -203,6 +203,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         b.access_token = args.access_token.clone();
         b.mcp = Some(stack.mcp_targets()?);
         b.machine_client = Some(stack.machine.clone());
+        b.idp = Some(stack.idp.clone());
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
         b.database_url = Some(stack.database_url()?);

@@ -47,6 +47,9 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 7523 §2.1, with an Identity Assertion JWT Authorization Grant (ID-JAG) as the assertion.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
 }
 
 impl GrantType {
@@ -55,6 +58,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => crate::idjag::JWT_BEARER,
         }
     }
 
@@ -63,6 +67,7 @@ impl GrantType {
             "authorization_code" => Some(Self::AuthorizationCode),
             "refresh_token" => Some(Self::RefreshToken),
             "client_credentials" => Some(Self::ClientCredentials),
+            crate::idjag::JWT_BEARER => Some(Self::JwtBearer),
             _ => None,
         }
     }
@@ -308,6 +313,13 @@ impl ClientMetadataRequest {
         let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
         if grant_types.contains(&GrantType::ClientCredentials) && !token_endpoint_auth_method.is_confidential() {
             return Err(metadata_error("client_credentials requires a confidential client (a client secret)"));
+        }
+        // draft-ietf-oauth-identity-assertion-authz-grant §7.1: the grant is for confidential
+        // clients only; a public one gets its tokens through the authorization code grant
+        if grant_types.contains(&GrantType::JwtBearer) && !token_endpoint_auth_method.is_confidential() {
+            return Err(metadata_error(
+                "urn:ietf:params:oauth:grant-type:jwt-bearer requires a confidential client (a client secret)",
+            ));
         }
 
         let response_types = match self.response_types {

@@ -16,6 +16,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod ident;
+pub mod idjag;
 pub mod issuer;
 pub mod jwt;
 pub mod keys;

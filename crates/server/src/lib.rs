@@ -2,7 +2,8 @@
 //! endpoints, access log, extractor errors, the client IP), the renderable OAuth error, how a
 //! service is assembled and run, logging, rate limits, Sallyport's own cookies, the resource
 //! registry, the fetcher and cache of client ID metadata documents, the SSRF-guarded HTTP client of
-//! every outbound fetch, the Prometheus metrics, and OpenTelemetry traces (`telemetry`).
+//! every outbound fetch, the signing keys of trusted identity providers, the Prometheus metrics, and
+//! OpenTelemetry traces (`telemetry`).
 //!
 //! Dependency rule (`.ci/check-deps`): it builds on the two floors below it, and neither of them
 //! on it (their own rules say so).
@@ -13,6 +14,7 @@ pub mod config;
 pub mod cookies;
 pub mod error;
 pub mod http;
+pub mod issuer_keys;
 pub mod metrics;
 pub mod outbound;
 pub mod ratelimit;

@@ -1,6 +1,8 @@
-//! The one SSRF policy of outbound fetches (DESIGN.md): client ID metadata documents and OpenID
-//! providers' discovery documents, keys, token and userinfo endpoints. No redirects, no proxy, and a
-//! DNS resolver that drops every address `protocol::ssrf` forbids unless private hosts are allowed.
+//! The one SSRF policy of outbound fetches (DESIGN.md): client ID metadata documents, OpenID
+//! providers' discovery documents, keys, token and userinfo endpoints, and trusted ID-JAG issuers'
+//! metadata and keys. An HTTP client whose DNS resolver drops every address that is not global
+//! unicast (`protocol::ssrf`), no redirects, no proxy, bounded time; and the same rule for a URL
+//! whose host is an IP literal (which no resolver sees).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use protocol::ssrf::is_forbidden_ip;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
 
 /// A DNS resolver that drops forbidden addresses, so a name cannot be pointed at an internal
 /// address (also not between our check and the connection: the check *is* the resolution).
@@ -34,8 +37,8 @@ impl Resolve for GuardedResolver {
 
 /// An HTTP client under the policy: redirects not followed, no proxy, `timeout` for the connection
 /// and for the whole exchange, only global unicast addresses unless `allow_private`. A URL naming
-/// an IP literal skips DNS: callers check such hosts with [`host_allowed`].
-pub fn guarded_client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// an IP literal skips DNS: callers check such hosts with [`host_allowed`] (or [`check_url`]).
+pub fn guarded_client(allow_private: bool, timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -49,14 +52,90 @@ pub fn guarded_client(allow_private: bool, timeout: Duration) -> Result<reqwest:
 /// Whether a URL's host passes the policy before any connection: an IP literal must be global
 /// unicast and `localhost` is refused, unless private hosts are allowed (names are judged at
 /// resolution).
-pub fn host_allowed(url: &url::Url, allow_private: bool) -> bool {
+pub fn host_allowed(url: &Url, allow_private: bool) -> bool {
     if allow_private {
         return true;
     }
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => !is_forbidden_ip(ip.into()),
-        Some(url::Host::Ipv6(ip)) => !is_forbidden_ip(ip.into()),
-        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => !is_forbidden_ip(ip.into()),
+        Some(Host::Ipv6(ip)) => !is_forbidden_ip(ip.into()),
+        Some(Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
         None => false,
+    }
+}
+
+/// Whether `url` may be fetched: http(s) (http only with `allow_http`), no credentials, and an IP
+/// literal host only when it is global unicast or private hosts are allowed.
+pub fn check_url(url: &Url, allow_http: bool, allow_private: bool) -> Result<(), &'static str> {
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        _ => return Err("must be https"),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials");
+    }
+    if url.host().is_none() {
+        return Err("has no host");
+    }
+    if !host_allowed(url, allow_private) {
+        return Err("points at a private or special-purpose address");
+    }
+    Ok(())
+}
+
+/// GETs `url` as JSON: status 200 and at most `max` bytes, else an error for the log.
+pub async fn get_json(http: &reqwest::Client, url: &Url, max: usize) -> Result<serde_json::Value, String> {
+    let mut res = http
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| chain(&e.without_url()))?;
+    if res.status() != reqwest::StatusCode::OK {
+        return Err(format!("status {}", res.status().as_u16()));
+    }
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("larger than {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| chain(&e.without_url()))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// An error with its whole cause chain (where reqwest keeps the actual reason).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_rules() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        assert!(check_url(&u("https://idp.example/keys"), false, false).is_ok());
+        assert!(check_url(&u("http://idp.example/keys"), false, false).is_err());
+        assert!(check_url(&u("http://idp.example/keys"), true, false).is_ok());
+        assert!(check_url(&u("https://u:p@idp.example/keys"), false, false).is_err());
+        for private in ["https://127.0.0.1/k", "https://10.1.2.3/k", "https://[::1]/k", "https://169.254.169.254/k"] {
+            assert!(check_url(&u(private), false, false).is_err(), "{private}");
+            assert!(check_url(&u(private), false, true).is_ok(), "{private} allowed");
+        }
+        assert!(check_url(&u("https://8.8.8.8/k"), false, false).is_ok());
+        assert!(check_url(&u("https://localhost/k"), false, false).is_err());
     }
 }

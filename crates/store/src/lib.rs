@@ -29,6 +29,7 @@ pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tool_calls;
+pub mod used_assertions;
 pub mod users;
 
 pub use column::InvalidColumn;

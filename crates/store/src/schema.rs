@@ -214,6 +214,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    used_assertions (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        client_id -> Text,
+        used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
@@ -252,5 +262,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     signing_keys,
     tool_calls,
+    used_assertions,
     users,
 );

@@ -1,7 +1,8 @@
 //! What every Sallyport test shares: a real Postgres (from `DATABASE_URL`, a local server, or an
 //! ephemeral cluster), a database per test cloned from a migrated template, and services started
-//! on free 127.0.0.1 ports so tests speak HTTP as clients do; and the reader of the HTML forms a
-//! browser test fills in (the bench's browser scenario uses it too).
+//! on free 127.0.0.1 ports so tests speak HTTP as clients do; the reader of the HTML forms a
+//! browser test fills in (the bench's browser scenario uses it too); and an enterprise identity
+//! provider that signs ID-JAGs (the token tests, the end-to-end tests and the bench use it).
 //!
 //! Dependency rule (`.ci/check-deps`): test helpers never ship in a service, the gateway or the
 //! `sallyport` command.
@@ -9,6 +10,7 @@
 //! - a normal dependency only of `bench` (every other crate: tests and benchmarks only).
 
 pub mod forms;
+pub mod idp;
 mod postgres;
 mod server;
 

@@ -22,7 +22,11 @@ pub struct AuthorizationServerMetadata {
     pub scopes_supported: Vec<String>,
     pub response_types_supported: [&'static str; 1],
     pub response_modes_supported: [&'static str; 1],
-    pub grant_types_supported: [&'static str; 3],
+    pub grant_types_supported: Vec<&'static str>,
+    /// draft-ietf-oauth-identity-assertion-authz-grant §6.2: the ID-JAG profile, when an identity
+    /// provider is trusted. Which ones is never disclosed (§7.4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authorization_grant_profiles_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: [&'static str; 3],
     pub revocation_endpoint_auth_methods_supported: [&'static str; 3],
     /// Introspection is for resource servers, which always authenticate.
@@ -53,7 +57,16 @@ impl AuthorizationServerMetadata {
             scopes_supported: scopes,
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
-            grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+            grant_types_supported: if config.jwt_bearer {
+                vec!["authorization_code", "refresh_token", "client_credentials", protocol::idjag::JWT_BEARER]
+            } else {
+                vec!["authorization_code", "refresh_token", "client_credentials"]
+            },
+            authorization_grant_profiles_supported: if config.jwt_bearer {
+                vec![protocol::idjag::GRANT_PROFILE]
+            } else {
+                Vec::new()
+            },
             token_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post"],
             revocation_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post"],
             introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],

@@ -34,6 +34,8 @@ pub struct Config {
     pub resources: Vec<ResourceSettings>,
     /// `service_documentation` of the authorization-server metadata.
     pub service_documentation: Option<String>,
+    /// Whether the token service accepts ID-JAGs (`[[identity.trusted_issuers]]` is not empty).
+    pub jwt_bearer: bool,
 }
 
 impl From<&Settings> for Config {
@@ -43,6 +45,7 @@ impl From<&Settings> for Config {
             trust_forwarded_for: s.trust_forwarded_for,
             resources: s.resources.clone(),
             service_documentation: s.service_documentation.clone(),
+            jwt_bearer: s.identity.enabled(),
         }
     }
 }

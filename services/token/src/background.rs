@@ -1,6 +1,6 @@
 //! What a replica does on its own: reload signing keys every few seconds (and create the first
-//! one if the table is empty), and now and then remove revocation records and refresh tokens that
-//! can no longer matter. Every replica does both; the statements are idempotent.
+//! one if the table is empty), and now and then remove revocation records, refresh tokens and used
+//! assertion ids that can no longer matter. Every replica does both; the statements are idempotent.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use protocol::clock::Clock;
 use server::metrics::KeyTimes;
 use store::Pool;
-use store::{codes, refresh_tokens, revocations};
+use store::{codes, refresh_tokens, revocations, used_assertions};
 
 use crate::keyring::Keyring;
 
@@ -61,16 +61,19 @@ async fn prune(pool: &Pool, clock: &Clock) {
         let families = refresh_tokens::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
         let records = revocations::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
         let codes = codes::prune(&mut conn, now - CODE_REPLAY_WINDOW).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((families, records, codes))
+        // an expired assertion is refused for its `exp`: its `jti` need not be remembered
+        let assertions = used_assertions::prune(&mut conn, now).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((families, records, codes, assertions))
     }
     .await;
     match result {
-        Ok((families, records, codes)) => {
+        Ok((families, records, codes, assertions)) => {
             tracing::debug!(
                 families,
                 records,
                 codes,
-                "pruned expired grant families (their refresh tokens too), revocations and codes"
+                assertions,
+                "pruned expired grant families (their refresh tokens too), revocations, codes and used assertions"
             )
         }
         Err(e) => tracing::warn!(error = %e, "cannot prune expired rows"),

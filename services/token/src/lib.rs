@@ -1,5 +1,6 @@
-//! Token endpoint (authorization_code, refresh_token, client_credentials), RFC 7009 revocation,
-//! RFC 7662 introspection and the JWKS.
+//! Token endpoint (authorization_code, refresh_token, client_credentials, and the RFC 7523 JWT
+//! bearer grant with ID-JAGs of trusted identity providers), RFC 7009 revocation, RFC 7662
+//! introspection and the JWKS.
 //!
 //! The service keeps no state outside Postgres: signing keys live (sealed) in `signing_keys` and
 //! are reloaded every few seconds, so any number of replicas run side by side.
@@ -27,7 +28,10 @@ use protocol::client::RegistrationPolicy;
 use protocol::clock::Clock;
 use protocol::issuer::Issuer;
 use server::cimd::MetadataDocuments;
-use server::config::{EncryptionKey, MetadataDocumentSettings, ResourceSettings, Settings, TokenSettings};
+use server::config::{
+    EncryptionKey, IdentitySettings, MetadataDocumentSettings, ResourceSettings, Settings, TokenSettings,
+};
+use server::issuer_keys::TrustedIssuers;
 use server::metrics::Metrics;
 use server::registry::ResourceRegistry;
 use server::service::{BuildError, Context, ServiceApp};
@@ -48,6 +52,8 @@ pub struct Config {
     pub tokens: TokenSettings,
     /// `keys.encryption_key`: required, it seals the signing keys at rest.
     pub encryption_key: Option<EncryptionKey>,
+    /// `[identity]`: whose ID-JAGs the JWT bearer grant accepts (none: the grant is unsupported).
+    pub identity: IdentitySettings,
 }
 
 impl From<&Settings> for Config {
@@ -60,6 +66,7 @@ impl From<&Settings> for Config {
             metadata_documents: s.metadata_documents.clone(),
             tokens: s.tokens.clone(),
             encryption_key: s.keys.encryption_key.clone(),
+            identity: s.identity.clone(),
         }
     }
 }
@@ -73,6 +80,8 @@ pub struct State {
     pub registry: Arc<ResourceRegistry>,
     pub metrics: Metrics,
     clients: clients::ClientDirectory,
+    /// The identity providers of `[[identity.trusted_issuers]]` and their cached keys.
+    issuers: TrustedIssuers,
 }
 
 /// Builds the service. Refuses to start without `keys.encryption_key`, or when a signing key cannot
@@ -91,6 +100,7 @@ pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError>
     }
     let registry = Arc::new(ResourceRegistry::new(&config.resources)?);
     let documents = MetadataDocuments::new(config.metadata_documents.clone())?;
+    let issuers = TrustedIssuers::new(&config.identity)?;
     background::spawn(Arc::downgrade(&keys), ctx.pool.clone(), ctx.clock.clone(), ctx.metrics.key_times());
     let metrics = ctx.metrics;
     let state = Arc::new(State {
@@ -101,6 +111,7 @@ pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError>
         registry,
         metrics: metrics.clone(),
         clients: clients::ClientDirectory::new(documents),
+        issuers,
     });
     let clock = ctx.clock;
     Ok(ServiceApp::new("token", move |cfg| routes::configure(cfg, state.clone()))

@@ -115,6 +115,37 @@ pub fn client_credentials_scope(
     }
 }
 
+/// The scope of a token issued for an ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant
+/// §4.4.1: the server grants what its policy allows of what the IdP granted). Allowed: what the
+/// audience offers, within the assertion's `scope` when it has one, and within the client's
+/// registered scope when an operator made it (CONTRACTS.md: a self-registered client's scope is
+/// its default, not a cap). A request may ask for less, never more (`invalid_scope`); without one
+/// the token gets the assertion's scope, or else the client's registered one, cut to what is allowed.
+pub fn assertion_scope(
+    requested: Option<Scopes>,
+    asserted: Option<&Scopes>,
+    registered: &Scopes,
+    registered_is_cap: bool,
+    offered: &Scopes,
+) -> Result<Scopes, OAuthError> {
+    let mut allowed = offered.clone();
+    if let Some(a) = asserted {
+        allowed = allowed.intersection(a);
+    }
+    if registered_is_cap {
+        allowed = allowed.intersection(registered);
+    }
+    match requested {
+        Some(r) if r.is_subset(&allowed) => Ok(r),
+        Some(r) => Err(OAuthError::invalid_scope(format!(
+            "scope not allowed by the assertion, the client or the resource: {}",
+            r.difference(&allowed)
+        ))),
+        None if asserted.is_some() => Ok(allowed),
+        None => Ok(allowed.intersection(registered)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +218,32 @@ mod tests {
         for (sent, presented) in [(true, None), (true, Some("http://127.0.0.1:4001/cb")), (false, Some("https://x/cb"))]
         {
             assert_eq!(check_redirect_uri(cb, sent, presented).expect_err("mismatch").code, ErrorCode::InvalidGrant);
+        }
+    }
+
+    #[test]
+    fn assertion_scope_rule() {
+        let offered = s("mcp mcp:admin");
+        let registered = s("mcp");
+        // the assertion's scope, cut to what the resource offers; a self-registered client is not capped
+        assert_eq!(
+            assertion_scope(None, Some(&s("mcp mcp:admin other")), &registered, false, &offered).expect("ok"),
+            offered
+        );
+        assert_eq!(assertion_scope(None, Some(&s("mcp:admin")), &registered, true, &offered).expect("capped"), s(""));
+        // no scope in the assertion: the client's registered scope
+        assert_eq!(assertion_scope(None, None, &registered, false, &offered).expect("default"), s("mcp"));
+        assert_eq!(
+            assertion_scope(Some(s("mcp")), Some(&s("mcp mcp:admin")), &registered, true, &offered).expect("narrower"),
+            s("mcp")
+        );
+        for (requested, asserted, cap) in
+            [("mcp:admin", Some("mcp"), false), ("other", None, false), ("mcp:admin", None, true)]
+        {
+            let asserted = asserted.map(s);
+            let err = assertion_scope(Some(s(requested)), asserted.as_ref(), &registered, cap, &offered)
+                .expect_err(requested);
+            assert_eq!(err.code, ErrorCode::InvalidScope);
         }
     }
 

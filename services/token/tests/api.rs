@@ -7,6 +7,8 @@ mod client_auth;
 mod client_credentials;
 #[path = "api/code.rs"]
 mod code;
+#[path = "api/idjag.rs"]
+mod idjag;
 #[path = "api/introspect.rs"]
 mod introspect;
 #[path = "api/keys.rs"]

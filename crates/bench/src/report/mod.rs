@@ -185,7 +185,7 @@ impl Row {
 
 /// The scenarios that write to Postgres (a durable commit or more per request): reported as a share
 /// of the ceiling measured in the same invocation (issue 19).
-pub const WRITING: [&str; 4] = ["register", "authorize", "code", "refresh"];
+pub const WRITING: [&str; 5] = ["register", "authorize", "code", "refresh", "idjag"];
 
 /// Each writing grant's throughput as a share of the machine's ceiling for a minimal durable
 /// rotation (the `ceiling` row), so a figure means the same on a faster or a busier machine.

@@ -7,6 +7,7 @@ mod ceiling;
 mod client_credentials;
 mod code;
 mod gateway;
+mod idjag;
 mod mcp;
 mod metadata;
 pub mod oauth;
@@ -47,6 +48,8 @@ pub enum Scenario {
     Refresh,
     /// A confidential client, Basic auth.
     ClientCredentials,
+    /// A confidential client exchanges a fresh ID-JAG of the stack's IdP (RFC 7523 JWT bearer grant).
+    Idjag,
     /// A protected route with a valid (cached) token vs the same route with auth off vs the upstream.
     Gateway,
     /// An MCP tools/call through an `mcp = true` route with a tool policy vs the same route with `mcp = false`.
@@ -54,7 +57,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Self::Metadata,
         Self::Ceiling,
         Self::Register,
@@ -62,6 +65,7 @@ impl Scenario {
         Self::Code,
         Self::Refresh,
         Self::ClientCredentials,
+        Self::Idjag,
         Self::Gateway,
         Self::Mcp,
     ];
@@ -75,6 +79,7 @@ impl Scenario {
             Self::Code => "code",
             Self::Refresh => "refresh",
             Self::ClientCredentials => "client-credentials",
+            Self::Idjag => "idjag",
             Self::Gateway => "gateway",
             Self::Mcp => "mcp",
         }
@@ -94,7 +99,7 @@ impl Scenario {
             Self::Register => vec![Registration],
             Self::Authorize => vec![Registration, Authorize],
             Self::Code | Self::Refresh => vec![Registration, Authorize, Token],
-            Self::ClientCredentials => vec![Registration, Token],
+            Self::ClientCredentials | Self::Idjag => vec![Registration, Token],
             Self::Gateway | Self::Mcp => vec![Registration, Token, Gateway, Upstream],
         })
     }
@@ -109,6 +114,7 @@ impl Scenario {
             Self::Code => code::run(b).await,
             Self::Refresh => refresh::run(b).await,
             Self::ClientCredentials => client_credentials::run(b).await,
+            Self::Idjag => idjag::run(b).await,
             Self::Gateway => gateway::run(b).await,
             Self::Mcp => mcp::run(b).await,
         }
@@ -189,6 +195,8 @@ pub struct Bench {
     /// The operator-made client for client_credentials (the stack seeds one); without it the
     /// bench tries to register one, which a Sallyport server refuses.
     pub machine_client: Option<oauth::Confidential>,
+    /// The enterprise IdP the stack trusts (the idjag scenario signs its ID-JAGs with its key).
+    pub idp: Option<std::sync::Arc<testkit::idp::Idp>>,
     /// Processes whose CPU use is reported (name, pid): the bench itself and the services.
     pub tracked: Vec<(String, u32)>,
     /// The stack's database, when known: its Postgres backends are told apart from the rest.
@@ -227,6 +235,7 @@ impl Bench {
             initial_access_token: None,
             access_token: None,
             machine_client: None,
+            idp: None,
             tracked: vec![("bench".into(), std::process::id())],
             database: None,
             database_url: None,

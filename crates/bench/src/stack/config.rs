@@ -16,9 +16,10 @@ use crate::report::PostgresInfo;
 /// auth off, two protected routes for the mcp scenario (`mcp = true` with a 10-rule tool policy —
 /// 5 allow, 3 deny, 2 tool scopes — that allows `search_issues` with the bench scope, and the same
 /// route with `mcp = false`; tool-call audit on, as by default), every per-IP limit out of reach, logs at `warn`, and a throwaway key-encryption key.
+/// The token service trusts the bench's IdP (`idp_issuer`, on loopback over http) for ID-JAGs.
 /// The gateway checks revocation as deployments do by default (`cached`, with the introspection
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
-pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str) -> String {
+pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str) -> String {
     let mut kek = [0u8; 32];
     protocol::secret::fill_random(&mut kek);
     let issuer = p.issuer();
@@ -54,6 +55,15 @@ per_ip_per_minute = {unlimited}
 
 [log]
 filter = "warn"
+
+[identity]
+allow_private_hosts = true
+allow_http = true
+
+[[identity.trusted_issuers]]
+issuer = {idp}
+name = "sallyport-bench IdP"
+algorithms = ["ES256"]
 
 [[resources]]
 resource = {resource}
@@ -108,6 +118,7 @@ mcp = false
         unlimited = UNLIMITED_PER_MINUTE,
         resource = toml_string(&resource),
         secret = toml_string(introspection_secret),
+        idp = toml_string(idp_issuer),
     )
 }
 
@@ -241,7 +252,11 @@ mod tests {
         let ports = Ports::allocate().expect("ports");
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret")).expect("write");
+        std::fs::write(
+            &path,
+            render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret", "http://127.0.0.1:9/idp"),
+        )
+        .expect("write");
         let s = server::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
         assert_eq!(s.issuer.as_str(), format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
@@ -260,5 +275,6 @@ mod tests {
         assert_eq!(s.log.filter, "warn");
         assert_eq!(s.gateway.revocation_check, server::config::RevocationCheck::Cached);
         assert_eq!(s.gateway.introspection_client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(s.identity.trusted_issuers[0].issuer, "http://127.0.0.1:9/idp");
     }
 }

@@ -1,7 +1,7 @@
 //! `--start`: a whole stack of our own. A fresh database on the local Postgres (migrated, one user
 //! seeded), a generated config (a protected resource, a protected gateway route and the same route
 //! with auth off to a trivial upstream, two protected MCP routes to it with and without `mcp = true`,
-//! rate limits raised so the load is not throttled, a
+//! an enterprise IdP of its own it trusts for ID-JAGs, rate limits raised so the load is not throttled, a
 //! throwaway key-encryption key), and each service binary as its own child process — so that each
 //! one's resident memory can be read from `/proc`. [`Stack::stop`] kills the children and drops the
 //! database (the app calls it after errors and on Ctrl-C or SIGTERM too); children are also killed
@@ -154,6 +154,8 @@ pub struct Stack {
     pub user: Credentials,
     /// An operator-made client for `client_credentials` (self-registered clients may not use it).
     pub machine: crate::scenarios::oauth::Confidential,
+    /// The enterprise IdP the stack's token service trusts (`[[identity.trusted_issuers]]`).
+    pub idp: std::sync::Arc<testkit::idp::Idp>,
     pub postgres: Option<PostgresInfo>,
 }
 
@@ -189,6 +191,7 @@ impl Stack {
                 client_id: "sallyport-bench-service".into(),
                 client_secret: protocol::secret::random_token(24),
             },
+            idp: std::sync::Arc::new(testkit::idp::Idp::start()),
             postgres: None,
         };
         match stack.launch(opts).await {
@@ -222,7 +225,7 @@ impl Stack {
         let introspection_secret = protocol::secret::random_token(32);
         seed_introspection_client(&db_url, &introspection_secret).await?;
         let config = self.dir.join("sallyport.toml");
-        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret))?;
+        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret, &self.idp.issuer))?;
         let me = std::env::current_exe()?;
         for &component in &opts.components {
             let program = match (component.binary(), &opts.nginx) {

@@ -98,6 +98,8 @@ pub struct Settings {
     pub login: LoginSettings,
     pub registration: RegistrationSettings,
     pub metadata_documents: MetadataDocumentSettings,
+    /// `[identity]`: enterprise IdPs whose ID-JAGs the token service accepts.
+    pub identity: IdentitySettings,
     pub resources: Vec<ResourceSettings>,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
@@ -297,6 +299,62 @@ pub struct MetadataDocumentSettings {
     pub failure_cache_secs: Duration,
     /// Document fetches (cache misses) per client IP per minute, on the authorize endpoints.
     pub fetches_per_ip_per_minute: u32,
+}
+
+/// Enterprise-managed authorization (MCP extension SEP-990): identity providers whose Identity
+/// Assertion JWT Authorization Grants (ID-JAG) the token service exchanges for access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentitySettings {
+    pub trusted_issuers: Vec<TrustedIssuerSettings>,
+    /// Allow issuer metadata and JWKS on loopback and private addresses (an IdP inside the
+    /// deployment's network, tests). The same SSRF policy as metadata documents otherwise.
+    pub allow_private_hosts: bool,
+    /// Allow `http` issuers and JWKS URLs (tests only).
+    pub allow_http: bool,
+    #[serde(with = "millis")]
+    pub timeout_ms: Duration,
+    /// How long a fetched JWKS is used before it is fetched again.
+    #[serde(with = "secs")]
+    pub jwks_cache_secs: Duration,
+    /// An assertion signed with an unknown `kid` refetches the JWKS at most this often per issuer.
+    #[serde(with = "secs")]
+    pub jwks_min_refetch_secs: Duration,
+    /// Clock skew tolerated on an assertion's `exp`, `iat` and `nbf`.
+    #[serde(with = "secs")]
+    pub clock_skew_secs: Duration,
+    /// The longest assertion lifetime (`exp - iat`) accepted.
+    #[serde(with = "secs")]
+    pub max_assertion_lifetime_secs: Duration,
+}
+
+impl IdentitySettings {
+    /// Whether the token service accepts the JWT bearer grant at all.
+    pub fn enabled(&self) -> bool {
+        !self.trusted_issuers.is_empty()
+    }
+}
+
+/// `[[identity.trusted_issuers]]`: one IdP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerSettings {
+    /// The IdP's issuer identifier, compared byte for byte with an assertion's `iss`.
+    pub issuer: String,
+    /// Where its signing keys are; absent: from its RFC 8414 (or OpenID) metadata's `jwks_uri`.
+    #[serde(default)]
+    pub jwks_uri: Option<HttpUrl>,
+    /// A name for people (`sallyport user list`); the issuer when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The JWS algorithms its assertions may use.
+    #[serde(default = "default_assertion_algs")]
+    pub algorithms: Vec<protocol::idjag::AssertionAlg>,
+}
+
+fn default_assertion_algs() -> Vec<protocol::idjag::AssertionAlg> {
+    // RS256 is mandatory to implement for RFC 7523 (§5); ES256 is what most IdPs offer besides
+    vec![protocol::idjag::AssertionAlg::Rs256, protocol::idjag::AssertionAlg::Es256]
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -510,6 +568,7 @@ impl Default for Settings {
             login: LoginSettings::default(),
             registration: RegistrationSettings::default(),
             metadata_documents: MetadataDocumentSettings::default(),
+            identity: IdentitySettings::default(),
             resources: Vec::new(),
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
@@ -633,6 +692,21 @@ impl Default for MetadataDocumentSettings {
     }
 }
 
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            trusted_issuers: Vec::new(),
+            allow_private_hosts: false,
+            allow_http: false,
+            timeout_ms: Duration::from_secs(5),
+            jwks_cache_secs: Duration::from_secs(300),
+            jwks_min_refetch_secs: Duration::from_secs(30),
+            clock_skew_secs: Duration::from_secs(60),
+            max_assertion_lifetime_secs: Duration::from_secs(3600),
+        }
+    }
+}
+
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
@@ -712,6 +786,56 @@ impl Settings {
         settings.check()?;
         settings.resources = with_tool_scopes(settings.resources, &settings.gateway.routes);
         Ok(settings)
+    }
+
+    /// `[identity]`: issuers are absolute URLs (https unless `allow_http`), each listed once, with at
+    /// least one algorithm; the durations within the ranges the token service relies on.
+    fn check_identity(&self) -> Result<(), ConfigError> {
+        let id = &self.identity;
+        if id.timeout_ms.is_zero() || id.timeout_ms > Duration::from_secs(10) {
+            return Err(invalid("identity.timeout_ms", "must be between 1 and 10000"));
+        }
+        if id.jwks_cache_secs.is_zero() {
+            return Err(invalid("identity.jwks_cache_secs", "must be positive"));
+        }
+        if id.jwks_min_refetch_secs > id.jwks_cache_secs {
+            return Err(invalid("identity.jwks_min_refetch_secs", "must not exceed identity.jwks_cache_secs"));
+        }
+        if id.clock_skew_secs > Duration::from_secs(300) {
+            return Err(invalid("identity.clock_skew_secs", "must be at most 300"));
+        }
+        if !(60..=86_400).contains(&id.max_assertion_lifetime_secs.as_secs()) {
+            return Err(invalid("identity.max_assertion_lifetime_secs", "must be between 60 and 86400"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &id.trusted_issuers {
+            let url = Url::parse(&t.issuer).map_err(|_| {
+                invalid("identity.trusted_issuers.issuer", format!("{}: not an absolute URL", t.issuer))
+            })?;
+            let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && id.allow_http);
+            if !scheme_ok || url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(
+                    "identity.trusted_issuers.issuer",
+                    format!("{}: must be an https URL without query or fragment (RFC 8414 §2)", t.issuer),
+                ));
+            }
+            if let Some(jwks) = &t.jwks_uri
+                && jwks.url().scheme() != "https"
+                && !id.allow_http
+            {
+                return Err(invalid("identity.trusted_issuers.jwks_uri", format!("{jwks}: must be https")));
+            }
+            if !seen.insert(t.issuer.as_str()) {
+                return Err(invalid("identity.trusted_issuers.issuer", format!("{}: listed twice", t.issuer)));
+            }
+            if t.algorithms.is_empty() {
+                return Err(invalid("identity.trusted_issuers.algorithms", "must not be empty"));
+            }
+            if t.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(invalid("identity.trusted_issuers.name", "must not be empty"));
+            }
+        }
+        Ok(())
     }
 
     /// The rules between keys and the ranges a service relies on, checked once at load (a value of
@@ -810,6 +934,7 @@ impl Settings {
         if m.cache_min_secs > m.cache_max_secs {
             return Err(invalid("metadata_documents.cache_min_secs", "must not exceed cache_max_secs"));
         }
+        self.check_identity()?;
         for res in &self.resources {
             ResourceUri::parse(&res.resource)
                 .map_err(|e| invalid("resources.resource", format!("{}: {e}", res.resource)))?;
@@ -1384,6 +1509,58 @@ resource = "https://a.example/mcp"
         let (key, message) = err(None, &[("SALLYPORT__TELEMETRY__TRUSTED_TRACEPARENT_SOURCES", "10.0.0.0/33")]);
         assert!(key.starts_with("telemetry.trusted_traceparent_sources"), "{key}");
         assert!(message.contains("CIDR"), "{message}");
+    }
+
+    #[test]
+    fn trusted_issuers_are_typed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("sallyport-cfg-idp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let load = |text: &str| {
+            let path = dir.join("i.toml");
+            std::fs::write(&path, text).expect("write");
+            Settings::load_from(path.to_str(), env(&[]))
+        };
+        let s = load(
+            r#"
+[[identity.trusted_issuers]]
+issuer = "https://idp.example.com/oauth2/default"
+name = "Corp IdP"
+[[identity.trusted_issuers]]
+issuer = "https://login.example.org"
+jwks_uri = "https://login.example.org/keys"
+algorithms = ["EdDSA", "PS256"]
+"#,
+        )
+        .expect("loads");
+        assert!(s.identity.enabled());
+        let [a, b] = s.identity.trusted_issuers.as_slice() else { panic!("two issuers") };
+        assert_eq!(a.algorithms, vec![protocol::idjag::AssertionAlg::Rs256, protocol::idjag::AssertionAlg::Es256]);
+        assert_eq!((a.name.as_deref(), a.jwks_uri.as_ref()), (Some("Corp IdP"), None));
+        assert_eq!(b.jwks_uri.as_ref().map(HttpUrl::as_str), Some("https://login.example.org/keys"));
+        assert!(!Settings::default().identity.enabled());
+        let key = |r: Result<Settings, ConfigError>| match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => format!("{other:?}"),
+        };
+        let one = |extra: &str| format!("[[identity.trusted_issuers]]\nissuer = \"https://idp.example\"\n{extra}");
+        assert_eq!(key(load(&one("algorithms = [\"HS256\"]"))), "identity.trusted_issuers[0].algorithms[0]");
+        assert_eq!(key(load(&one("algorithms = [\"none\"]"))), "identity.trusted_issuers[0].algorithms[0]");
+        assert_eq!(key(load(&one("algorithms = []"))), "identity.trusted_issuers.algorithms");
+        assert_eq!(key(load(&one("jwks_uri = \"ftp://idp.example/k\""))), "identity.trusted_issuers[0].jwks_uri");
+        assert_eq!(key(load(&one("jwks_uri = \"http://idp.example/k\""))), "identity.trusted_issuers.jwks_uri");
+        assert_eq!(key(load(&one("unknown = 1"))), "identity.trusted_issuers[0]");
+        assert_eq!(key(load(&format!("{}{}", one(""), one("")))), "identity.trusted_issuers.issuer", "twice");
+        for bad in ["http://idp.example", "idp.example", "https://idp.example?x=1", "https://idp.example#f"] {
+            let text = format!("[[identity.trusted_issuers]]\nissuer = \"{bad}\"\n");
+            assert_eq!(key(load(&text)), "identity.trusted_issuers.issuer", "{bad}");
+        }
+        let http_ok =
+            "[identity]\nallow_http = true\n[[identity.trusted_issuers]]\nissuer = \"http://127.0.0.1:9/idp\"\n";
+        assert!(load(http_ok).is_ok());
+        assert_eq!(key(load("[identity]\nclock_skew_secs = 301\n")), "identity.clock_skew_secs");
+        assert_eq!(key(load("[identity]\nmax_assertion_lifetime_secs = 10\n")), "identity.max_assertion_lifetime_secs");
+        assert_eq!(key(load("[identity]\njwks_min_refetch_secs = 900\n")), "identity.jwks_min_refetch_secs");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The three grants of `POST /oauth2/token`, one module each. Each is one short database
-//! statement or transaction (none for client_credentials); signing happens after it.
+//! The grants of `POST /oauth2/token`, one module each. Each is one short database statement or
+//! transaction (none for client_credentials); signing happens after it.
 
 pub mod client_credentials;
 pub mod code;
+pub mod jwt_bearer;
 pub mod refresh;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -85,7 +85,8 @@ async fn grant_response(
     grant: Result<(&str, Option<GrantType>), OAuthError>,
 ) -> Result<HttpResponse, OAuthError> {
     let (grant_type, grant) = grant?;
-    let grant = grant.ok_or_else(|| {
+    // the JWT bearer grant exists only where an identity provider is trusted (`[identity]`)
+    let grant = grant.filter(|g| *g != GrantType::JwtBearer || !state.issuers.is_empty()).ok_or_else(|| {
         OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {grant_type} is not supported"))
     })?;
     let client = authenticate(state, req.headers(), form).await?;
@@ -94,6 +95,7 @@ async fn grant_response(
         GrantType::AuthorizationCode => grants::code::exchange(state, &client, form, &caller).await?,
         GrantType::RefreshToken => grants::refresh::exchange(state, &client, form, &caller).await?,
         GrantType::ClientCredentials => grants::client_credentials::exchange(state, &client, form).await?,
+        GrantType::JwtBearer => grants::jwt_bearer::exchange(state, &client, form).await?,
     };
     json_no_store(&response)
 }
