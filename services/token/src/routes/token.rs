@@ -30,7 +30,12 @@ pub struct TokenRequest {
     /// `refresh_token`: the refresh token (single use; the answer carries its successor).
     #[schema(required = false)]
     refresh_token: String,
-    /// `refresh_token`, `client_credentials`: space-separated scopes, within what was granted.
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): the Identity Assertion JWT
+    /// Authorization Grant (ID-JAG, `typ` `oauth-id-jag+jwt`) of a trusted identity provider.
+    #[schema(required = false)]
+    assertion: String,
+    /// `refresh_token`, `client_credentials`, the jwt-bearer grant: space-separated scopes, within
+    /// what was granted.
     #[schema(required = false)]
     scope: String,
     /// RFC 8707 resource indicators: the audience of the token (repeatable).
