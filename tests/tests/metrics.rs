@@ -16,7 +16,7 @@ use testkit::forms;
 
 mod support;
 
-use support::{absolute, http, location};
+use support::http;
 
 const PASSWORD: &str = "demo-password-for-metrics";
 const CALLBACK: &str = "http://127.0.0.1:47125/callback";
@@ -46,41 +46,8 @@ async fn scrape(url: &str) -> String {
 /// Registers a public client through the gateway, signs the demo user in, consents and redeems
 /// the code: the access token.
 async fn signed_in_token(system: &System) -> String {
-    let res = http()
-        .post(format!("{}/oauth2/register", system.issuer))
-        .json(&json!({
-            "client_name": "metrics",
-            "redirect_uris": [CALLBACK],
-            "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"],
-        }))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let client_id = res.json::<Value>().await.expect("json")["client_id"].as_str().expect("client_id").to_owned();
-    let mut start = url::Url::parse(&format!("{}/oauth2/authorize", system.issuer)).expect("url");
-    start
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "mcp")
-        .append_pair("resource", &system.mcp_url)
-        .append_pair("state", "s1")
-        .append_pair("code_challenge", &protocol::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256");
-    let start = start.to_string();
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let res = browser.get(&start).send().await.expect("authorize");
-    let login = absolute(&start, &location(&res));
-    let html = browser.get(&login).send().await.expect("login page").text().await.expect("html");
-    let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
-    let action = absolute(&login, &form.action);
+    let support::AtSignIn { client_id, browser, login, action, form } =
+        support::public_client_at_sign_in(system, "metrics", CALLBACK, VERIFIER).await;
     // one wrong password first: a failed sign-in
     let wrong = form.submission(&[("username", "demo"), ("password", "not the password")], None);
     assert_eq!(browser.post(&action).form(&wrong).send().await.expect("sign in").status(), StatusCode::BAD_REQUEST);

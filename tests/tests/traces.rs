@@ -19,14 +19,14 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use reqwest::StatusCode;
 use sallyport::up::System;
-use serde_json::{Value, json};
+use serde_json::Value;
 use server::config::{HttpUrl, LogFormat, LogSettings, RouteSettings, TelemetrySettings, TrustedNet};
 use server::telemetry::Traces;
-use testkit::{TestDb, forms};
+use testkit::TestDb;
 
 mod support;
 
-use support::{absolute, http, location};
+use support::http;
 
 const PASSWORD: &str = "demo-password-for-traces";
 const CALLBACK: &str = "http://127.0.0.1:47126/callback";
@@ -199,41 +199,9 @@ async fn flush() {
 /// Registers a public client through the gateway, signs the demo user in, consents and redeems
 /// the code: the client id and the refresh token.
 async fn signed_in(system: &System) -> (String, String) {
-    let res = http()
-        .post(format!("{}/oauth2/register", system.issuer))
-        .json(&json!({
-            "client_name": "traces",
-            "redirect_uris": [CALLBACK],
-            "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"],
-        }))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let client_id = res.json::<Value>().await.expect("json")["client_id"].as_str().expect("client_id").to_owned();
-    let mut start = url::Url::parse(&format!("{}/oauth2/authorize", system.issuer)).expect("url");
-    start
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "mcp")
-        .append_pair("resource", &system.mcp_url)
-        .append_pair("state", "s1")
-        .append_pair("code_challenge", &protocol::pkce::s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256");
-    let start = start.to_string();
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let res = browser.get(&start).send().await.expect("authorize");
-    let login = absolute(&start, &location(&res));
-    let html = browser.get(&login).send().await.expect("login page").text().await.expect("html");
-    let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
-    let action = absolute(&login, &form.action);
+    let support::AtSignIn { client_id, browser, login, action, form } =
+        support::public_client_at_sign_in(system, "traces", CALLBACK, VERIFIER).await;
+    assert!(login.starts_with(&system.issuer), "the sign-in page is the issuer's: {login}");
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
     let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
     let res = http()

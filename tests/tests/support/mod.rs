@@ -81,3 +81,55 @@ pub async fn sign_in_and_allow(
         .map(|(_, v)| v.into_owned())
         .expect("a code")
 }
+
+/// A public client registered through the gateway, and a browser (cookies kept, redirects by
+/// hand) that made its authorization request (PKCE, the `mcp` resource) and stands at the
+/// sign-in form.
+pub struct AtSignIn {
+    pub client_id: String,
+    pub browser: reqwest::Client,
+    /// The sign-in page's URL and its form's absolute action.
+    pub login: String,
+    pub action: String,
+    pub form: forms::Form,
+}
+
+pub async fn public_client_at_sign_in(system: &System, name: &str, callback: &str, verifier: &str) -> AtSignIn {
+    let res = http()
+        .post(format!("{}/oauth2/register", system.issuer))
+        .json(&serde_json::json!({
+            "client_name": name,
+            "redirect_uris": [callback],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let registered: serde_json::Value = res.json().await.expect("json");
+    let client_id = registered["client_id"].as_str().expect("client_id").to_owned();
+    let mut start = url::Url::parse(&format!("{}/oauth2/authorize", system.issuer)).expect("url");
+    start
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", callback)
+        .append_pair("scope", "mcp")
+        .append_pair("resource", &system.mcp_url)
+        .append_pair("state", "s1")
+        .append_pair("code_challenge", &protocol::pkce::s256(verifier))
+        .append_pair("code_challenge_method", "S256");
+    let start = start.to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("browser");
+    let res = browser.get(&start).send().await.expect("authorize");
+    let login = absolute(&start, &location(&res));
+    let html = browser.get(&login).send().await.expect("login page").text().await.expect("html");
+    let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
+    let action = absolute(&login, &form.action);
+    AtSignIn { client_id, browser, login, action, form }
+}
