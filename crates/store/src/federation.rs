@@ -42,9 +42,9 @@ pub struct Claims<'a> {
 }
 
 /// The user linked to (issuer, subject), created on the first sign-in; later sign-ins refresh the
-/// display claims and `last_login_at`. Returns the user row whatever its state: the caller refuses
-/// a disabled user exactly as it does for a password sign-in. One transaction, so two first
-/// sign-ins of the same subject at once create one user.
+/// display claims (when they changed) and `last_login_at` (to the minute). Returns the user row
+/// whatever its state: the caller refuses a disabled user exactly as it does for a password
+/// sign-in. One transaction, so two first sign-ins of the same subject at once create one user.
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federation.sign_in", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn sign_in(
     conn: &mut AsyncPgConnection,
@@ -56,54 +56,89 @@ pub async fn sign_in(
     let (issuer, subject) = (issuer.to_owned(), subject.to_owned());
     let claims = OwnedClaims::from(claims);
     conn.transaction(async |conn| {
-        {
-            // the advisory lock serialises first sign-ins of one subject across replicas; the
-            // primary key alone would let both create a user before one link insert fails
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
-                .bind::<diesel::sql_types::Text, _>(&issuer)
-                .bind::<diesel::sql_types::Text, _>(&subject)
-                .execute(conn)
-                .await?;
-            let linked = federated_identities::table
-                .find((&issuer, &subject))
-                .select(federated_identities::user_id)
-                .first::<Uuid>(conn)
-                .await
-                .optional()?;
-            let user_id = match linked {
-                Some(user_id) => {
-                    diesel::update(federated_identities::table.find((&issuer, &subject)))
-                        .set((
-                            federated_identities::email.eq(&claims.email),
-                            federated_identities::email_verified.eq(claims.email_verified),
-                            federated_identities::display_name.eq(&claims.display_name),
-                            federated_identities::last_login_at.eq(now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    user_id
+        // a known subject (every sign-in but the first) needs no lock
+        let user_id = match linked_user(conn, &issuer, &subject).await? {
+            Some(user_id) => {
+                refresh_claims(conn, &issuer, &subject, &claims, now).await?;
+                user_id
+            }
+            None => {
+                // the advisory lock serialises first sign-ins of one subject across replicas; the
+                // primary key alone would let both create a user before one link insert fails
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+                    .bind::<diesel::sql_types::Text, _>(&issuer)
+                    .bind::<diesel::sql_types::Text, _>(&subject)
+                    .execute(conn)
+                    .await?;
+                match linked_user(conn, &issuer, &subject).await? {
+                    // another first sign-in of the same subject won the race
+                    Some(user_id) => user_id,
+                    None => {
+                        let user = create_user(conn, &claims.username, now).await?;
+                        let row = FederatedIdentityRow {
+                            issuer: issuer.clone(),
+                            subject: subject.clone(),
+                            user_id: user.id,
+                            provider: claims.provider.clone(),
+                            email: claims.email.clone(),
+                            email_verified: claims.email_verified,
+                            display_name: claims.display_name.clone(),
+                            created_at: now,
+                            last_login_at: now,
+                        };
+                        diesel::insert_into(federated_identities::table).values(&row).execute(conn).await?;
+                        user.id
+                    }
                 }
-                None => {
-                    let user = create_user(conn, &claims.username, now).await?;
-                    let row = FederatedIdentityRow {
-                        issuer: issuer.clone(),
-                        subject: subject.clone(),
-                        user_id: user.id,
-                        provider: claims.provider.clone(),
-                        email: claims.email.clone(),
-                        email_verified: claims.email_verified,
-                        display_name: claims.display_name.clone(),
-                        created_at: now,
-                        last_login_at: now,
-                    };
-                    diesel::insert_into(federated_identities::table).values(&row).execute(conn).await?;
-                    user.id
-                }
-            };
-            users::table.find(user_id).select(UserRow::as_select()).first(conn).await
-        }
+            }
+        };
+        users::table.find(user_id).select(UserRow::as_select()).first(conn).await
     })
     .await
+}
+
+/// How stale `last_login_at` may get before a sign-in with unchanged claims writes it again: an
+/// ID-JAG client exchanges assertions many times a minute, and a row rewritten each time is a WAL
+/// record per grant for a timestamp nobody reads to the second.
+const LAST_LOGIN_GRAIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+async fn linked_user(conn: &mut AsyncPgConnection, issuer: &str, subject: &str) -> QueryResult<Option<Uuid>> {
+    federated_identities::table
+        .find((issuer, subject))
+        .select(federated_identities::user_id)
+        .first::<Uuid>(conn)
+        .await
+        .optional()
+}
+
+/// The display claims as the provider says them now, and `last_login_at`; an UPDATE that matches
+/// no row (nothing changed, last sign-in within [`LAST_LOGIN_GRAIN`]) writes nothing.
+async fn refresh_claims(
+    conn: &mut AsyncPgConnection,
+    issuer: &str,
+    subject: &str,
+    claims: &OwnedClaims,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::PgExpressionMethods;
+    use federated_identities::dsl as f;
+    diesel::update(f::federated_identities.find((issuer, subject)))
+        .filter(
+            f::email
+                .is_distinct_from(&claims.email)
+                .or(f::email_verified.ne(claims.email_verified))
+                .or(f::display_name.is_distinct_from(&claims.display_name))
+                .or(f::last_login_at.lt(now - LAST_LOGIN_GRAIN)),
+        )
+        .set((
+            f::email.eq(&claims.email),
+            f::email_verified.eq(claims.email_verified),
+            f::display_name.eq(&claims.display_name),
+            f::last_login_at.eq(now),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// A new user under `wanted`, or `wanted-2`, `wanted-3`, ... when taken: a federated sign-in

@@ -707,6 +707,16 @@ async fn a_federated_subject_is_one_user_whatever_its_email_and_never_a_local_na
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].email.as_deref(), Some("a@corp.example"));
     assert!(links[0].email_verified);
+    // unchanged claims within a minute write nothing; a minute later the last sign-in moves on
+    let seen = links[0].last_login_at;
+    let soon = seen + chrono::TimeDelta::seconds(30);
+    federation::sign_in(&mut *db.conn().await, "https://idp.example", "sub-1", &claims, soon).await.expect("soon");
+    let links = federation::for_user(&mut *db.conn().await, user.id).await.expect("links");
+    assert_eq!(links[0].last_login_at, seen, "no write for a sign-in within the minute");
+    let later = seen + chrono::TimeDelta::seconds(61);
+    federation::sign_in(&mut *db.conn().await, "https://idp.example", "sub-1", &claims, later).await.expect("later");
+    let links = federation::for_user(&mut *db.conn().await, user.id).await.expect("links");
+    assert_eq!(links[0].last_login_at.timestamp_micros(), later.timestamp_micros());
 
     // the same subject at another issuer is somebody else
     let other = federation::sign_in(&mut *db.conn().await, "https://other.example", "sub-1", &claims, Utc::now())
