@@ -55,21 +55,8 @@ async fn signed_in_token(system: &System) -> String {
     let form = forms::parse(&html).into_iter().find(|f| f.has_input("password")).expect("the sign-in form");
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
     let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
-    let res = http()
-        .post(format!("{}/oauth2/token", system.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("client_id", &client_id),
-            ("code_verifier", VERIFIER),
-            ("resource", &system.mcp_url),
-        ])
-        .send()
-        .await
-        .expect("redeem");
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json::<Value>().await.expect("json")["access_token"].as_str().expect("access token").to_owned()
+    let tokens = support::redeem(system, &client_id, &code, CALLBACK, VERIFIER).await;
+    tokens["access_token"].as_str().expect("access token").to_owned()
 }
 
 /// What the gateway answers an MCP `initialize` with this token (none: no `Authorization`).

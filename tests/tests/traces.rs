@@ -204,21 +204,8 @@ async fn signed_in(system: &System) -> (String, String) {
     assert!(login.starts_with(&system.issuer), "the sign-in page is the issuer's: {login}");
     let fields = form.submission(&[("username", "demo"), ("password", PASSWORD)], None);
     let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
-    let res = http()
-        .post(format!("{}/oauth2/token", system.issuer))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("client_id", &client_id),
-            ("code_verifier", VERIFIER),
-            ("resource", &system.mcp_url),
-        ])
-        .send()
-        .await
-        .expect("redeem");
-    assert_eq!(res.status(), StatusCode::OK);
-    let refresh = res.json::<Value>().await.expect("json")["refresh_token"].as_str().expect("refresh token").to_owned();
+    let tokens = support::redeem(system, &client_id, &code, CALLBACK, VERIFIER).await;
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token").to_owned();
     (client_id, refresh)
 }
 

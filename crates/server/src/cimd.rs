@@ -145,7 +145,7 @@ impl MetadataDocuments {
             return Err(CimdError::Disabled);
         }
         let url = self.check_url(client_id)?;
-        let mut res = self
+        let res = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -156,17 +156,11 @@ impl MetadataDocuments {
             return Err(CimdError::Fetch(format!("status {}", res.status().as_u16())));
         }
         let max = self.settings.max_bytes;
-        if res.content_length().is_some_and(|n| n > max as u64) {
-            return Err(CimdError::TooLarge(max));
-        }
         let ttl = self.ttl(res.headers());
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > max {
-                return Err(CimdError::TooLarge(max));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::outbound::read_bounded(res, max).await.map_err(|e| match e {
+            crate::outbound::BodyError::TooLarge => CimdError::TooLarge(max),
+            crate::outbound::BodyError::Transport(detail) => CimdError::Transport(detail),
+        })?;
         let client = client_from_document(client_id, &body, policy, self.clock.now())?;
         Ok((client, ttl))
     }
@@ -202,15 +196,7 @@ fn transport_error(e: reqwest::Error) -> CimdError {
     if e.is_timeout() {
         return CimdError::Fetch("timed out".into());
     }
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CimdError::Transport(detail)
+    CimdError::Transport(crate::outbound::describe(e))
 }
 
 #[cfg(test)]

@@ -86,32 +86,48 @@ pub fn check_url(url: &Url, allow_http: bool, allow_private: bool) -> Result<(),
 
 /// GETs `url` as JSON: status 200 and at most `max` bytes, else an error for the log.
 pub async fn get_json(http: &reqwest::Client, url: &Url, max: usize) -> Result<serde_json::Value, String> {
-    let mut res = http
-        .get(url.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| chain(&e.without_url()))?;
+    let res =
+        http.get(url.clone()).header(reqwest::header::ACCEPT, "application/json").send().await.map_err(describe)?;
     if res.status() != reqwest::StatusCode::OK {
         return Err(format!("status {}", res.status().as_u16()));
     }
-    if res.content_length().is_some_and(|n| n > max as u64) {
-        return Err(format!("larger than {max} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| chain(&e.without_url()))? {
-        if body.len() + chunk.len() > max {
-            return Err(format!("larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_bounded(res, max).await.map_err(|e| match e {
+        BodyError::TooLarge => format!("larger than {max} bytes"),
+        BodyError::Transport(detail) => detail,
+    })?;
     serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// An error with its whole cause chain (where reqwest keeps the actual reason).
-fn chain(e: &dyn std::error::Error) -> String {
+/// Why an answer's body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than allowed (by its `Content-Length`, or as it arrived).
+    TooLarge,
+    /// The connection failed mid-body: [`describe`]d.
+    Transport(String),
+}
+
+/// An answer's body, refused beyond `max` bytes before it is all in memory.
+pub async fn read_bounded(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| BodyError::Transport(describe(e)))? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest error for the log: without its URL, with its whole cause chain (where reqwest keeps
+/// the actual reason).
+pub fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut detail = e.to_string();
-    let mut source = e.source();
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         detail.push_str(": ");
         detail.push_str(&cause.to_string());

@@ -133,3 +133,23 @@ pub async fn public_client_at_sign_in(system: &System, name: &str, callback: &st
     let action = absolute(&login, &form.action);
     AtSignIn { client_id, browser, login, action, form }
 }
+
+/// Redeems `code` at the token endpoint through the gateway (PKCE `verifier`, the `mcp`
+/// resource): the 200 token response.
+pub async fn redeem(system: &System, client_id: &str, code: &str, callback: &str, verifier: &str) -> serde_json::Value {
+    let res = http()
+        .post(format!("{}/oauth2/token", system.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", callback),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+            ("resource", &system.mcp_url),
+        ])
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    res.json().await.expect("json")
+}

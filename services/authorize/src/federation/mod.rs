@@ -236,29 +236,14 @@ impl Provider {
     }
 }
 
-async fn read_bounded(mut res: reqwest::Response) -> Result<Vec<u8>, FetchError> {
-    if res.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
-        return Err(FetchError::Invalid("answer too large".into()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
-        if body.len() + chunk.len() > MAX_BYTES {
-            return Err(FetchError::Invalid("answer too large".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+async fn read_bounded(res: reqwest::Response) -> Result<Vec<u8>, FetchError> {
+    server::outbound::read_bounded(res, MAX_BYTES).await.map_err(|e| match e {
+        server::outbound::BodyError::TooLarge => FetchError::Invalid("answer too large".into()),
+        server::outbound::BodyError::Transport(detail) => FetchError::Unreachable(detail),
+    })
 }
 
 /// reqwest's whole cause chain (where the actual reason is), for the log.
 fn unreachable(e: reqwest::Error) -> FetchError {
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    FetchError::Unreachable(detail)
+    FetchError::Unreachable(server::outbound::describe(e))
 }
