@@ -114,6 +114,7 @@ fn route(prefix: &str, upstream: String, issuer: &str, tools: ToolRules) -> Rout
         upstream_auth: Default::default(),
         upstream_api_key: None,
         upstream_headers: Default::default(),
+        upstream_oauth: None,
     }
 }
 

@@ -285,6 +285,7 @@ async fn one_refresh_is_one_trace_from_the_gateway_through_the_token_service_to_
             upstream_auth: Default::default(),
             upstream_api_key: None,
             upstream_headers: Default::default(),
+            upstream_oauth: None,
         });
     })
     .await;

@@ -43,6 +43,7 @@ fn policy() -> ToolPolicy {
         upstream_auth: Default::default(),
         upstream_api_key: None,
         upstream_headers: Default::default(),
+        upstream_oauth: None,
     })
     .expect("policy")
 }

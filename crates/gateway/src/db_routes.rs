@@ -175,6 +175,7 @@ fn settings_of(row: &GatewayRouteRow) -> Result<RouteSettings, String> {
             .ok_or_else(|| format!("upstream_auth {}: unknown", row.upstream_auth))?,
         upstream_api_key: None,
         upstream_headers: Default::default(),
+        upstream_oauth: None,
     })
     .and_then(|s| match (&s.resource, s.auth) {
         (None, true) => Err("a resource is required when auth is on".into()),

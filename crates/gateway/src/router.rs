@@ -283,6 +283,7 @@ mod tests {
             upstream_auth: Default::default(),
             upstream_api_key: None,
             upstream_headers: Default::default(),
+            upstream_oauth: None,
         }
     }
 

@@ -15,6 +15,10 @@ pub enum UpstreamAuth {
     ApiKey,
     /// A set of static headers, the same for every user.
     Headers,
+    /// A per-user token from the upstream's own authorization server, which each user connects
+    /// once (`/oauth2/connections`); see [`UpstreamOAuth`].
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 impl UpstreamAuth {
@@ -23,6 +27,7 @@ impl UpstreamAuth {
             Self::None => "none",
             Self::ApiKey => "api_key",
             Self::Headers => "headers",
+            Self::OAuth2 => "oauth2",
         }
     }
 
@@ -31,9 +36,41 @@ impl UpstreamAuth {
             "none" => Some(Self::None),
             "api_key" => Some(Self::ApiKey),
             "headers" => Some(Self::Headers),
+            "oauth2" => Some(Self::OAuth2),
             _ => None,
         }
     }
+}
+
+/// `upstream_auth = "oauth2"`: what a route says explicitly about its upstream's authorization
+/// server and Sallyport's client there. Whatever is left out is discovered (RFC 9728, then RFC 8414
+/// or OpenID discovery, as the MCP authorization spec orders them); what is given overrides
+/// discovery, for providers that publish no metadata. The client secret is not here: it is a
+/// secret, sealed in the route's row or read from the configuration (`ConfigSecret`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamOAuth {
+    /// The upstream authorization server's issuer identifier (RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// RFC 7009, used by Disconnect when given or advertised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// A client registered by hand at the upstream; without it Sallyport presents its client ID
+    /// metadata document or registers dynamically (RFC 7591).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes to ask the upstream for; default: its `scopes_supported` (RFC 9728).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The upstream's resource identifier (RFC 8707) to ask tokens for; default: the `resource` of
+    /// its protected resource metadata (RFC 9728), else the route's upstream URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Headers an upstream credential may not set: the message framing and the connection
@@ -101,11 +138,14 @@ pub fn check_credential<'a>(
         names.push(name);
     }
     match (kind, names.len()) {
-        (UpstreamAuth::None, 0) | (UpstreamAuth::ApiKey, 1) => Ok(names),
+        (UpstreamAuth::None | UpstreamAuth::OAuth2, 0) | (UpstreamAuth::ApiKey, 1) => Ok(names),
         (UpstreamAuth::Headers, n) if n > 0 => Ok(names),
         (UpstreamAuth::None, _) => Err("upstream_auth = \"none\" sends no credential: remove the headers".into()),
         (UpstreamAuth::ApiKey, _) => Err("upstream_auth = \"api_key\" needs exactly one header and its value".into()),
         (UpstreamAuth::Headers, _) => Err("upstream_auth = \"headers\" needs at least one header".into()),
+        (UpstreamAuth::OAuth2, _) => {
+            Err("upstream_auth = \"oauth2\" sends each user's own upstream token: remove the static headers".into())
+        }
     }
 }
 
@@ -115,7 +155,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for kind in [UpstreamAuth::None, UpstreamAuth::ApiKey, UpstreamAuth::Headers] {
+        for kind in [UpstreamAuth::None, UpstreamAuth::ApiKey, UpstreamAuth::Headers, UpstreamAuth::OAuth2] {
             assert_eq!(UpstreamAuth::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(UpstreamAuth::parse("basic"), None);
@@ -154,5 +194,7 @@ mod tests {
         assert!(check_credential(UpstreamAuth::Headers, []).is_err());
         assert!(check_credential(UpstreamAuth::Headers, [("x-a", "1"), ("X-A", "2")]).is_err(), "twice");
         assert_eq!(check_credential(UpstreamAuth::Headers, [("x-a", "1"), ("x-b", "2")]).map(|n| n.len()), Ok(2));
+        assert_eq!(check_credential(UpstreamAuth::OAuth2, []), Ok(vec![]));
+        assert!(check_credential(UpstreamAuth::OAuth2, [("x-a", "1")]).is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod service;
 pub mod telemetry;
+pub mod token_client;
 
 pub use config::Settings;
 pub use error::OAuthError;

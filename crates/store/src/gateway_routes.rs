@@ -31,6 +31,10 @@ pub struct GatewayRouteRow {
     pub upstream_secret_enc: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// `upstream_auth = "oauth2"`: the route's explicit settings that override discovery
+    /// (`protocol::upstream_auth::UpstreamOAuth` as JSON); its client secret, if any, is sealed in
+    /// `upstream_secret_enc`. `None` for the other kinds.
+    pub upstream_oauth: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for GatewayRouteRow {
@@ -89,6 +93,7 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: &GatewayRouteRow) -> Quer
             gateway_routes::upstream_auth.eq(&row.upstream_auth),
             gateway_routes::upstream_header_names.eq(&row.upstream_header_names),
             gateway_routes::upstream_secret_enc.eq(&row.upstream_secret_enc),
+            gateway_routes::upstream_oauth.eq(&row.upstream_oauth),
             gateway_routes::updated_at.eq(row.updated_at),
         ))
         .execute(conn)

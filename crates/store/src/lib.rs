@@ -29,6 +29,9 @@ pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tool_calls;
+pub mod upstream_clients;
+pub mod upstream_connections;
+pub mod upstream_connects;
 pub mod used_assertions;
 pub mod users;
 

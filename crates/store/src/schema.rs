@@ -109,6 +109,7 @@ diesel::table! {
         upstream_secret_enc -> Nullable<Bytea>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        upstream_oauth -> Nullable<Jsonb>,
     }
 }
 
@@ -236,6 +237,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upstream_clients (issuer) {
+        issuer -> Text,
+        client_id -> Text,
+        method -> Text,
+        token_endpoint_auth_method -> Text,
+        client_secret_enc -> Nullable<Bytea>,
+        registration_access_token_enc -> Nullable<Bytea>,
+        registration_client_uri -> Nullable<Text>,
+        metadata -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    upstream_connections (user_id, route) {
+        user_id -> Uuid,
+        route -> Text,
+        issuer -> Text,
+        tokens_enc -> Bytea,
+        has_refresh_token -> Bool,
+        scope -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        generation -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    upstream_connects (state_hash) {
+        state_hash -> Bytea,
+        user_id -> Uuid,
+        session_hash -> Bytea,
+        route -> Text,
+        issuer -> Text,
+        verifier_enc -> Bytea,
+        return_to -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(authorization_codes -> clients (client_id));
 diesel::joinable!(authorization_codes -> users (user_id));
 diesel::joinable!(consents -> clients (client_id));
@@ -245,6 +290,8 @@ diesel::joinable!(grant_families -> clients (client_id));
 diesel::joinable!(grant_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> grant_families (grant_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(upstream_connections -> users (user_id));
+diesel::joinable!(upstream_connects -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
@@ -262,6 +309,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     signing_keys,
     tool_calls,
+    upstream_clients,
+    upstream_connections,
+    upstream_connects,
     used_assertions,
     users,
 );

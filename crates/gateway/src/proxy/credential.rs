@@ -22,6 +22,10 @@ impl UpstreamCredential {
     /// The credential of a route; `None` for `upstream_auth = "none"`. The headers are checked
     /// again here (`protocol::upstream_auth`), whatever their source.
     pub fn new(kind: UpstreamAuth, pairs: &[(String, SecretString)]) -> Result<Option<Self>, String> {
+        if kind == UpstreamAuth::OAuth2 {
+            // never forward such a route without the user's upstream token (nor with the client's)
+            return Err("upstream_auth = \"oauth2\" is not served by this gateway yet".into());
+        }
         let names = check_credential(kind, pairs.iter().map(|(n, v)| (n.as_str(), v.expose())))?;
         if names.is_empty() {
             return Ok(None);

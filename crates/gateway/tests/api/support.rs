@@ -238,6 +238,7 @@ fn route(prefix: &str, upstream: String, resource: Option<String>, scopes: &[&st
         upstream_auth: Default::default(),
         upstream_api_key: None,
         upstream_headers: Default::default(),
+        upstream_oauth: None,
     }
 }
 

@@ -43,6 +43,7 @@ async fn configured_credentials_replace_the_clients_token() {
             auth: false,
             upstream_auth: UpstreamAuth::Headers,
             upstream_headers: headers,
+            upstream_oauth: None,
             ..mcp
         });
         let _ = urls;
@@ -115,6 +116,7 @@ fn row(s: &Stack, prefix: &str, kind: UpstreamAuth, headers: &[(&str, &str)]) ->
         upstream_secret_enc: sealed,
         created_at: now,
         updated_at: now,
+        upstream_oauth: None,
     }
 }
 

@@ -194,6 +194,7 @@ pub async fn add(
         upstream_secret_enc: sealed,
         created_at: now,
         updated_at: now,
+        upstream_oauth: None,
     };
     gateway_routes::upsert(conn, &row).await?;
     let detail = serde_json::json!({
@@ -315,6 +316,7 @@ mod tests {
             upstream_auth: Default::default(),
             upstream_api_key: None,
             upstream_headers: Default::default(),
+            upstream_oauth: None,
         }];
 
         let args = add_args(

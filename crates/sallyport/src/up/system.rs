@@ -123,6 +123,7 @@ impl System {
             upstream_auth: Default::default(),
             upstream_api_key: None,
             upstream_headers: Default::default(),
+            upstream_oauth: None,
         };
         let routes: Vec<RouteSettings> =
             base.gateway.routes.into_iter().filter(|r| r.prefix != "/mcp").chain([demo_route]).collect();

@@ -462,6 +462,49 @@ pub struct RouteSettings {
     /// `upstream_auth = "headers"`: header name to value.
     #[serde(default)]
     pub upstream_headers: BTreeMap<String, ConfigSecret>,
+    /// `upstream_auth = "oauth2"`: what overrides discovery of the upstream's authorization server,
+    /// and a client registered there by hand; may be left out entirely (all discovered).
+    #[serde(default)]
+    pub upstream_oauth: Option<UpstreamOAuthSettings>,
+}
+
+/// `upstream_oauth = { client_id = "…", client_secret = { env = "LINEAR_CLIENT_SECRET" }, scopes = ["read"] }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamOAuthSettings {
+    #[serde(default)]
+    pub issuer: Option<HttpUrl>,
+    #[serde(default)]
+    pub authorization_endpoint: Option<HttpUrl>,
+    #[serde(default)]
+    pub token_endpoint: Option<HttpUrl>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<HttpUrl>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Only with `client_id` (a client registered by hand at the upstream).
+    #[serde(default)]
+    pub client_secret: Option<ConfigSecret>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+impl UpstreamOAuthSettings {
+    /// The explicit settings, as the gateway and the connect flow use them (the secret apart).
+    pub fn explicit(&self) -> protocol::upstream_auth::UpstreamOAuth {
+        let url = |u: &Option<HttpUrl>| u.as_ref().map(|u| u.as_str().to_owned());
+        protocol::upstream_auth::UpstreamOAuth {
+            issuer: url(&self.issuer),
+            authorization_endpoint: url(&self.authorization_endpoint),
+            token_endpoint: url(&self.token_endpoint),
+            revocation_endpoint: url(&self.revocation_endpoint),
+            client_id: self.client_id.clone(),
+            scopes: self.scopes.clone(),
+            resource: self.resource.clone(),
+        }
+    }
 }
 
 /// `upstream_api_key = { header = "X-API-Key", value = { env = "LINEAR_API_KEY" } }`.
@@ -494,6 +537,7 @@ impl RouteSettings {
             UpstreamAuth::Headers => {
                 self.upstream_headers.iter().map(|(n, v)| (n.clone(), v.secret().clone())).collect()
             }
+            UpstreamAuth::OAuth2 => Vec::new(),
         }
     }
 
@@ -1081,10 +1125,12 @@ fn validate_upstream_auth(route: &RouteSettings) -> Result<(), ConfigError> {
         UpstreamAuth::ApiKey => "gateway.routes.upstream_api_key",
         _ => "gateway.routes.upstream_headers",
     };
+    let statics = route.upstream_api_key.is_some() || !route.upstream_headers.is_empty();
     let stray = match route.upstream_auth {
-        UpstreamAuth::None => route.upstream_api_key.is_some() || !route.upstream_headers.is_empty(),
-        UpstreamAuth::ApiKey => !route.upstream_headers.is_empty(),
-        UpstreamAuth::Headers => route.upstream_api_key.is_some(),
+        UpstreamAuth::None => statics || route.upstream_oauth.is_some(),
+        UpstreamAuth::ApiKey => !route.upstream_headers.is_empty() || route.upstream_oauth.is_some(),
+        UpstreamAuth::Headers => route.upstream_api_key.is_some() || route.upstream_oauth.is_some(),
+        UpstreamAuth::OAuth2 => statics,
     };
     if stray {
         return Err(invalid(
@@ -1094,9 +1140,10 @@ fn validate_upstream_auth(route: &RouteSettings) -> Result<(), ConfigError> {
                 route.prefix,
                 route.upstream_auth.as_str(),
                 match route.upstream_auth {
-                    UpstreamAuth::None => "neither upstream_api_key nor upstream_headers",
-                    UpstreamAuth::ApiKey => "upstream_api_key, not upstream_headers",
-                    UpstreamAuth::Headers => "upstream_headers, not upstream_api_key",
+                    UpstreamAuth::None => "neither upstream_api_key, upstream_headers nor upstream_oauth",
+                    UpstreamAuth::ApiKey => "upstream_api_key, not upstream_headers or upstream_oauth",
+                    UpstreamAuth::Headers => "upstream_headers, not upstream_api_key or upstream_oauth",
+                    UpstreamAuth::OAuth2 => "upstream_oauth, not upstream_api_key or upstream_headers",
                 }
             ),
         ));
@@ -1107,6 +1154,49 @@ fn validate_upstream_auth(route: &RouteSettings) -> Result<(), ConfigError> {
         credential.iter().map(|(n, v)| (n.as_str(), v.expose())),
     )
     .map_err(|e| invalid(key, format!("{}: {e}", route.prefix)))?;
+    if route.upstream_auth == UpstreamAuth::OAuth2 {
+        validate_upstream_oauth(route)?;
+    }
+    Ok(())
+}
+
+/// An `oauth2` route: each user's own upstream token needs a signed-in user, so the route checks
+/// bearer tokens; a client secret belongs to a hand-registered client; a hand-given authorization
+/// endpoint needs the token endpoint and the client that go with it (no discovery fills the gap).
+fn validate_upstream_oauth(route: &RouteSettings) -> Result<(), ConfigError> {
+    let key = "gateway.routes.upstream_oauth";
+    if !route.auth {
+        return Err(invalid(
+            "gateway.routes.auth",
+            format!(
+                "{}: upstream_auth = \"oauth2\" sends each user's own upstream token, so the route needs auth = true",
+                route.prefix
+            ),
+        ));
+    }
+    let Some(o) = &route.upstream_oauth else { return Ok(()) };
+    if o.client_secret.is_some() && o.client_id.is_none() {
+        return Err(invalid(key, format!("{}: client_secret needs the client_id it belongs to", route.prefix)));
+    }
+    if o.authorization_endpoint.is_some() != o.token_endpoint.is_some() {
+        return Err(invalid(
+            key,
+            format!(
+                "{}: authorization_endpoint and token_endpoint are given together, or both discovered",
+                route.prefix
+            ),
+        ));
+    }
+    if o.authorization_endpoint.is_some() && o.client_id.is_none() {
+        return Err(invalid(
+            key,
+            format!("{}: explicit endpoints without metadata need a client_id registered there", route.prefix),
+        ));
+    }
+    if let Some(resource) = &o.resource {
+        ResourceUri::parse(resource)
+            .map_err(|e| invalid(key, format!("{}: resource {resource:?}: {e}", route.prefix)))?;
+    }
     Ok(())
 }
 
@@ -1308,10 +1398,41 @@ resource = "https://a.example/mcp"
                 "gateway.routes[0].upstream_api_key.value",
             ),
             ("up-f", "upstream_auth = \"basic\"", "gateway.routes[0].upstream_auth"),
+            // the route of this test has auth = false: no user, no per-user upstream token
+            ("up-g", "upstream_auth = \"oauth2\"", "gateway.routes.auth"),
+            ("up-h", "upstream_oauth = { client_id = \"c\" }", "gateway.routes.upstream_auth"),
+            (
+                "up-i",
+                "upstream_auth = \"oauth2\"\nupstream_api_key = { header = \"X-Key\", value = \"k\" }",
+                "gateway.routes.upstream_auth",
+            ),
         ] {
             let (found, message) = file(name, bad);
             assert_eq!(found, key, "{bad}: {message}");
             assert!(!message.contains("evil"), "no value repeated: {message}");
+        }
+
+        let authed = "[[gateway.routes]]\nprefix = \"/r\"\nupstream = \"http://a:1\"\nresource = \"https://gw.example/r\"\nupstream_auth = \"oauth2\"\n";
+        let oauth = |name: &str, text: &str| {
+            let path = write(name, &format!("{authed}{text}\n"));
+            let found = err(path.to_str(), &[]);
+            std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+            found
+        };
+        assert_eq!(oauth("oa-ok", "").0, "ok", "everything discovered");
+        let explicit = "upstream_oauth = { authorization_endpoint = \"https://as.example/a\", token_endpoint = \"https://as.example/t\", client_id = \"c\", client_secret = \"s\", scopes = [\"read\"] }";
+        assert_eq!(oauth("oa-explicit", explicit).0, "ok");
+        for (name, bad) in [
+            ("oa-a", "upstream_oauth = { client_secret = \"s\" }"),
+            ("oa-b", "upstream_oauth = { authorization_endpoint = \"https://as.example/a\", client_id = \"c\" }"),
+            (
+                "oa-c",
+                "upstream_oauth = { authorization_endpoint = \"https://as.example/a\", token_endpoint = \"https://as.example/t\" }",
+            ),
+            ("oa-d", "upstream_oauth = { resource = \"not a uri\" }"),
+        ] {
+            let (found, message) = oauth(name, bad);
+            assert_eq!(found, "gateway.routes.upstream_oauth", "{bad}: {message}");
         }
     }
 

@@ -1,0 +1,242 @@
+//! Sallyport as an OAuth client of another authorization server's token endpoint (issue 20: the
+//! upstreams of `upstream_auth = "oauth2"` routes): the authorization code exchange with PKCE
+//! (RFC 6749 §4.1.3, RFC 7636 §4.5), the refresh (RFC 6749 §6) and revocation (RFC 7009 §2.1),
+//! each with the resource indicator (RFC 8707 §2.2) where one applies, and the client
+//! authentication the upstream registered us with (RFC 6749 §2.3.1: `client_secret_basic` or
+//! `client_secret_post`; `none` for a public client such as a client ID metadata document).
+//! Requests go through the caller's client under the SSRF policy (`server::outbound`).
+
+use std::time::Duration;
+
+use protocol::redact::SecretString;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use url::Url;
+
+use crate::outbound::{BodyError, describe, read_bounded};
+
+/// The largest token endpoint answer read.
+const MAX_BYTES: usize = 64 * 1024;
+
+/// How Sallyport authenticates at the upstream's token endpoint (RFC 7591 §2
+/// `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A public client: `client_id` in the form, no secret.
+    None,
+    /// RFC 6749 §2.3.1: HTTP Basic with the form-urlencoded id and secret.
+    Basic,
+    /// RFC 6749 §2.3.1: `client_id` and `client_secret` in the form.
+    Post,
+}
+
+impl ClientAuth {
+    /// The RFC 7591 name; `None` for a method Sallyport does not speak.
+    pub fn parse(method: &str) -> Option<Self> {
+        match method {
+            "none" => Some(Self::None),
+            "client_secret_basic" => Some(Self::Basic),
+            "client_secret_post" => Some(Self::Post),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+        }
+    }
+}
+
+/// Sallyport's client at one upstream authorization server.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    pub token_endpoint: Url,
+    pub revocation_endpoint: Option<Url>,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub auth: ClientAuth,
+}
+
+/// A successful token response (RFC 6749 §5.1). `Debug` shows no token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tokens {
+    pub access_token: SecretString,
+    pub token_type: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<SecretString>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl Tokens {
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The upstream answered with an RFC 6749 §5.2 error (`invalid_grant` for a refresh token it
+    /// revoked or rotated away, `invalid_client`, ...): the user or an operator must act.
+    #[error("the authorization server refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused { status: u16, error: String, description: Option<String> },
+    /// No answer, a 5xx, or a timeout: worth retrying later.
+    #[error("the authorization server is unreachable: {0}")]
+    Unreachable(String),
+    /// An answer that is not what the RFC describes.
+    #[error("the authorization server's answer is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl TokenClient {
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5's `code_verifier` and RFC 8707's `resource`.
+    pub async fn exchange_code(
+        &self,
+        http: &reqwest::Client,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+        resource: Option<&str>,
+    ) -> Result<Tokens, TokenError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        form.extend(resource.map(|r| ("resource", r)));
+        self.token_request(http, form).await
+    }
+
+    /// RFC 6749 §6. An answer without `refresh_token` means the old one stays valid (§6: the
+    /// server MAY issue a new one); the caller keeps it.
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        refresh_token: &SecretString,
+        resource: Option<&str>,
+    ) -> Result<Tokens, TokenError> {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+        form.extend(resource.map(|r| ("resource", r)));
+        self.token_request(http, form).await
+    }
+
+    /// RFC 7009 §2.1; `Ok(false)` when the upstream has no revocation endpoint. §2.2: a 200 is
+    /// success, also for a token it did not know.
+    pub async fn revoke(&self, http: &reqwest::Client, token: &SecretString, hint: &str) -> Result<bool, TokenError> {
+        let Some(endpoint) = &self.revocation_endpoint else { return Ok(false) };
+        let form = vec![("token", token.expose()), ("token_type_hint", hint)];
+        let (status, body) = self.post(http, endpoint, form).await?;
+        if status.is_success() {
+            return Ok(true);
+        }
+        Err(refusal(status, &body))
+    }
+
+    async fn token_request(&self, http: &reqwest::Client, form: Vec<(&str, &str)>) -> Result<Tokens, TokenError> {
+        let (status, body) = self.post(http, &self.token_endpoint, form).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        let tokens: Tokens =
+            serde_json::from_slice(&body).map_err(|e| TokenError::Invalid(format!("token response: {e}")))?;
+        // RFC 6750 §4: the only type Sallyport knows how to send upstream
+        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::Invalid(format!("token_type {:?} is not Bearer", tokens.token_type)));
+        }
+        if tokens.access_token.expose().is_empty() {
+            return Err(TokenError::Invalid("an empty access_token".into()));
+        }
+        Ok(tokens)
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        url: &Url,
+        mut form: Vec<(&str, &str)>,
+    ) -> Result<(StatusCode, Vec<u8>), TokenError> {
+        let secret = self.client_secret.as_ref().map(SecretString::expose).unwrap_or_default();
+        let mut req = http.post(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+        match self.auth {
+            ClientAuth::None => form.push(("client_id", self.client_id.as_str())),
+            ClientAuth::Basic => {
+                // RFC 6749 §2.3.1: id and secret form-urlencoded before Basic
+                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                req = req.basic_auth(enc(&self.client_id), Some(enc(secret)));
+            }
+            ClientAuth::Post => {
+                form.push(("client_id", self.client_id.as_str()));
+                form.push(("client_secret", secret));
+            }
+        }
+        let res = req.form(&form).send().await.map_err(|e| TokenError::Unreachable(describe(e)))?;
+        let status = res.status();
+        let body = read_bounded(res, MAX_BYTES).await.map_err(|e| match e {
+            BodyError::TooLarge => TokenError::Invalid("answer too large".into()),
+            BodyError::Transport(detail) => TokenError::Unreachable(detail),
+        })?;
+        if status.is_server_error() {
+            return Err(TokenError::Unreachable(format!("status {}", status.as_u16())));
+        }
+        Ok((status, body))
+    }
+}
+
+/// RFC 6749 §5.2 (and RFC 7009 §2.2.1): the `error` of a JSON error body, else the status.
+fn refusal(status: StatusCode, body: &[u8]) -> TokenError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => TokenError::Refused { status: status.as_u16(), error: e.error, description: e.error_description },
+        Err(_) => TokenError::Refused {
+            status: status.as_u16(),
+            error: format!("status {}", status.as_u16()),
+            description: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_auth_names_round_trip() {
+        for auth in [ClientAuth::None, ClientAuth::Basic, ClientAuth::Post] {
+            assert_eq!(ClientAuth::parse(auth.as_str()), Some(auth));
+        }
+        assert_eq!(ClientAuth::parse("private_key_jwt"), None);
+    }
+
+    #[test]
+    fn refusals_carry_the_rfc_error() {
+        let e = refusal(StatusCode::BAD_REQUEST, br#"{"error":"invalid_grant","error_description":"revoked"}"#);
+        assert_eq!(
+            e,
+            TokenError::Refused { status: 400, error: "invalid_grant".into(), description: Some("revoked".into()) }
+        );
+        assert!(matches!(refusal(StatusCode::UNAUTHORIZED, b"<html>"), TokenError::Refused { status: 401, .. }));
+    }
+
+    #[test]
+    fn a_token_response_shows_no_token_in_debug() {
+        let t: Tokens = serde_json::from_str(
+            r#"{"access_token":"at-secret","token_type":"Bearer","expires_in":60,"refresh_token":"rt-secret"}"#,
+        )
+        .expect("parse");
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("at-secret") && !shown.contains("rt-secret"));
+        assert_eq!(t.expires_in(), Some(Duration::from_secs(60)));
+    }
+}
