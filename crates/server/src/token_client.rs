@@ -195,6 +195,71 @@ impl TokenClient {
     }
 }
 
+/// Sallyport's client at a route's upstream authorization server, from what the route says
+/// explicitly (`upstream_oauth`: a client registered by hand, endpoints for a server without
+/// metadata) and what was registered and discovered (`upstream_clients`), explicit first. The
+/// gateway (refresh) and the connect flow (code exchange, revocation) both build it here.
+pub fn for_route(
+    explicit: &protocol::upstream_auth::UpstreamOAuth,
+    explicit_secret: Option<&SecretString>,
+    registered: Option<&store::upstream_clients::UpstreamClientRow>,
+    kek: Option<&[u8; 32]>,
+) -> Result<TokenClient, String> {
+    let advertised = |name: &str| {
+        registered.and_then(|r| r.metadata.get(name)).and_then(serde_json::Value::as_str).map(str::to_owned)
+    };
+    let endpoint = |given: &Option<String>, name: &str| -> Result<Option<Url>, String> {
+        given
+            .clone()
+            .or_else(|| advertised(name))
+            .map(|u| Url::parse(&u).map_err(|_| format!("{name} {u:?} is not a URL")))
+            .transpose()
+    };
+    let token_endpoint = endpoint(&explicit.token_endpoint, "token_endpoint")?
+        .ok_or("no token_endpoint: neither configured nor discovered")?;
+    let revocation_endpoint = endpoint(&explicit.revocation_endpoint, "revocation_endpoint")?;
+    if let Some(client_id) = &explicit.client_id {
+        // a hand-registered client: a secret means the server's preferred secret method
+        let auth = match explicit_secret {
+            None => ClientAuth::None,
+            Some(_) => preferred_secret_auth(registered.map(|r| &r.metadata)),
+        };
+        return Ok(TokenClient {
+            token_endpoint,
+            revocation_endpoint,
+            client_id: client_id.clone(),
+            client_secret: explicit_secret.cloned(),
+            auth,
+        });
+    }
+    let row = registered.ok_or("no client at the upstream yet: not registered, and none configured")?;
+    let auth = ClientAuth::parse(&row.token_endpoint_auth_method)
+        .ok_or_else(|| format!("token_endpoint_auth_method {:?} is not supported", row.token_endpoint_auth_method))?;
+    let client_secret = match (&row.client_secret_enc, auth) {
+        (_, ClientAuth::None) => None,
+        (Some(sealed), _) => {
+            let kek = kek.ok_or("the upstream client secret is sealed and keys.encryption_key is not set")?;
+            Some(
+                store::upstream_clients::unseal_secret(kek, &row.issuer, "client_secret", sealed)
+                    .map_err(|_| "the upstream client secret does not open under keys.encryption_key")?,
+            )
+        }
+        (None, _) => return Err(format!("{} needs a client secret and none is stored", auth.as_str())),
+    };
+    Ok(TokenClient { token_endpoint, revocation_endpoint, client_id: row.client_id.clone(), client_secret, auth })
+}
+
+/// RFC 8414 §2 `token_endpoint_auth_methods_supported`: absent means `client_secret_basic`.
+fn preferred_secret_auth(metadata: Option<&serde_json::Value>) -> ClientAuth {
+    let methods = metadata.and_then(|m| m.get("token_endpoint_auth_methods_supported")).and_then(|m| m.as_array());
+    match methods {
+        Some(m) if !m.iter().any(|v| v == "client_secret_basic") && m.iter().any(|v| v == "client_secret_post") => {
+            ClientAuth::Post
+        }
+        _ => ClientAuth::Basic,
+    }
+}
+
 /// RFC 6749 §5.2 (and RFC 7009 §2.2.1): the `error` of a JSON error body, else the status.
 fn refusal(status: StatusCode, body: &[u8]) -> TokenError {
     match serde_json::from_slice::<ErrorBody>(body) {
@@ -227,6 +292,59 @@ mod tests {
             TokenError::Refused { status: 400, error: "invalid_grant".into(), description: Some("revoked".into()) }
         );
         assert!(matches!(refusal(StatusCode::UNAUTHORIZED, b"<html>"), TokenError::Refused { status: 401, .. }));
+    }
+
+    fn registered(method: &str, secret: Option<&str>, kek: &[u8; 32]) -> store::upstream_clients::UpstreamClientRow {
+        let issuer = "https://as.example";
+        let now = chrono::Utc::now();
+        store::upstream_clients::UpstreamClientRow {
+            issuer: issuer.into(),
+            client_id: "registered-1".into(),
+            method: "dynamic".into(),
+            token_endpoint_auth_method: method.into(),
+            client_secret_enc: secret
+                .map(|s| store::upstream_clients::seal_secret(kek, issuer, "client_secret", &s.into()).expect("seal")),
+            registration_access_token_enc: None,
+            registration_client_uri: None,
+            metadata: serde_json::json!({
+                "issuer": issuer,
+                "token_endpoint": "https://as.example/token",
+                "revocation_endpoint": "https://as.example/revoke",
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            }),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn the_route_client_is_explicit_first_then_registered() {
+        use protocol::upstream_auth::UpstreamOAuth;
+        let kek = [4u8; 32];
+        let row = registered("client_secret_basic", Some("s-1"), &kek);
+        let c = for_route(&UpstreamOAuth::default(), None, Some(&row), Some(&kek)).expect("registered");
+        assert_eq!((c.client_id.as_str(), c.auth), ("registered-1", ClientAuth::Basic));
+        assert_eq!(c.client_secret.as_ref().map(SecretString::expose), Some("s-1"));
+        assert_eq!(c.token_endpoint.as_str(), "https://as.example/token");
+        assert_eq!(c.revocation_endpoint.as_ref().map(Url::as_str), Some("https://as.example/revoke"));
+        assert!(for_route(&UpstreamOAuth::default(), None, Some(&row), None).is_err(), "sealed, no key");
+        assert!(for_route(&UpstreamOAuth::default(), None, Some(&row), Some(&[5u8; 32])).is_err(), "wrong key");
+        assert!(for_route(&UpstreamOAuth::default(), None, None, Some(&kek)).is_err(), "nothing to go on");
+
+        let explicit = UpstreamOAuth {
+            client_id: Some("by-hand".into()),
+            token_endpoint: Some("https://other.example/t".into()),
+            ..Default::default()
+        };
+        let secret = SecretString::from("hand-secret");
+        let c = for_route(&explicit, Some(&secret), Some(&row), Some(&kek)).expect("explicit");
+        assert_eq!((c.client_id.as_str(), c.auth), ("by-hand", ClientAuth::Post), "the server prefers post");
+        assert_eq!(c.token_endpoint.as_str(), "https://other.example/t");
+        let public = for_route(&explicit, None, None, None).expect("public client");
+        assert_eq!(public.auth, ClientAuth::None);
+        let none = registered("none", None, &kek);
+        let c = for_route(&UpstreamOAuth::default(), None, Some(&none), None).expect("a public registration");
+        assert_eq!((c.auth, c.client_secret.is_none()), (ClientAuth::None, true));
     }
 
     #[test]
