@@ -19,12 +19,14 @@ pub struct FederatedLoginRow {
     pub expires_at: DateTime<Utc>,
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federated_logins.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &FederatedLoginRow) -> QueryResult<()> {
     diesel::insert_into(federated_logins::table).values(row).execute(conn).await.map(drop)
 }
 
 /// Deletes and returns the sign-in of `state_hash`, if any (expired or not: the caller says which):
 /// a second callback with the same `state` finds nothing.
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federated_logins.take", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn take(conn: &mut AsyncPgConnection, state_hash: &[u8]) -> QueryResult<Option<FederatedLoginRow>> {
     diesel::delete(federated_logins::table.find(state_hash))
         .returning(FederatedLoginRow::as_returning())
@@ -34,6 +36,7 @@ pub async fn take(conn: &mut AsyncPgConnection, state_hash: &[u8]) -> QueryResul
 }
 
 /// Removes sign-ins that were abandoned (never came back before `expires_at`).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "federated_logins.prune", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn prune(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> QueryResult<usize> {
     diesel::delete(federated_logins::table.filter(federated_logins::expires_at.lt(now))).execute(conn).await
 }

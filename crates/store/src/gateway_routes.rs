@@ -69,15 +69,18 @@ pub fn unseal_headers(kek: &[u8; 32], prefix: &str, sealed: &[u8]) -> Result<Vec
     Ok(pairs.into_iter().map(|(n, v)| (n, SecretString::from(v))).collect())
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "gateway_routes.list", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<GatewayRouteRow>> {
     gateway_routes::table.select(GatewayRouteRow::as_select()).order(gateway_routes::prefix.asc()).load(conn).await
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "gateway_routes.find", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn find(conn: &mut AsyncPgConnection, prefix: &str) -> QueryResult<Option<GatewayRouteRow>> {
     gateway_routes::table.find(prefix).select(GatewayRouteRow::as_select()).first(conn).await.optional()
 }
 
 /// Adds or replaces the route at `row.prefix` (its `created_at` kept on replacement).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "gateway_routes.upsert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn upsert(conn: &mut AsyncPgConnection, row: &GatewayRouteRow) -> QueryResult<()> {
     diesel::insert_into(gateway_routes::table)
         .values(row.clone())
@@ -101,6 +104,7 @@ pub async fn upsert(conn: &mut AsyncPgConnection, row: &GatewayRouteRow) -> Quer
         .map(drop)
 }
 
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "gateway_routes.delete", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn delete(conn: &mut AsyncPgConnection, prefix: &str) -> QueryResult<bool> {
     diesel::delete(gateway_routes::table.find(prefix)).execute(conn).await.map(|n| n == 1)
 }

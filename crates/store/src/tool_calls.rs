@@ -128,6 +128,7 @@ impl Copier {
     }
 
     /// Writes the calls; returns how many rows went in.
+    #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "tool_calls.copy", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
     pub async fn write(&self, calls: &[NewToolCall<'_>]) -> Result<u64, tokio_postgres::Error> {
         use futures_util::SinkExt;
         let mut rows = BytesMut::new();
