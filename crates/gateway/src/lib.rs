@@ -230,6 +230,7 @@ impl Gateway {
             credential: None,
             // with traces on the proxy writes its own; off, only a trusted caller's passes
             keep_traceparent: !self.telemetry.enabled() && peer.is_some_and(|ip| self.telemetry.trusts(ip)),
+            upstream_host: None,
         }
     }
 
@@ -239,6 +240,7 @@ impl Gateway {
         Caller {
             strip_cookies: Some(Arc::clone(&self.own_cookies)),
             credential: route.credential.clone(),
+            upstream_host: route.upstream.host_header(),
             ..self.caller(req)
         }
     }

@@ -171,6 +171,11 @@ pub struct Upstream {
     url: Url,
     /// The URL's path without its trailing slash, to append a path to.
     path: String,
+    /// The `Host` header its requests carry (RFC 9112 §3.2: the URL's host, and its port unless the
+    /// scheme's default), made once here; hyper would format it again for every request. Only for
+    /// `http` upstreams, which are always HTTP/1.1: an `https` one may speak HTTP/2, whose requests
+    /// name the authority in `:authority` instead, so hyper decides there.
+    host: Option<reqwest::header::HeaderValue>,
 }
 
 impl Upstream {
@@ -179,7 +184,17 @@ impl Upstream {
         url.set_fragment(None);
         url.set_query(None);
         let path = url.path().trim_end_matches('/').to_owned();
-        Self { url, path }
+        let host = (url.scheme() == "http")
+            .then(|| url.host_str())
+            .flatten()
+            .map(|h| url.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}")))
+            .and_then(|h| reqwest::header::HeaderValue::from_str(&h).ok());
+        Self { url, path, host }
+    }
+
+    /// The `Host` header of this upstream's requests, when it is made at start (see the field).
+    pub fn host_header(&self) -> Option<reqwest::header::HeaderValue> {
+        self.host.clone()
     }
 
     /// The base URL with its path trimmed of a trailing slash (`http://up:9000/mcp`).
@@ -210,6 +225,17 @@ mod tests {
             token: url("http://tok:3"),
             metadata: url("http://meta:4"),
         }
+    }
+
+    /// The Host an http upstream's requests carry is its URL's authority, as hyper would write it;
+    /// an https one leaves it to hyper (it may speak HTTP/2).
+    #[test]
+    fn an_http_upstream_has_its_host_header_made_once() {
+        let host = |u: &str| Upstream::new(&Url::parse(u).expect("url")).host_header();
+        assert_eq!(host("http://up:9000/mcp").as_ref().map(|v| v.as_bytes()), Some(&b"up:9000"[..]));
+        assert_eq!(host("http://up:80/x").as_ref().map(|v| v.as_bytes()), Some(&b"up"[..]), "default port left out");
+        assert_eq!(host("http://[::1]:8080").as_ref().map(|v| v.as_bytes()), Some(&b"[::1]:8080"[..]));
+        assert_eq!(host("https://up:8443/mcp"), None);
     }
 
     fn find<'a>(mounts: &'a [AsMount], path: &str) -> Option<&'a AsMount> {

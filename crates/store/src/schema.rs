@@ -125,7 +125,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    refresh_tokens (id) {
+    refresh_tokens (token_hash) {
         id -> Uuid,
         token_hash -> Bytea,
         grant_id -> Uuid,
@@ -288,7 +288,6 @@ diesel::joinable!(consents -> users (user_id));
 diesel::joinable!(federated_identities -> users (user_id));
 diesel::joinable!(grant_families -> clients (client_id));
 diesel::joinable!(grant_families -> users (user_id));
-diesel::joinable!(refresh_tokens -> grant_families (grant_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(upstream_connections -> users (user_id));
 diesel::joinable!(upstream_connects -> users (user_id));

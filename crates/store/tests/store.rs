@@ -5,7 +5,7 @@ use chrono::{TimeDelta, Utc};
 use diesel_async::RunQueryDsl;
 use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
 use protocol::scope::Scopes;
-use protocol::secret::{PlainSecret, SecretKind};
+use protocol::secret::{PlainSecret, SecretHash, SecretKind};
 use protocol::uri::ResourceUri;
 use store::refresh_tokens::{self, RefreshTokenRow, Rotation};
 use store::{clients, codes, users};
@@ -320,31 +320,22 @@ async fn refresh_tokens_live_and_die_with_their_grant_family() {
     }
     assert_eq!(count(&db, "SELECT count(*) AS n FROM grant_families").await, 2, "one row per family");
 
-    // a token cannot name a family that does not exist
-    let mut orphan = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
-    let err = diesel::sql_query(
-        "INSERT INTO refresh_tokens (id, token_hash, grant_id, client_id, scope, resources, auth_time, created_at, \
-         expires_at, family_expires_at) VALUES ($1, $2, $3, $4, 'mcp', '{}', now(), now(), now(), now())",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(orphan.id)
-    .bind::<diesel::sql_types::Bytea, _>(std::mem::take(&mut orphan.token_hash))
-    .bind::<diesel::sql_types::Uuid, _>(orphan.grant_id)
-    .bind::<diesel::sql_types::Text, _>(&client)
-    .execute(&mut *db.conn().await)
-    .await
-    .expect_err("no family, no token");
-    assert!(err.to_string().contains("refresh_tokens_grant_id_fkey"), "{err}");
+    // a token hash is a SHA-256: the store refuses any other length (the column has no CHECK)
+    let mut short = token_row(&client, user, live, now + TimeDelta::days(30));
+    short.token_hash.pop();
+    let err = refresh_tokens::insert(&mut *db.conn().await, &short).await.expect_err("31 bytes");
+    assert!(err.to_string().contains("must be 32 bytes"), "{err}");
 
     // the live family still rotates, and its successor belongs to it
     let first = refresh_tokens::family(&mut *db.conn().await, live).await.expect("family").remove(0);
     let rotation = Rotation {
-        presented_hash: first.token_hash.clone(),
+        presented_hash: SecretHash(first.token_hash.clone().try_into().expect("32 bytes")),
         client_id: client.clone(),
         scopes: Scopes::default(),
         resources: vec![],
         now,
         new_id: Uuid::now_v7(),
-        new_hash: PlainSecret::generate(SecretKind::RefreshToken).hash().to_vec(),
+        new_hash: PlainSecret::generate(SecretKind::RefreshToken).hash(),
         idle_expires_at: now + TimeDelta::days(1),
     };
     let rotated = refresh_tokens::rotate(&mut *db.conn().await, &rotation).await.expect("rotate").expect("rotated");
@@ -371,6 +362,57 @@ async fn refresh_tokens_live_and_die_with_their_grant_family() {
         .expect("insert");
     assert!(clients::delete(&mut *db.conn().await, &client).await.expect("delete"));
     assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 0);
+}
+
+/// issue 19: without a foreign key, a family's deletion must still take the successor of a rotation
+/// that was in flight. The rotation holds the presented token's row lock, so the deleting trigger's
+/// first DELETE waits for it and deletes that token; the successor is not in that statement's
+/// snapshot, and only the trigger's next DELETE (it repeats until one finds nothing) takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_family_deleted_during_a_rotation_leaves_no_token_behind() {
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let now = Utc::now();
+    let grant = Uuid::now_v7();
+    let first = token_row(&client, user, grant, now + TimeDelta::days(30));
+    refresh_tokens::insert(&mut *db.conn().await, &first).await.expect("insert");
+
+    let mut rotating = db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut *rotating).await.expect("begin");
+    let rotation = Rotation {
+        presented_hash: SecretHash(first.token_hash.clone().try_into().expect("32 bytes")),
+        client_id: client.clone(),
+        scopes: Scopes::default(),
+        resources: vec![],
+        now,
+        new_id: Uuid::now_v7(),
+        new_hash: PlainSecret::generate(SecretKind::RefreshToken).hash(),
+        idle_expires_at: now + TimeDelta::days(1),
+    };
+    refresh_tokens::rotate(&mut rotating, &rotation).await.expect("rotate").expect("rotated");
+
+    let pool = db.pool();
+    let deleting = tokio::spawn(async move {
+        let mut conn = pool.get().await.expect("conn");
+        diesel::sql_query("DELETE FROM grant_families WHERE grant_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(grant)
+            .execute(&mut *conn)
+            .await
+            .expect("delete family")
+    });
+    // the delete is under way once it waits for the rotation's row lock
+    let mut waited = 0;
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM grant_families%'";
+    while count(&db, waiting).await == 0 {
+        waited += 1;
+        assert!(waited < 500, "the family's delete never waited for the rotation");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    diesel::sql_query("COMMIT").execute(&mut *rotating).await.expect("commit");
+    assert_eq!(deleting.await.expect("join"), 1, "one family");
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM refresh_tokens").await, 0, "the successor went too");
 }
 
 /// What goes in as protocol types comes out as them, and a hand-edited row its type refuses fails
@@ -466,13 +508,13 @@ async fn rows_speak_protocol_types_and_a_bad_stored_value_is_a_query_error() {
         .await
         .expect("edit");
     let rotation = refresh_tokens::Rotation {
-        presented_hash: vec![7; 32],
+        presented_hash: SecretHash([7; 32]),
         client_id: client.clone(),
         scopes: Scopes::default(),
         resources: Vec::new(),
         now,
         new_id: Uuid::now_v7(),
-        new_hash: vec![8; 32],
+        new_hash: SecretHash([8; 32]),
         idle_expires_at: now + TimeDelta::hours(1),
     };
     let err = refresh_tokens::rotate(&mut conn, &rotation).await.expect_err("a bad resource");

@@ -271,7 +271,7 @@ mod tests {
         let r = report(rows);
         assert!(r.failed(), "an error response fails the run");
         let md = r.markdown();
-        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | — | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 2,500/s, p99 <= 25 ms | **no** |"), "{md}");
+        assert!(md.contains("| refresh | `POST /oauth2/token (refresh_token)` | 2,612 | — | 9.80 ms | 19.60 ms | 39.20 ms | 98.00 ms | 0 | >= 6,000/s, p99 <= 25 ms | **no** |"), "{md}");
         assert!(md.contains("| code |") && md.contains("| 2 | >= 1,000/s | **no** |"), "{md}");
         assert!(md.contains("- code: 2 x POST /oauth2/token: 400 invalid_grant"), "{md}");
         assert!(md.contains("| token | 42 | 20.0 MiB | 40.0 MiB | 50.0 MiB | yes |"), "{md}");
@@ -280,7 +280,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&r.json()).expect("valid JSON");
         assert_eq!(json["rows"][0]["name"], "refresh");
         assert_eq!(json["rows"][0]["median"]["p99_us"], 39_200);
-        assert_eq!(json["rows"][0]["target"]["min_requests_per_sec"], 2_500.0);
+        assert_eq!(json["rows"][0]["target"]["min_requests_per_sec"], 6_000.0);
         assert_eq!(json["rows"][1]["median"]["error_kinds"]["POST /oauth2/token: 400 invalid_grant"], 2);
         assert_eq!(json["memory"][0]["idle"]["rss_kib"], 20_480);
         assert!(json.get("gateway").is_none(), "no gateway rows, no overhead member");

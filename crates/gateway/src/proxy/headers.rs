@@ -60,6 +60,9 @@ pub struct Caller {
     /// trusted caller (`telemetry.trusted_traceparent_sources`). Otherwise they are dropped, and
     /// with traces on the proxy writes its own (`server::telemetry::propagation`).
     pub keep_traceparent: bool,
+    /// The `Host` of the target, made once at start (`router::Upstream::host_header`); `None`
+    /// leaves it to hyper, which derives it from the URL for every request.
+    pub upstream_host: Option<RqValue>,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
@@ -90,6 +93,10 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
         if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
             out.append(name, value);
         }
+    }
+    // the client's Host was dropped above: the upstream's URL decides it
+    if let Some(host) = &caller.upstream_host {
+        out.insert(rq::HOST, host.clone());
     }
     // overwritten, never appended: the services budget and audit by this one address
     let client_ip = ip_value(caller.client_ip);
@@ -245,7 +252,19 @@ mod tests {
 
             credential: None,
             keep_traceparent: false,
+            upstream_host: None,
         }
+    }
+
+    /// The client's `Host` never reaches the upstream; the upstream's own, made at start, does.
+    #[test]
+    fn the_host_is_the_upstreams_never_the_clients() {
+        let incoming = map(&[("host", "gateway.example"), ("accept", "*/*")]);
+        assert!(upstream_request_headers(&incoming, &caller(false)).get(rq::HOST).is_none(), "left to hyper");
+        let to_up = Caller { upstream_host: Some(RqValue::from_static("up:9000")), ..caller(false) };
+        let out = upstream_request_headers(&incoming, &to_up);
+        assert_eq!(out.get_all(rq::HOST).iter().collect::<Vec<_>>(), [&RqValue::from_static("up:9000")]);
+        assert_eq!(out.get("x-forwarded-host").map(RqValue::as_bytes), Some(&b"gateway.example"[..]));
     }
 
     /// W3C trace context passes only from a trusted caller with traces off; otherwise it is dropped

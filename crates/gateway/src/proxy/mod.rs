@@ -102,14 +102,14 @@ impl Proxy {
         let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
         let client = self.client.get().map_err(upstream_error)?;
-        let mut builder = client.request(method, url.clone()).headers(out_headers);
-        if let Some(body) = body {
-            builder = builder.body(body);
-        }
-        let request = builder.build().map_err(|e| {
+        let mut request = client.request(method, url.clone()).build().map_err(|e| {
             tracing::warn!(error = %e, "cannot build the upstream request");
             OAuthError::invalid_request("the request cannot be forwarded")
         })?;
+        // moved in whole: `RequestBuilder::headers` would insert them one by one into a new map
+        // (hashing each name again) for every request
+        *request.headers_mut() = out_headers;
+        *request.body_mut() = body;
         match tokio::time::timeout(self.header_timeout, client.execute(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(upstream_error(e)),

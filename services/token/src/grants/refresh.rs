@@ -37,13 +37,13 @@ pub async fn exchange(
     let now = state.clock.now();
     let next = PlainSecret::generate(SecretKind::RefreshToken);
     let rotation = Rotation {
-        presented_hash: presented.hash().to_vec(),
+        presented_hash: presented.hash(),
         client_id: client.client_id.clone(),
         scopes: scope.clone().unwrap_or_default(),
         resources,
         now,
         new_id: Uuid::now_v7(),
-        new_hash: next.hash().to_vec(),
+        new_hash: next.hash(),
         idle_expires_at: after(now, state.config.tokens.refresh_idle_ttl_secs.as_secs()),
     };
 
@@ -81,7 +81,7 @@ async fn refused(
     caller: &Caller,
 ) -> Result<OAuthError, OAuthError> {
     let now = rotation.now;
-    let Some(row) = refresh_tokens::find_by_hash(conn, &rotation.presented_hash).await? else {
+    let Some(row) = refresh_tokens::find_by_hash(conn, rotation.presented_hash.as_bytes()).await? else {
         return Ok(OAuthError::invalid_grant("unknown refresh token"));
     };
     if row.used_at.is_some() || row.revoked_at.is_some() {
