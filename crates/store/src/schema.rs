@@ -215,29 +215,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    used_assertions (issuer, jti) {
-        issuer -> Text,
-        jti -> Text,
-        client_id -> Text,
-        used_at -> Timestamptz,
-        expires_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    users (id) {
-        id -> Uuid,
-        username -> Text,
-        password_hash -> Text,
-        disabled -> Bool,
-        failed_logins -> Int4,
-        locked_until -> Nullable<Timestamptz>,
-        created_at -> Timestamptz,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     upstream_clients (issuer) {
         issuer -> Text,
         client_id -> Text,
@@ -278,6 +255,29 @@ diesel::table! {
         return_to -> Nullable<Text>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    used_assertions (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        client_id -> Text,
+        used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
