@@ -264,8 +264,14 @@ fn oauth_route(prefix: &str, gw: &str, upstream: &Upstream, mcp: bool) -> RouteS
 /// The gateway with `/files` (plain) and `/files-mcp` (MCP) in front of the protected upstream.
 async fn stack(upstream: &Upstream) -> Stack {
     Stack::start_with(|settings, urls| {
-        for (prefix, mcp) in [("/files", false), ("/files-mcp", true)] {
-            settings.gateway.routes.push(oauth_route(prefix, &urls.gateway, upstream, mcp));
+        for (prefix, mcp) in [("/files", false), ("/files-mcp", true), ("/files-down", false)] {
+            let mut route = oauth_route(prefix, &urls.gateway, upstream, mcp);
+            if prefix == "/files-down" {
+                // an upstream AS that does not answer (nothing listens on the discard port)
+                let oauth = route.upstream_oauth.as_mut().expect("oauth");
+                oauth.token_endpoint = Some(http_url("http://127.0.0.1:9/oauth2/token"));
+            }
+            settings.gateway.routes.push(route);
             settings.resources.push(ResourceSettings {
                 resource: format!("{}{prefix}", urls.gateway),
                 name: prefix.into(),
@@ -416,6 +422,17 @@ async fn an_expired_token_is_refreshed_exactly_once_for_100_concurrent_requests_
     let seen = up.seen.authorizations.lock().expect("lock").clone();
     assert_eq!(seen.len(), 100);
     assert!(seen.iter().all(|a| *a == fresh), "every request carried the refreshed token");
+    let metrics = |url: String| {
+        let http = s.http.clone();
+        async move { http.get(url).send().await.expect("metrics").text().await.expect("text") }
+    };
+    let (one, two) = (metrics(s.url("/metrics")).await, metrics(replica.url("/metrics")).await);
+    let refreshed = r#"sallyport_gateway_upstream_token_refreshes_total{outcome="refreshed"} 1"#;
+    let reused = r#"sallyport_gateway_upstream_token_refreshes_total{outcome="reused"} 1"#;
+    assert!(
+        (one.contains(refreshed) && two.contains(reused)) || (two.contains(refreshed) && one.contains(reused)),
+        "one gateway refreshed, the other took its tokens:\n{one}\n{two}"
+    );
 
     // the old refresh token was rotated away at the upstream: using it again is refused there
     let res = up
@@ -458,6 +475,44 @@ async fn an_upstream_401_refreshes_once_and_replays_the_kept_body() {
     // the refreshed token is cached: the next call needs no refresh
     assert_eq!(post_json(&s, &s.url("/files-mcp"), &token, &tool_call(8)).await.status(), 200);
     assert_eq!(up.refresh_tokens_issued().await, 2);
+
+    // a body beyond 1 MiB streams through once: its 401 is the upstream's, with no refresh
+    let alice_files = sallyport_token(&s, alice, "/files");
+    connect(&s, alice, "/files", &up.tokens().await, &up, false).await;
+    let stored =
+        connections::find(&mut s.pool().get().await.expect("conn"), alice, "/files").await.expect("find").expect("row");
+    let key = s.settings.keys.encryption_key.as_ref().expect("key");
+    let at = connections::unseal_tokens(key.bytes(), alice, "/files", &stored.tokens_enc).expect("unseal");
+    up.seen.refused.lock().expect("lock").push(at.access_token.expose().to_owned());
+    let issued = up.refresh_tokens_issued().await;
+    let before = up.seen.authorizations.lock().expect("lock").len();
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let res = s.http.post(s.url("/files/upload")).bearer_auth(&alice_files).body(big).send().await.expect("post");
+    assert_eq!(res.status(), 401);
+    assert_eq!(up.seen.authorizations.lock().expect("lock").len(), before + 1, "sent once");
+    assert_eq!(up.refresh_tokens_issued().await, issued);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_upstream_authorization_server_is_a_502_and_audited() {
+    let up = Upstream::start().await;
+    let s = stack(&up).await;
+    let alice = user(&s).await;
+    connect(&s, alice, "/files-down", &up.tokens().await, &up, true).await;
+    let res = s.get_with("/files-down/doc", &sallyport_token(&s, alice, "/files-down")).await;
+    assert_eq!(res.status(), 502);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(up.seen.authorizations.lock().expect("lock").is_empty(), "nothing forwarded without a token");
+    let mut conn = s.pool().get().await.expect("conn");
+    assert!(
+        connections::find(&mut conn, alice, "/files-down").await.expect("find").is_some(),
+        "kept: not the user's fault"
+    );
+    let events = store::audit::for_user(&mut conn, alice).await.expect("audit");
+    let failed = events.iter().find(|e| e.kind == "upstream.refresh_failed").expect("audited");
+    assert_eq!(failed.detail["reason"], "unreachable");
+    assert_eq!(failed.detail["route"], "/files-down");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -524,4 +579,56 @@ async fn the_user_is_asked_to_connect_when_not_connected_or_revoked() {
 struct Line {
     #[diesel(sql_type = diesel::sql_types::Text)]
     line: String,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth2_route_of_the_table_is_served_with_its_explicit_settings() {
+    let up = Upstream::start().await;
+    let s = stack(&up).await;
+    let alice = user(&s).await;
+    let now = Utc::now();
+    let explicit = protocol::upstream_auth::UpstreamOAuth {
+        token_endpoint: Some(format!("{}/oauth2/token", up.issuer)),
+        client_id: Some(up.client_id.clone()),
+        resource: Some(up.resource.clone()),
+        ..Default::default()
+    };
+    let row = store::gateway_routes::GatewayRouteRow {
+        prefix: "/db-files".into(),
+        upstream: up.resource.clone(),
+        resource: Some(s.url("/files")),
+        scopes: vec![Some("mcp".into())],
+        auth: true,
+        mcp: false,
+        allowed_origins: vec![],
+        upstream_auth: "oauth2".into(),
+        upstream_header_names: vec![],
+        upstream_secret_enc: None,
+        created_at: now,
+        updated_at: now,
+        upstream_oauth: Some(serde_json::to_value(&explicit).expect("json")),
+    };
+    store::gateway_routes::upsert(&mut s.pool().get().await.expect("conn"), &row).await.expect("route");
+    connect(&s, alice, "/db-files", &up.tokens().await, &up, true).await;
+    let token = sallyport_token(&s, alice, "/files");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    let res = loop {
+        let res = s.get_with("/db-files/doc", &token).await;
+        if res.status() != 404 || std::time::Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(res.status(), 200, "served within the reload");
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["result"]["sub"], up.user.to_string());
+    assert_eq!(answer["result"]["path"], "/files/doc");
+    assert_eq!(up.refresh_tokens_issued().await, 2, "expired: refreshed with the row's token endpoint");
+
+    // not connected on this route: the connect page names the table's prefix
+    let bob = user(&s).await;
+    let res = s.get_with("/db-files/doc", &sallyport_token(&s, bob, "/files")).await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["connect_uri"], format!("{}/oauth2/connections/connect?route=%2Fdb-files", s.url("")));
 }
