@@ -121,7 +121,7 @@ impl DbRoutes {
         let settings = settings_of(row)?;
         let mut route = Route::new(&settings);
         route.credential = match (settings.upstream_auth, &row.upstream_secret_enc) {
-            (UpstreamAuth::None, _) => None,
+            (UpstreamAuth::None | UpstreamAuth::OAuth2, _) => None,
             (kind, Some(sealed)) => {
                 let key = self
                     .encryption_key
@@ -135,8 +135,41 @@ impl DbRoutes {
             }
             (_, None) => return Err("upstream_auth needs a credential and the row has none".into()),
         };
+        if settings.upstream_auth == UpstreamAuth::OAuth2 {
+            route.oauth = Some(Arc::new(self.oauth_route(row, &route.prefix, &settings)?));
+        }
         let label = if route.prefix.is_empty() { "/".to_owned() } else { route.prefix.clone() };
         Ok(DbEntry { metrics: self.metrics.gateway_route(&label), entry: self.compiler.compile(route)? })
+    }
+
+    /// An `oauth2` row: its explicit settings (`upstream_oauth`, JSON of
+    /// `protocol::upstream_auth::UpstreamOAuth`) and the secret of a client registered by hand,
+    /// sealed in `upstream_secret_enc` as the one pair `client_secret` (`store::gateway_routes::seal_headers`).
+    fn oauth_route(
+        &self,
+        row: &GatewayRouteRow,
+        prefix: &str,
+        settings: &RouteSettings,
+    ) -> Result<crate::upstream_oauth::OAuthRoute, String> {
+        if !settings.auth {
+            return Err(
+                "upstream_auth = \"oauth2\" sends each user's own upstream token, so the route needs auth".into()
+            );
+        }
+        let key = self.encryption_key.as_ref().ok_or("upstream_auth = \"oauth2\" needs keys.encryption_key")?;
+        let explicit = match &row.upstream_oauth {
+            Some(json) => serde_json::from_value(json.clone()).map_err(|e| format!("upstream_oauth: {e}"))?,
+            None => Default::default(),
+        };
+        let secret = match &row.upstream_secret_enc {
+            None => None,
+            Some(sealed) => {
+                let pairs = store::gateway_routes::unseal_headers(key.bytes(), &row.prefix, sealed)
+                    .map_err(|_| "its client secret does not open under keys.encryption_key".to_owned())?;
+                pairs.into_iter().find(|(name, _)| name == "client_secret").map(|(_, secret)| secret)
+            }
+        };
+        Ok(crate::upstream_oauth::OAuthRoute::new(prefix, explicit, secret, &self.compiler.issuer, settings.mcp))
     }
 
     /// Reloads every [`RELOAD`] while the gateway lives.
@@ -285,12 +318,16 @@ async fn forward(req: ServiceRequest, db: &DbEntry, gateway: &Gateway) -> Result
     let payload = web::Payload::from_request(&http, &mut payload).await?;
     let route = &db.entry.route;
     let url = route.upstream_url(http.path(), http.query_string());
-    let result = match &db.entry.mcp {
-        Some(mcp) => {
+    let result = match (&db.entry.mcp, &route.oauth) {
+        (Some(mcp), _) => {
             crate::metered::time_upstream(&db.metrics, crate::mcp::forward(&http, payload, &url, route, mcp, gateway))
                 .await
         }
-        None => {
+        (None, Some(oauth)) => {
+            let forwarded = crate::upstream_oauth::forward(gateway, &http, payload, &url, route, oauth);
+            crate::metered::time_upstream(&db.metrics, forwarded).await
+        }
+        (None, None) => {
             let caller = gateway.upstream_caller(&http, route);
             crate::metered::time_upstream(&db.metrics, gateway.proxy.forward(&http, payload, &url, &caller)).await
         }

@@ -6,7 +6,8 @@
 //! [`proxy::Proxy`] is the streaming reverse proxy.
 //!
 //! Dependency rule (`.ci/check-deps`): the floors and nothing beside them; it talks to the
-//! services over HTTP only (CONTRACTS.md), and reaches Postgres only to record tool calls.
+//! services over HTTP only (CONTRACTS.md), and reaches Postgres only to record tool calls, read the
+//! routes of `gateway_routes` and read and refresh users' upstream tokens (`upstream_connections`).
 //! - Sallyport crates: `protocol`, `store`, `server`.
 
 pub mod bearer;
@@ -20,6 +21,7 @@ pub mod principal;
 pub mod proxy;
 pub mod router;
 mod routes;
+pub mod upstream_oauth;
 pub mod verifier;
 pub mod worker_client;
 
@@ -58,6 +60,8 @@ struct RouteCompiler {
     registry: Arc<server::registry::ResourceRegistry>,
     pool: store::db::Pool,
     issuer_origin: String,
+    /// The issuer, for the connect pages of `oauth2` routes.
+    issuer: String,
 }
 
 impl RouteCompiler {
@@ -143,6 +147,8 @@ pub struct Gateway {
     routes: Vec<RouteEntry>,
     /// Routes from the `gateway_routes` table, reloaded every few seconds.
     db_routes: Arc<db_routes::DbRoutes>,
+    /// Users' upstream tokens of `oauth2` routes, cached and refreshed.
+    connections: Arc<upstream_oauth::Connections>,
     /// Sallyport's cookies, which no upstream route sees or sets.
     own_cookies: Arc<OwnCookies>,
     clock: Clock,
@@ -171,7 +177,9 @@ impl Gateway {
             Arc::new(TokenVerifier::new(VerifierConfig::from_config(config), clock.clone())?.with_metrics(metrics));
         let issuer_origin = config.issuer.origin().to_owned();
         let registry = Arc::new(server::registry::ResourceRegistry::new(&config.resources)?);
-        let compiler = RouteCompiler { verifier, registry, pool, issuer_origin };
+        let issuer = config.issuer.to_string();
+        let compiler = RouteCompiler { verifier, registry, pool: pool.clone(), issuer_origin, issuer: issuer.clone() };
+        let kek = config.encryption_key.as_ref().map(|k| *k.bytes());
         let mut routes = Vec::new();
         for mut route in router::routes_longest_first(&g.routes) {
             let prefix = route.settings.prefix.clone();
@@ -180,9 +188,30 @@ impl Gateway {
                 proxy::UpstreamCredential::new(route.settings.upstream_auth, &route.settings.upstream_credential())
                     .map_err(named)?
                     .map(Arc::new);
+            if route.settings.upstream_auth == protocol::upstream_auth::UpstreamAuth::OAuth2 {
+                if kek.is_none() {
+                    return Err(named(
+                        "upstream_auth = \"oauth2\" needs keys.encryption_key (users' tokens are sealed under it)"
+                            .into(),
+                    )
+                    .into());
+                }
+                let settings = route.settings.upstream_oauth.clone().unwrap_or_default();
+                route.oauth = Some(Arc::new(upstream_oauth::OAuthRoute::new(
+                    &route.prefix,
+                    settings.explicit(),
+                    settings.client_secret.as_ref().map(|s| s.secret().clone()),
+                    &issuer,
+                    route.settings.mcp,
+                )));
+            }
             routes.push(compiler.compile(route).map_err(named)?);
         }
         let configured_prefixes = routes.iter().map(|e| e.route.prefix.clone()).collect();
+        let connections = Arc::new(
+            upstream_oauth::Connections::new(pool, kek, g.token_cache_capacity, clock.clone(), metrics.clone())
+                .map_err(|e| format!("upstream token client: {e}"))?,
+        );
         let db_routes = Arc::new(db_routes::DbRoutes::new(
             compiler,
             configured_prefixes,
@@ -201,6 +230,7 @@ impl Gateway {
             proxy,
             routes,
             db_routes,
+            connections,
             trust_forwarded_for: g.trust_forwarded_for,
             clock,
             audit: None,

@@ -131,6 +131,8 @@ pub struct Route {
     pub settings: RouteSettings,
     /// What replaces the client's credentials upstream (`upstream_auth`); `None` for `none`.
     pub credential: Option<std::sync::Arc<crate::proxy::UpstreamCredential>>,
+    /// `upstream_auth = "oauth2"`: each user's own upstream token replaces the client's.
+    pub oauth: Option<std::sync::Arc<crate::upstream_oauth::OAuthRoute>>,
 }
 
 impl Route {
@@ -140,6 +142,7 @@ impl Route {
             upstream: Upstream::new(settings.upstream.url()),
             settings: settings.clone(),
             credential: None,
+            oauth: None,
         }
     }
 

@@ -14,4 +14,5 @@ mod api {
     mod revocation;
     mod routing;
     mod upstream_auth;
+    mod upstream_oauth;
 }

@@ -87,6 +87,9 @@ pub async fn forward(
     let caller = gateway.upstream_caller(req, route);
     // GET (the server's stream) and DELETE (session end) carry no JSON-RPC request
     if req.method() != Method::POST {
+        if let Some(oauth) = &route.oauth {
+            return crate::upstream_oauth::forward(gateway, req, payload, url, route, oauth).await;
+        }
         return gateway.proxy.forward(req, payload, url, &caller).await;
     }
     let started = Instant::now();
@@ -143,7 +146,22 @@ pub async fn forward(
         // the answer is read and rewritten: it must arrive uncompressed
         out_headers.remove(reqwest::header::ACCEPT_ENCODING);
     }
-    let sent = gateway.proxy.send(req, out_headers, Some(reqwest::Body::from(body)), url).await;
+    let sent = match &route.oauth {
+        None => gateway.proxy.send(req, out_headers, Some(reqwest::Body::from(body)), url).await,
+        Some(oauth) => {
+            use crate::upstream_oauth::{Body, Sent, send};
+            match send(gateway, req, oauth, out_headers, Body::Kept(body), url, Some(&request)).await {
+                Ok(Sent::Upstream(response)) => Ok(response),
+                Ok(Sent::Answer(answer)) => {
+                    for call in &request.calls {
+                        audit(call, false, Some("upstream_authorization_required"), None);
+                    }
+                    return Ok(answer);
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
     let status = sent.as_ref().ok().map(|r| r.status().as_u16());
     for call in &request.calls {
         audit(call, true, if status.is_none() { Some("upstream unavailable") } else { None }, status);
@@ -164,7 +182,7 @@ pub async fn forward(
 }
 
 /// The request body, at most [`BODY_LIMIT`] bytes (413 beyond, before reading when declared).
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, OAuthError> {
+pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, OAuthError> {
     let too_large = || OAuthError::new(ErrorCode::PayloadTooLarge, "the MCP request body is larger than 1 MiB");
     let declared = proxy_headers::content_length(req.headers());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {

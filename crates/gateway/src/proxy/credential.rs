@@ -1,6 +1,7 @@
 //! The credential a route sends its upstream in place of the client's (`upstream_auth`): an API
-//! key header or a set of static headers, built once when the route is, its values marked
-//! sensitive (HTTP/2 HPACK never indexes them) and never shown by `Debug`.
+//! key header or a set of static headers, built once when the route is, or a user's upstream
+//! bearer token (`oauth2`, built once per cached token); values marked sensitive (HTTP/2 HPACK
+//! never indexes them) and never shown by `Debug`.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -19,13 +20,10 @@ impl std::fmt::Debug for UpstreamCredential {
 }
 
 impl UpstreamCredential {
-    /// The credential of a route; `None` for `upstream_auth = "none"`. The headers are checked
+    /// The static credential of a route; `None` for `upstream_auth = "none"`, and for `"oauth2"`,
+    /// whose credential is each user's token (`crate::upstream_oauth`). The headers are checked
     /// again here (`protocol::upstream_auth`), whatever their source.
     pub fn new(kind: UpstreamAuth, pairs: &[(String, SecretString)]) -> Result<Option<Self>, String> {
-        if kind == UpstreamAuth::OAuth2 {
-            // never forward such a route without the user's upstream token (nor with the client's)
-            return Err("upstream_auth = \"oauth2\" is not served by this gateway yet".into());
-        }
         let names = check_credential(kind, pairs.iter().map(|(n, v)| (n.as_str(), v.expose())))?;
         if names.is_empty() {
             return Ok(None);
@@ -39,6 +37,16 @@ impl UpstreamCredential {
             headers.insert(name, value);
         }
         Ok(Some(Self { headers }))
+    }
+
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1): a user's upstream access token.
+    /// `None` when the token cannot be a header value.
+    pub fn bearer(token: &SecretString) -> Option<Self> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Some(Self { headers })
     }
 
     /// Puts the credential on an upstream request: the client's `Authorization` goes (it was for
@@ -80,5 +88,15 @@ mod tests {
         assert_eq!(out.get_all("authorization").iter().collect::<Vec<_>>(), ["Bearer upstream"]);
         assert_eq!(UpstreamCredential::new(UpstreamAuth::None, &[]), Ok(None));
         assert!(UpstreamCredential::new(UpstreamAuth::Headers, &[]).is_err());
+        assert_eq!(UpstreamCredential::new(UpstreamAuth::OAuth2, &[]), Ok(None), "per user, not per route");
+
+        let user = UpstreamCredential::bearer(&SecretString::from("up-at-1")).expect("bearer");
+        assert!(!format!("{user:?}").contains("up-at-1"));
+        let mut out = HeaderMap::new();
+        out.insert("authorization", HeaderValue::from_static("Bearer sallyport-token"));
+        user.apply(&mut out);
+        assert_eq!(out.get_all("authorization").iter().collect::<Vec<_>>(), ["Bearer up-at-1"]);
+        assert!(out.get("authorization").is_some_and(HeaderValue::is_sensitive));
+        assert!(UpstreamCredential::bearer(&SecretString::from("a\r\nb")).is_none());
     }
 }

@@ -24,7 +24,12 @@ pub async fn forward(
     // the path is canonical (routes::configure refused any other): the upstream gets the path matched
     let url = route.upstream_url(req.path(), req.query_string());
     if let Some(mcp) = mcp {
+        // an MCP route with upstream_auth = "oauth2" sends the user's token from there
         return time_upstream(&metrics, crate::mcp::forward(&req, payload, &url, &route, &mcp, &gateway)).await;
+    }
+    if let Some(oauth) = &route.oauth {
+        return time_upstream(&metrics, crate::upstream_oauth::forward(&gateway, &req, payload, &url, &route, oauth))
+            .await;
     }
     time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &gateway.upstream_caller(&req, &route))).await
 }

@@ -176,6 +176,15 @@ impl Stack {
         self.gateway.url(path)
     }
 
+    /// Another gateway replica over the same database and settings (a second process, as far as
+    /// the database can tell).
+    pub async fn replica(&self) -> TestServer {
+        let app = gateway::app(testkit::context_with(&self._db, &self.settings), (&self.settings).into())
+            .await
+            .expect("the replica builds");
+        testkit::spawn_app(&app, Some(self._db.pool()))
+    }
+
     /// The test database's pool (e.g. for `resources` rows the registry reads).
     pub fn pool(&self) -> store::db::Pool {
         self._db.pool()

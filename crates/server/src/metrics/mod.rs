@@ -105,6 +105,7 @@ struct Inner {
     token_cache: Family<OutcomeLabels, Counter>,
     jwks_refreshes: Family<OutcomeLabels, Counter>,
     introspections: Family<OutcomeLabels, Counter>,
+    upstream_refreshes: Family<OutcomeLabels, Counter>,
     key_times: Arc<KeyTimes>,
 }
 
@@ -196,6 +197,12 @@ impl Metrics {
             "RFC 7662 introspection calls of the gateway by outcome: active, inactive, error",
             introspections.clone(),
         );
+        let upstream_refreshes = Family::default();
+        registry.register(
+            "gateway_upstream_token_refreshes",
+            "Refreshes of users' upstream tokens (upstream_auth = oauth2) by outcome: refreshed, reused, revoked, no_refresh_token, refused, error",
+            upstream_refreshes.clone(),
+        );
         if let Some(pool) = pool {
             registry.register_collector(Box::new(collectors::PoolCollector::new(pool.clone())));
             let waits = collectors::PoolWaits::default();
@@ -229,6 +236,7 @@ impl Metrics {
             token_cache,
             jwks_refreshes,
             introspections,
+            upstream_refreshes,
             key_times,
         })))
     }
@@ -335,6 +343,15 @@ impl Metrics {
     pub fn introspection(&self, outcome: &'static str) {
         if let Some(m) = &self.0 {
             m.introspections.get_or_create(&OutcomeLabels { outcome }).inc();
+        }
+    }
+
+    /// A user's upstream token needed renewal (`upstream_auth = "oauth2"`): `refreshed` at the
+    /// upstream, `reused` (another request or gateway had refreshed), `revoked` (`invalid_grant`:
+    /// the connection is gone), `no_refresh_token`, `refused` (another RFC 6749 error) or `error`.
+    pub fn upstream_token_refresh(&self, outcome: &'static str) {
+        if let Some(m) = &self.0 {
+            m.upstream_refreshes.get_or_create(&OutcomeLabels { outcome }).inc();
         }
     }
 
