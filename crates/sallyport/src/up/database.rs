@@ -36,6 +36,30 @@ async fn ensure_database(base: &str, name: &str) -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
+/// A database beside `url`'s on the same server, named after it with `suffix`, created when
+/// missing; its URL (credentials and parameters kept).
+pub async fn sibling(url: &str, suffix: &str) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).context("the database URL")?;
+    let name = format!("{}{suffix}", parsed.path().trim_start_matches('/'));
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        anyhow::bail!("database name {name:?}: only letters, digits and _ can name a sibling database");
+    }
+    let mut admin = parsed.clone();
+    admin.set_path("/postgres");
+    let mut conn = AsyncPgConnection::establish(admin.as_str())
+        .await
+        .with_context(|| format!("cannot connect to {}", store::db::redact_url(admin.as_str())))?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<Text, _>(&name)
+        .get_result(&mut conn)
+        .await?;
+    if !found.exists {
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    }
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.to_string())
+}
+
 fn no_binaries(data_dir: &Path, probed: bool) -> anyhow::Error {
     let local = if probed { ", nothing answers on 127.0.0.1:5432" } else { "" };
     anyhow::anyhow!(

@@ -1,6 +1,7 @@
 //! `sallyport up`: the whole system on one machine, one command.
 
 mod cluster;
+mod connected;
 mod database;
 pub mod system;
 
@@ -117,6 +118,14 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     let keys = KeySettings { encryption_key: Some(encryption_key(&loaded, &data_dir)?), ..loaded.keys.clone() };
     let base = Settings { keys, ..loaded };
     let (database_url, found) = database::obtain(&base, &data_dir, args.own_cluster).await?;
+    // issue 20's demo: a second, separate Sallyport (its own issuer, database, demo user and demo
+    // MCP server) plays a third-party MCP server with an authorization server of its own, behind
+    // the route /mcp-connected whose users connect their account there once
+    let connected = connected::start(&base, &database_url, args.listen, args.workers).await;
+    let base = match &connected {
+        Ok(upstream) => connected::with_route(base, &upstream.system, args.listen)?,
+        Err(_) => base,
+    };
     let started = System::start(Options {
         gateway,
         database_url: database_url.clone(),
@@ -147,10 +156,26 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     println!("  demo login:                               {} / {}", system.demo_user, system.demo_password);
     println!("  database:                                 {} ({found})", store::db::redact_url(&database_url));
     println!();
+    match &connected {
+        Ok(upstream) => {
+            println!("  MCP server behind an account of its own:  {}/mcp-connected", system.issuer);
+            println!("    its authorization server:               {}", upstream.system.issuer);
+            println!(
+                "    login there (Connect):                  {} / {}",
+                upstream.system.demo_user, upstream.system.demo_password
+            );
+            println!("    your connections:                       {}/oauth2/connections", system.issuer);
+        }
+        Err(e) => println!("  (no /mcp-connected demo: {e:#})"),
+    }
+    println!();
     println!("Ctrl-C stops everything.");
     crate::signal::shutdown_signal().await;
     println!("stopping…");
     system.stop().await;
+    if let Ok(upstream) = connected {
+        upstream.system.stop().await;
+    }
     // the spans of the last requests are still queued
     let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     Ok(())
