@@ -1,9 +1,12 @@
 // A real OpenID provider for Sallyport's end-to-end tests: node-oidc-provider with its
 // development login and consent pages (any password; the login name picks an account below).
 // Configured by environment: OP_PORT, OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URIS (space-
-// separated); every start makes a new signing key (restart to rotate).
+// separated), OP_ACCOUNTS (a JSON file of more accounts, read again on every lookup, so that a
+// test can change what the provider says about a user, as an administrator would at a real one);
+// every start makes a new signing key (restart to rotate).
 // Prints "listening <issuer>" once it serves.
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.OP_PORT || 0);
@@ -48,7 +51,8 @@ const configuration = {
   features: { devInteractions: { enabled: true } },
   cookies: { keys: ['sallyport-test-cookie-key'] },
   async findAccount(ctx, id) {
-    const account = accounts[id];
+    const more = process.env.OP_ACCOUNTS ? JSON.parse(readFileSync(process.env.OP_ACCOUNTS, 'utf8')) : {};
+    const account = more[id] || accounts[id];
     if (!account) return undefined;
     return { accountId: id, async claims() { return { sub: id, ...account }; } };
   },

@@ -6,7 +6,9 @@
 //! call through the gateway; in headless Chromium once, then by hand (a cookie-keeping HTTP
 //! client, every redirect checked) for the refusals: unverified email with a domain rule, a domain
 //! not allowed, a required group missing, the provider's `access_denied`, a replayed or foreign
-//! callback (`state`), a disabled user, an unreachable provider, and the provider rotating its key.
+//! callback (`state`), a disabled user, an unreachable provider, and the provider rotating its key;
+//! and a user who signed in before but no longer passes the admission rules (out of the required
+//! group, or their address moved out of the allowed domains at the provider) is refused as well.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -44,6 +46,11 @@ impl Op {
 
     /// Starts the provider, with a fresh signing key, and waits until it serves.
     fn start(port: u16, redirect_uri: &str) -> Self {
+        Self::start_with(port, redirect_uri, None)
+    }
+
+    /// Like [`Op::start`], with more accounts in a JSON file the provider reads on every lookup.
+    fn start_with(port: u16, redirect_uri: &str, accounts: Option<&Path>) -> Self {
         let dir = Self::dir();
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -56,6 +63,7 @@ impl Op {
             .env("OP_CLIENT_ID", OP_CLIENT)
             .env("OP_CLIENT_SECRET", OP_SECRET)
             .env("OP_REDIRECT_URIS", redirect_uri)
+            .env("OP_ACCOUNTS", accounts.map(Path::as_os_str).unwrap_or_default())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -272,6 +280,16 @@ async fn sign_in_as(system: &System, client_id: &str, login: &str) -> Result<Str
     back_at_sallyport(&b, &callback).await
 }
 
+/// What `sallyport user disable <username>` does: the flag, the user's sessions ended, their grants
+/// revoked (the verb's own function; its parsing and configuration are crates/sallyport/tests/cli.rs').
+async fn disable(system: &System, username: &str) {
+    let now = chrono::Utc::now();
+    let mut conn = system.pool.get().await.expect("conn");
+    sallyport::commands::user::disable(&mut conn, username, now, now + chrono::TimeDelta::hours(1))
+        .await
+        .expect("sallyport user disable");
+}
+
 async fn audit_reasons(system: &System) -> Vec<String> {
     let mut conn = system.pool.get().await.expect("conn");
     store::audit::recent(&mut conn, 100)
@@ -364,11 +382,8 @@ async fn users_sign_in_with_a_real_openid_provider_and_the_rules_hold() {
     let code = sign_in_as(&system, &client_id, "alice").await.expect("alice after the key rotation");
     assert_eq!(call_through_gateway(&system, &client_id, &code).await, StatusCode::OK);
 
-    // a disabled user cannot sign in through the provider either
-    let mut conn = system.pool.get().await.expect("conn");
-    // (`sallyport user disable` sets this and ends what the user holds: crates/sallyport/tests/cli.rs)
-    assert!(store::users::set_disabled(&mut conn, "alice", true, chrono::Utc::now()).await.expect("disable"));
-    drop(conn);
+    // a user disabled by `sallyport user disable` cannot sign in through the provider either
+    disable(&system, "alice").await;
     let (status, page) = sign_in_as(&system, &client_id, "alice").await.expect_err("disabled");
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(page.contains("disabled"), "{page}");
@@ -387,6 +402,75 @@ async fn users_sign_in_with_a_real_openid_provider_and_the_rules_hold() {
         assert!(reasons.iter().any(|r| r == want), "{want} missing in {reasons:?}");
     }
     drop(op);
+}
+
+/// A JSON file of accounts for the provider (`OP_ACCOUNTS`), rewritten as the provider's
+/// administrator would change a user.
+fn write_accounts(path: &Path, erin: Value) {
+    std::fs::write(path, json!({ "erin": erin }).to_string()).expect("write the accounts file");
+}
+
+fn erin(email: &str, groups: &[&str]) -> Value {
+    json!({
+        "email": email, "email_verified": true, "groups": groups,
+        "name": "Erin Example", "preferred_username": "erin",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_who_no_longer_passes_the_admission_rules_cannot_sign_in_again() {
+    let db = TestDb::new().await;
+    let op_port = free_port();
+    let system = start(&db, op_port).await;
+    let dir = tempfile_dir();
+    let accounts = dir.join("accounts.json");
+    write_accounts(&accounts, erin("erin@example.com", &["mcp-users"]));
+    let _op = Op::start_with(op_port, &redirect_uri(&system), Some(&accounts));
+    let client_id = register(&system).await;
+
+    // erin passes the rules and becomes a user
+    let code = sign_in_as(&system, &client_id, "erin").await.expect("erin signs in");
+    assert_eq!(call_through_gateway(&system, &client_id, &code).await, StatusCode::OK);
+    let mut conn = system.pool.get().await.expect("conn");
+    let user = store::users::find_by_username(&mut conn, "erin").await.expect("query").expect("erin was created");
+    drop(conn);
+
+    // taken out of the required group at the provider: the existing link does not let her in
+    write_accounts(&accounts, erin("erin@example.com", &["staff"]));
+    let (status, page) = sign_in_as(&system, &client_id, "erin").await.expect_err("out of the group");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("lacks the required groups claim value") && page.contains("id=\"try-again\""), "{page}");
+    // her address moved to a domain not allowed here: refused too
+    write_accounts(&accounts, erin("erin@elsewhere.test", &["mcp-users"]));
+    let (status, page) = sign_in_as(&system, &client_id, "erin").await.expect_err("domain not allowed");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("not in a domain allowed here"), "{page}");
+    // neither refusal touched her user or its link (the refusals come before the sign-in)
+    let mut conn = system.pool.get().await.expect("conn");
+    let links = store::federation::for_user(&mut conn, user.id).await.expect("links");
+    assert_eq!((links.len(), links[0].email.as_deref()), (1, Some("erin@example.com")));
+    drop(conn);
+
+    // back in the group with her address: the same user again
+    write_accounts(&accounts, erin("erin@example.com", &["mcp-users"]));
+    let code = sign_in_as(&system, &client_id, "erin").await.expect("erin is admitted again");
+    assert_eq!(call_through_gateway(&system, &client_id, &code).await, StatusCode::OK);
+    let mut conn = system.pool.get().await.expect("conn");
+    let again = store::users::find_by_username(&mut conn, "erin").await.expect("query").expect("erin");
+    assert_eq!(again.id, user.id);
+    let erins =
+        store::users::list(&mut conn).await.expect("users").into_iter().filter(|u| u.username.starts_with("erin"));
+    assert_eq!(erins.count(), 1, "no second user for her");
+    drop(conn);
+
+    let reasons = audit_reasons(&system).await;
+    for want in [
+        "user.federated_sign_in_failed not_admitted:missing_claim",
+        "user.federated_sign_in_failed not_admitted:domain_not_allowed",
+    ] {
+        assert!(reasons.iter().any(|r| r == want), "{want} missing in {reasons:?}");
+    }
+    std::fs::remove_dir_all(dir).ok();
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -505,14 +589,49 @@ async fn a_person_signs_in_with_the_provider_in_chromium() {
         Ok::<url::Url, fantoccini::error::CmdError>(landed)
     };
     let outcome = run.await;
-    c.close().await.ok();
-    page.abort();
-    let landed = outcome.expect("the browser run");
+    let landed = match outcome {
+        Ok(landed) => landed,
+        Err(e) => {
+            c.close().await.ok();
+            panic!("the browser run: {e}");
+        }
+    };
     let q: std::collections::HashMap<_, _> = landed.query_pairs().into_owned().collect();
     assert_eq!(q.get("state").map(String::as_str), Some("client-state"));
     assert_eq!(q.get("iss").map(String::as_str), Some(system.issuer.as_str()));
     let code = q.get("code").expect("a code");
     assert_eq!(call_through_gateway(&system, &client_id, code).await, StatusCode::OK);
+
+    // `sallyport user disable alice`: her session here ends, so the next authorization request
+    // asks her to sign in again, and the provider's answer (she is still signed in there) is
+    // refused with a page that says why
+    disable(&system, "alice").await;
+    let again = async {
+        c.goto(&authorization_url(&system, &client_id)).await?;
+        c.wait().for_element(Locator::Id("provider-corp")).await?.click().await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = c.source().await?;
+            if source.contains("Your account here is disabled") {
+                break Ok::<_, fantoccini::error::CmdError>((c.current_url().await?, source));
+            }
+            assert!(Instant::now() < deadline, "no refusal page: {}", c.current_url().await?);
+            if let Ok(login) = c.find(Locator::Css("input[name=login]")).await {
+                login.send_keys("alice").await?;
+                c.find(Locator::Css("input[name=password]")).await?.send_keys("any").await?;
+                c.find(Locator::Css("button[type=submit]")).await?.click().await?;
+            } else if let Ok(go) = c.find(Locator::Css("input[name=prompt][value=consent] ~ button")).await {
+                go.click().await?;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let outcome = again.await;
+    c.close().await.ok();
+    page.abort();
+    let (at, source) = outcome.expect("the browser run after the disable");
+    assert!(at.path().ends_with("/oauth2/login/corp/callback"), "{at}");
+    assert!(source.contains("id=\"try-again\""), "{source}");
     std::fs::remove_dir_all(profile).ok();
 }
 

@@ -204,6 +204,7 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         b.mcp = Some(stack.mcp_targets()?);
         b.machine_client = Some(stack.machine.clone());
         b.idp = Some(stack.idp.clone());
+        b.op = Some(stack.op.clone());
         b.tracked.extend(stack.pids());
         b.database = Some(stack.database().to_owned());
         b.database_url = Some(stack.database_url()?);
@@ -349,5 +350,11 @@ mod tests {
         );
         assert_eq!(selected(&[Scenario::Refresh]), vec![Scenario::Ceiling, Scenario::Refresh], "with its ceiling");
         assert_eq!(selected(&[Scenario::Ceiling]), vec![Scenario::Ceiling]);
+        assert_eq!(
+            selected(&[Scenario::Federated, Scenario::Idjag]),
+            vec![Scenario::Ceiling, Scenario::Idjag, Scenario::Federated],
+            "a federated sign-in writes (the login, the session, the code)"
+        );
+        assert!(Scenario::Federated.needs().contains(&Component::Authorize));
     }
 }

@@ -100,7 +100,7 @@ pub async fn sign_in(
 /// How stale `last_login_at` may get before a sign-in with unchanged claims writes it again: an
 /// ID-JAG client exchanges assertions many times a minute, and a row rewritten each time is a WAL
 /// record per grant for a timestamp nobody reads to the second.
-const LAST_LOGIN_GRAIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+pub(crate) const LAST_LOGIN_GRAIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 async fn linked_user(conn: &mut AsyncPgConnection, issuer: &str, subject: &str) -> QueryResult<Option<Uuid>> {
     federated_identities::table

@@ -768,6 +768,160 @@ async fn a_federated_subject_is_one_user_whatever_its_email_and_never_a_local_na
     assert_eq!(other.username, format!("{local}-3"));
 }
 
+/// The statements a connection sends, and the ones it prepared to keep, as diesel reports them.
+#[derive(Default)]
+struct Statements {
+    sent: Vec<String>,
+    prepared: usize,
+}
+
+async fn counted_connection(
+    db: &TestDb,
+) -> (diesel_async::AsyncPgConnection, std::sync::Arc<std::sync::Mutex<Statements>>) {
+    use diesel::connection::InstrumentationEvent;
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url).await.expect("connect");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Statements::default()));
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        let mut log = log.lock().expect("log");
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => log.sent.push(query.to_string()),
+            InstrumentationEvent::CacheQuery { .. } => log.prepared += 1,
+            _ => {}
+        }
+    });
+    (conn, seen)
+}
+
+fn taken(seen: &std::sync::Mutex<Statements>) -> Statements {
+    std::mem::take(&mut *seen.lock().expect("log"))
+}
+
+fn assertion(jti: &str) -> store::used_assertions::UsedAssertionRow {
+    let now = Utc::now();
+    store::used_assertions::UsedAssertionRow {
+        issuer: "https://idp.example".into(),
+        jti: jti.into(),
+        client_id: "agent".into(),
+        used_at: now,
+        expires_at: now + TimeDelta::seconds(300),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_known_subjects_assertion_is_one_statement_and_each_jti_is_exchanged_once() {
+    use diesel_async::AsyncConnection;
+    use store::federation::{self, Claims};
+    use store::used_assertions::{self, Exchange};
+    let db = TestDb::new().await;
+    let (mut conn, seen) = counted_connection(&db).await;
+    let claims = Claims { provider: "corp", username: "ann", email: Some("ann@corp.example"), ..Default::default() };
+    let signed_in = |e: Exchange| match e {
+        Exchange::SignedIn(user) => user,
+        Exchange::Replayed => panic!("refused as replayed"),
+    };
+
+    // the first sign-in of a subject: the one statement finds no link and writes nothing, then the
+    // transaction with the advisory lock creates the user
+    let first = assertion("jti-1");
+    let ann = signed_in(
+        used_assertions::exchange(&mut conn, &first, "sub-ann", &claims, first.used_at).await.expect("first"),
+    );
+    let s = taken(&seen);
+    assert!(s.sent.len() > 8 && s.sent.iter().any(|q| q.starts_with("BEGIN")), "{:?}", s.sent);
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM users").await, 1);
+
+    // every later one: one statement, prepared once and kept by the connection
+    let second = assertion("jti-2");
+    let again = signed_in(
+        used_assertions::exchange(&mut conn, &second, "sub-ann", &claims, second.used_at).await.expect("second"),
+    );
+    assert_eq!(again.id, ann.id);
+    assert_eq!(taken(&seen).sent.len(), 1);
+    let third = assertion("jti-3");
+    used_assertions::exchange(&mut conn, &third, "sub-ann", &claims, third.used_at).await.expect("third");
+    let s = taken(&seen);
+    assert_eq!((s.sent.len(), s.prepared), (1, 0), "one round trip, no prepare: {:?}", s.sent);
+    assert!(s.sent[0].starts_with("WITH used AS"), "{:?}", s.sent);
+
+    // replays, of a jti spent on the fast path or in the first sign-in's transaction, are refused
+    // and write nothing, not even the claims they carry
+    let changed = Claims { email: Some("ann@elsewhere.example"), ..claims.clone() };
+    for replay in [&second, &first] {
+        let e = used_assertions::exchange(&mut conn, replay, "sub-ann", &changed, Utc::now()).await.expect("replay");
+        assert!(matches!(e, Exchange::Replayed), "{e:?}");
+        assert_eq!(taken(&seen).sent.len(), 1);
+    }
+    let link = &federation::for_user(&mut conn, ann.id).await.expect("links")[0];
+    assert_eq!(link.email.as_deref(), Some("ann@corp.example"));
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM used_assertions").await, 3);
+
+    // the link is rewritten when the claims changed, or a minute after the last sign-in, not otherwise
+    let seen_at = link.last_login_at;
+    let soon = assertion("jti-4");
+    used_assertions::exchange(&mut conn, &soon, "sub-ann", &claims, seen_at + TimeDelta::seconds(30))
+        .await
+        .expect("soon");
+    let link = &federation::for_user(&mut conn, ann.id).await.expect("links")[0];
+    assert_eq!(link.last_login_at, seen_at, "no write within the minute");
+    let moved = assertion("jti-5");
+    used_assertions::exchange(&mut conn, &moved, "sub-ann", &changed, moved.used_at).await.expect("new email");
+    let link = &federation::for_user(&mut conn, ann.id).await.expect("links")[0];
+    assert_eq!(link.email.as_deref(), Some("ann@elsewhere.example"));
+    assert_eq!(link.last_login_at.timestamp_micros(), moved.used_at.timestamp_micros());
+    let later = assertion("jti-6");
+    let at = moved.used_at + TimeDelta::seconds(61);
+    used_assertions::exchange(&mut conn, &later, "sub-ann", &changed, at).await.expect("a minute later");
+    let link = &federation::for_user(&mut conn, ann.id).await.expect("links")[0];
+    assert_eq!(link.last_login_at.timestamp_micros(), at.timestamp_micros());
+
+    // a disabled user comes back as such (the caller refuses it); the jti is spent all the same
+    assert!(users::set_disabled(&mut conn, "ann", true, Utc::now()).await.expect("disable"));
+    let off = assertion("jti-7");
+    let user = signed_in(
+        used_assertions::exchange(&mut conn, &off, "sub-ann", &changed, off.used_at).await.expect("disabled"),
+    );
+    assert!(user.disabled);
+    let e = used_assertions::exchange(&mut conn, &off, "sub-ann", &changed, Utc::now()).await.expect("replay");
+    assert!(matches!(e, Exchange::Replayed));
+    assert!(users::set_disabled(&mut conn, "ann", false, Utc::now()).await.expect("enable"));
+
+    // one assertion presented on many connections at once (replicas): exactly one exchange
+    let pool = db.pool();
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let race = assertion("jti-race");
+                let c = Claims { provider: "corp", username: "ann", ..Default::default() };
+                let mut conn = pool.get().await.expect("conn");
+                used_assertions::exchange(&mut conn, &race, "sub-ann", &c, race.used_at).await.expect("race")
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if let Exchange::SignedIn(user) = t.await.expect("task") {
+            assert_eq!(user.id, ann.id);
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "one of the concurrent presentations exchanges the jti");
+
+    // what it replaces: the transaction around `consume` and `sign_in` took eight statements
+    taken(&seen);
+    let old = assertion("jti-old");
+    conn.transaction(async |conn| {
+        assert!(used_assertions::consume(conn, &old).await?);
+        federation::sign_in(conn, &old.issuer, "sub-ann", &claims, old.used_at).await
+    })
+    .await
+    .expect("the transaction");
+    let s = taken(&seen);
+    assert_eq!(s.sent.len(), 8, "{:?}", s.sent);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pool_reports_each_wait_and_each_timeout_to_its_observer() {
     use std::sync::Arc;

@@ -11,6 +11,7 @@
 
 pub mod forms;
 pub mod idp;
+pub mod oidc;
 mod postgres;
 mod server;
 

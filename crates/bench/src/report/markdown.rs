@@ -102,6 +102,23 @@ impl Report {
                 if m.target_met { "met" } else { "**not met**" }
             );
         }
+        for r in &self.rows {
+            if let Some(s) = &r.split {
+                let share = if s.flow_mean_us > 0.0 { s.party_mean_us / s.flow_mean_us * 100.0 } else { 0.0 };
+                let _ = writeln!(
+                    md,
+                    "\n{}: a flow takes {} on average; the {} {} of it ({share:.1} %: the browser's waits on it \
+                     and Sallyport's on its token endpoint; {} of its own serving), Sallyport and the browser \
+                     the other {}.",
+                    r.name,
+                    latency(s.flow_mean_us.round() as u64),
+                    s.party,
+                    latency(s.party_mean_us.round() as u64),
+                    latency(s.party_serving_mean_us.round() as u64),
+                    latency(s.rest_us().round() as u64),
+                );
+            }
+        }
         self.cpu_table(&mut md);
         if !self.memory.is_empty() {
             let _ = writeln!(md, "\n| service | pid | resident at idle | at the end | peak | idle target <= 30 MiB |");
@@ -342,6 +359,26 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
         assert_eq!(json["mcp"]["target_met"], true);
         assert!(json.get("gateway").is_none());
+    }
+
+    #[test]
+    fn the_providers_share_of_the_federated_flow() {
+        let mut row = Row::new("federated", "authorize ... token", "x", vec![stats(300.0, 6_000, 0)]);
+        row.split = Some(crate::report::FlowSplit {
+            party: "OpenID provider".into(),
+            flow_mean_us: 6_400.0,
+            party_mean_us: 1_600.0,
+            party_serving_mean_us: 900.0,
+        });
+        let r = report(vec![row]);
+        let md = r.markdown();
+        assert!(
+            md.contains("federated: a flow takes 6.40 ms on average; the OpenID provider 1.60 ms of it (25.0 %: the browser's waits on it and Sallyport's on its token endpoint; 900 µs of its own serving), Sallyport and the browser the other 4.80 ms."),
+            "{md}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
+        assert_eq!(json["rows"][0]["split"]["party_mean_us"], 1_600.0);
+        assert!(json["rows"][0]["median"].get("split").is_none());
     }
 
     #[test]

@@ -163,6 +163,30 @@ pub struct Row {
     pub target: Option<Target>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_met: Option<bool>,
+    /// For a flow that waits on another party (the federated sign-in's provider): that party's share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<FlowSplit>,
+}
+
+/// Where a flow's time went when it waits on another party: means per flow over every iteration of
+/// every run (warm-ups included), in µs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowSplit {
+    /// Who the other party is ("OpenID provider").
+    pub party: String,
+    /// The whole flow, as the browser saw it.
+    pub flow_mean_us: f64,
+    /// The party's part: the browser's waits on it plus its own time serving the relying party.
+    pub party_mean_us: f64,
+    /// The party's time serving all of its requests, as it measured it (within `party_mean_us`).
+    pub party_serving_mean_us: f64,
+}
+
+impl FlowSplit {
+    /// The rest of the flow: Sallyport's, and the browser's (the bench's) own.
+    pub fn rest_us(&self) -> f64 {
+        (self.flow_mean_us - self.party_mean_us).max(0.0)
+    }
 }
 
 impl Row {
@@ -178,6 +202,7 @@ impl Row {
             runs,
             target,
             target_met,
+            split: None,
         }
     }
 
@@ -195,7 +220,7 @@ impl Row {
 
 /// The scenarios that write to Postgres (a durable commit or more per request): reported as a share
 /// of the ceiling measured in the same invocation (issue 19).
-pub const WRITING: [&str; 5] = ["register", "authorize", "code", "refresh", "idjag"];
+pub const WRITING: [&str; 6] = ["register", "authorize", "code", "refresh", "idjag", "federated"];
 
 /// Each writing grant's throughput as a share of the machine's ceiling for a minimal durable
 /// rotation (the `ceiling` row), so a figure means the same on a faster or a busier machine.

@@ -6,6 +6,7 @@ mod browser;
 mod ceiling;
 mod client_credentials;
 mod code;
+pub mod federated;
 mod gateway;
 mod idjag;
 mod mcp;
@@ -50,6 +51,9 @@ pub enum Scenario {
     ClientCredentials,
     /// A confidential client exchanges a fresh ID-JAG of the stack's IdP (RFC 7523 JWT bearer grant).
     Idjag,
+    /// The full code flow with a sign-in at the stack's OpenID provider per iteration (a new
+    /// browser, signed in at the provider), the provider's share reported beside it.
+    Federated,
     /// A protected route with a valid (cached) token vs the same route with auth off vs the upstream.
     Gateway,
     /// An MCP tools/call through an `mcp = true` route with a tool policy vs the same route with `mcp = false`.
@@ -57,7 +61,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Self::Metadata,
         Self::Ceiling,
         Self::Register,
@@ -66,6 +70,7 @@ impl Scenario {
         Self::Refresh,
         Self::ClientCredentials,
         Self::Idjag,
+        Self::Federated,
         Self::Gateway,
         Self::Mcp,
     ];
@@ -80,6 +85,7 @@ impl Scenario {
             Self::Refresh => "refresh",
             Self::ClientCredentials => "client-credentials",
             Self::Idjag => "idjag",
+            Self::Federated => "federated",
             Self::Gateway => "gateway",
             Self::Mcp => "mcp",
         }
@@ -98,7 +104,7 @@ impl Scenario {
             Self::Ceiling => vec![],
             Self::Register => vec![Registration],
             Self::Authorize => vec![Registration, Authorize],
-            Self::Code | Self::Refresh => vec![Registration, Authorize, Token],
+            Self::Code | Self::Refresh | Self::Federated => vec![Registration, Authorize, Token],
             Self::ClientCredentials | Self::Idjag => vec![Registration, Token],
             Self::Gateway | Self::Mcp => vec![Registration, Token, Gateway, Upstream],
         })
@@ -115,6 +121,7 @@ impl Scenario {
             Self::Refresh => refresh::run(b).await,
             Self::ClientCredentials => client_credentials::run(b).await,
             Self::Idjag => idjag::run(b).await,
+            Self::Federated => federated::run(b).await,
             Self::Gateway => gateway::run(b).await,
             Self::Mcp => mcp::run(b).await,
         }
@@ -197,6 +204,8 @@ pub struct Bench {
     pub machine_client: Option<oauth::Confidential>,
     /// The enterprise IdP the stack trusts (the idjag scenario signs its ID-JAGs with its key).
     pub idp: Option<std::sync::Arc<testkit::idp::Idp>>,
+    /// The OpenID provider the stack's sign-in page offers (the federated scenario signs in there).
+    pub op: Option<std::sync::Arc<testkit::oidc::OpenIdProvider>>,
     /// Processes whose CPU use is reported (name, pid): the bench itself and the services.
     pub tracked: Vec<(String, u32)>,
     /// The stack's database, when known: its Postgres backends are told apart from the rest.
@@ -236,6 +245,7 @@ impl Bench {
             access_token: None,
             machine_client: None,
             idp: None,
+            op: None,
             tracked: vec![("bench".into(), std::process::id())],
             database: None,
             database_url: None,

@@ -19,7 +19,9 @@ use crate::report::PostgresInfo;
 /// The token service trusts the bench's IdP (`idp_issuer`, on loopback over http) for ID-JAGs.
 /// The gateway checks revocation as deployments do by default (`cached`, with the introspection
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
-pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str) -> String {
+/// The authorize service signs users in at the bench's OpenID provider (`op`), admitting only
+/// verified `corp.example` addresses in its group, as a company would configure it.
+pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str, op: &OpLogin) -> String {
     let mut kek = [0u8; 32];
     protocol::secret::fill_random(&mut kek);
     let issuer = p.issuer();
@@ -49,6 +51,17 @@ encryption_key = "{kek}"
 
 [login]
 per_ip_per_minute = {unlimited}
+
+[[login.providers]]
+id = "{provider_id}"
+name = "sallyport-bench OP"
+issuer = {op_issuer}
+client_id = {op_client}
+client_secret = {op_secret}
+scopes = ["openid", "email", "profile", "groups"]
+allowed_email_domains = ["corp.example"]
+required_claims = {{ groups = "{op_group}" }}
+allow_private_hosts = true
 
 [registration]
 per_ip_per_minute = {unlimited}
@@ -119,7 +132,19 @@ mcp = false
         resource = toml_string(&resource),
         secret = toml_string(introspection_secret),
         idp = toml_string(idp_issuer),
+        provider_id = crate::scenarios::federated::PROVIDER_ID,
+        op_issuer = toml_string(op.issuer),
+        op_client = toml_string(op.client_id),
+        op_secret = toml_string(op.client_secret),
+        op_group = testkit::oidc::GROUP,
     )
+}
+
+/// The bench's OpenID provider, as the authorize service is told of it.
+pub(super) struct OpLogin<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
 }
 
 /// The client the stack's gateway introspects as.
@@ -254,7 +279,13 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret", "http://127.0.0.1:9/idp"),
+            render(
+                &ports,
+                "postgres://postgres@127.0.0.1:5432/x",
+                "s3cret",
+                "http://127.0.0.1:9/idp",
+                &OpLogin { issuer: "http://127.0.0.1:8/", client_id: "sallyport", client_secret: "op-s3cret" },
+            ),
         )
         .expect("write");
         let s = server::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
@@ -276,5 +307,13 @@ mod tests {
         assert_eq!(s.gateway.revocation_check, server::config::RevocationCheck::Cached);
         assert_eq!(s.gateway.introspection_client_secret.as_deref(), Some("s3cret"));
         assert_eq!(s.identity.trusted_issuers[0].issuer, "http://127.0.0.1:9/idp");
+        let op = &s.login.providers[0];
+        assert_eq!(
+            (op.id.as_str(), op.issuer.as_str()),
+            (crate::scenarios::federated::PROVIDER_ID, "http://127.0.0.1:8/")
+        );
+        assert_eq!(op.client_secret.as_ref().map(|s| s.expose()), Some("op-s3cret"));
+        assert_eq!(op.required_claims.get("groups").map(String::as_str), Some(testkit::oidc::GROUP));
+        assert!(op.allow_private_hosts);
     }
 }

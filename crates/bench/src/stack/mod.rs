@@ -1,7 +1,7 @@
 //! `--start`: a whole stack of our own. A fresh database on the local Postgres (migrated, one user
 //! seeded), a generated config (a protected resource, a protected gateway route and the same route
 //! with auth off to a trivial upstream, two protected MCP routes to it with and without `mcp = true`,
-//! an enterprise IdP of its own it trusts for ID-JAGs, rate limits raised so the load is not throttled, a
+//! an enterprise IdP of its own it trusts for ID-JAGs, an OpenID provider of its own its sign-in page offers, rate limits raised so the load is not throttled, a
 //! throwaway key-encryption key), and each service binary as its own child process — so that each
 //! one's resident memory can be read from `/proc`. [`Stack::stop`] kills the children and drops the
 //! database (the app calls it after errors and on Ctrl-C or SIGTERM too); children are also killed
@@ -156,6 +156,9 @@ pub struct Stack {
     pub machine: crate::scenarios::oauth::Confidential,
     /// The enterprise IdP the stack's token service trusts (`[[identity.trusted_issuers]]`).
     pub idp: std::sync::Arc<testkit::idp::Idp>,
+    /// The OpenID provider the stack's sign-in page offers (`[[login.providers]]`, id
+    /// [`PROVIDER_ID`](crate::scenarios::federated::PROVIDER_ID)), in this process.
+    pub op: std::sync::Arc<testkit::oidc::OpenIdProvider>,
     pub postgres: Option<PostgresInfo>,
 }
 
@@ -178,13 +181,15 @@ impl Stack {
         }
         let admin_url = admin_url(opts.database_url.as_deref())?;
         let dir = tempfile::Builder::new().prefix("sallyport-bench-").tempdir()?.keep();
+        let ports = Ports::allocate()?;
+        let callback = format!("{}/oauth2/login/{}/callback", ports.issuer(), crate::scenarios::federated::PROVIDER_ID);
         let mut stack = Self {
             dir,
             keep_logs: opts.keep_logs,
             admin_url,
             db_name: format!("sallyport_bench_{}_{}", std::process::id(), hex_suffix()),
             db_created: false,
-            ports: Ports::allocate()?,
+            ports,
             processes: Vec::new(),
             user: Credentials { username: USERNAME.into(), password: protocol::secret::random_token(18) },
             machine: crate::scenarios::oauth::Confidential {
@@ -192,6 +197,7 @@ impl Stack {
                 client_secret: protocol::secret::random_token(24),
             },
             idp: std::sync::Arc::new(testkit::idp::Idp::start()),
+            op: std::sync::Arc::new(testkit::oidc::OpenIdProvider::start(&callback)),
             postgres: None,
         };
         match stack.launch(opts).await {
@@ -225,7 +231,12 @@ impl Stack {
         let introspection_secret = protocol::secret::random_token(32);
         seed_introspection_client(&db_url, &introspection_secret).await?;
         let config = self.dir.join("sallyport.toml");
-        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret, &self.idp.issuer))?;
+        let op = config::OpLogin {
+            issuer: &self.op.issuer,
+            client_id: &self.op.client_id,
+            client_secret: &self.op.client_secret,
+        };
+        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret, &self.idp.issuer, &op))?;
         let me = std::env::current_exe()?;
         for &component in &opts.components {
             let program = match (component.binary(), &opts.nginx) {

@@ -14,7 +14,8 @@ mod keys;
 mod migrate;
 mod resource;
 mod route;
-mod user;
+// public for the end-to-end tests, which disable a federated user as the verb does
+pub mod user;
 
 #[derive(Debug, Parser)]
 #[command(name = "sallyport", version, about = "Sallyport: an OAuth 2.1 authorization server for MCP servers")]

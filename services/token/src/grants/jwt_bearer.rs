@@ -2,14 +2,14 @@
 //! Assertion JWT Authorization Grant as `assertion`: the MCP enterprise-managed authorization
 //! extension (SEP-990) and draft-ietf-oauth-identity-assertion-authz-grant-03 §4.4.
 //!
-//! The assertion is verified without the database (the issuer's keys are cached); then one
-//! transaction records its `jti` (single use across replicas) and links its subject to a user
-//! (created just in time, `store::federation`), and the access token is signed after it. No
+//! The assertion is verified without the database (the issuer's keys are cached); then its `jti`
+//! is recorded (single use across replicas) together with the sign-in of its subject: one
+//! statement for a known subject, one transaction that creates the user just in time for a new
+//! one (`store::used_assertions::exchange`), and the access token is signed after it. No
 //! refresh token: the draft says the server SHOULD NOT issue one (§4.4.3); the client presents a
 //! new ID-JAG instead.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel_async::AsyncConnection;
 use protocol::client::{Client, GrantType};
 use protocol::error::ErrorCode;
 use protocol::idjag::{self, Expect, IdJag, IdJagError};
@@ -18,8 +18,8 @@ use protocol::uri::ResourceUri;
 use server::OAuthError;
 use server::issuer_keys::{KeyError, TrustedIssuer};
 use server::registry::Resource;
-use store::federation::{self, Claims};
-use store::used_assertions::{self, UsedAssertionRow};
+use store::federation::Claims;
+use store::used_assertions::{self, Exchange, UsedAssertionRow};
 
 use super::require_grant;
 use crate::State;
@@ -90,16 +90,10 @@ pub async fn exchange(state: &State, client: &Client, form: &Form) -> Result<Tok
         display_name: jag.name.as_deref(),
     };
     let mut conn = state.pool.get().await?;
-    let user = conn
-        .transaction(async |conn| {
-            if !used_assertions::consume(conn, &used).await? {
-                return Ok(Err(IdJagError::Replayed));
-            }
-            let user = federation::sign_in(conn, &jag.iss, &jag.sub, &claims, now).await?;
-            Ok::<_, diesel::result::Error>(Ok(user))
-        })
-        .await?
-        .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
+    let user = match used_assertions::exchange(&mut conn, &used, &jag.sub, &claims, now).await? {
+        Exchange::SignedIn(user) => user,
+        Exchange::Replayed => return Err(OAuthError::invalid_grant(IdJagError::Replayed.to_string())),
+    };
     drop(conn);
     if user.disabled {
         // the jti stays spent: the same assertion would be refused again anyway
