@@ -1,7 +1,8 @@
 // A real OpenID provider for Sallyport's end-to-end tests: node-oidc-provider with its
 // development login and consent pages (any password; the login name picks an account below).
 // Configured by environment: OP_PORT, OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URIS (space-
-// separated); every start makes a new signing key (restart to rotate).
+// separated), OP_REVOCATION=1 (RFC 7009 and RFC 7662 on: the upstream of an `oauth2` route); every
+// start makes a new signing key (restart to rotate).
 // Prints "listening <issuer>" once it serves.
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -45,7 +46,11 @@ const configuration = {
   // must then call userinfo (the default of OpenID Connect Core §5.4 for a code flow)
   conformIdTokenClaims: process.env.OP_CLAIMS_IN_ID_TOKEN !== '1',
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: true } },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: process.env.OP_REVOCATION === '1' },
+    introspection: { enabled: process.env.OP_REVOCATION === '1' },
+  },
   cookies: { keys: ['sallyport-test-cookie-key'] },
   async findAccount(ctx, id) {
     const account = accounts[id];

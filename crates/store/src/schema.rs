@@ -278,6 +278,7 @@ diesel::table! {
         return_to -> Nullable<Text>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        resource -> Nullable<Text>,
     }
 }
 
