@@ -2,8 +2,9 @@
 // development login and consent pages (any password; the login name picks an account below).
 // Configured by environment: OP_PORT, OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URIS (space-
 // separated), OP_ACCOUNTS (a JSON file of more accounts, read again on every lookup, so that a
-// test can change what the provider says about a user, as an administrator would at a real one);
-// every start makes a new signing key (restart to rotate).
+// test can change what the provider says about a user, as an administrator would at a real one),
+// OP_REVOCATION=1 (RFC 7009 and RFC 7662 on: the upstream of an `oauth2` route); every start makes
+// a new signing key (restart to rotate).
 // Prints "listening <issuer>" once it serves.
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,7 +49,11 @@ const configuration = {
   // must then call userinfo (the default of OpenID Connect Core §5.4 for a code flow)
   conformIdTokenClaims: process.env.OP_CLAIMS_IN_ID_TOKEN !== '1',
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: true } },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: process.env.OP_REVOCATION === '1' },
+    introspection: { enabled: process.env.OP_REVOCATION === '1' },
+  },
   cookies: { keys: ['sallyport-test-cookie-key'] },
   async findAccount(ctx, id) {
     const more = process.env.OP_ACCOUNTS ? JSON.parse(readFileSync(process.env.OP_ACCOUNTS, 'utf8')) : {};

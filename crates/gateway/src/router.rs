@@ -71,6 +71,10 @@ pub const AS_ENDPOINTS: &[AsEndpoint] = &[
     ep("/oauth2/login", AsService::Authorize, false, Budget::Login, true),
     ep("/oauth2/consent", AsService::Authorize, false, Budget::None, true),
     ep("/oauth2/logout", AsService::Authorize, false, Budget::None, true),
+    // issue 20: a user's upstream accounts (`/connect`, `/callback`, `/login`, ...) and Sallyport's
+    // client ID metadata document at upstream authorization servers
+    ep("/oauth2/connections", AsService::Authorize, false, Budget::None, true),
+    ep("/oauth2/upstream-client", AsService::Authorize, true, Budget::None, true),
     ep("/oauth2/token", AsService::Token, true, Budget::Token, true),
     ep("/oauth2/revoke", AsService::Token, true, Budget::None, true),
     ep("/oauth2/introspect", AsService::Token, false, Budget::None, true),

@@ -68,9 +68,14 @@ pub struct UpstreamOAuth {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// The upstream's resource identifier (RFC 8707) to ask tokens for; default: the `resource` of
-    /// its protected resource metadata (RFC 9728), else the route's upstream URL.
+    /// its protected resource metadata (RFC 9728); none with a configured issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Let discovery, registration and token requests reach loopback and private addresses (and
+    /// http on loopback): an upstream inside the deployment's network, tests, `sallyport up`. Off:
+    /// global unicast only, the SSRF policy of client ID metadata documents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_hosts: bool,
 }
 
 /// Headers an upstream credential may not set: the message framing and the connection

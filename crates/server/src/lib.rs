@@ -22,6 +22,7 @@ pub mod registry;
 pub mod service;
 pub mod telemetry;
 pub mod token_client;
+pub mod upstream_oauth;
 
 pub use config::Settings;
 pub use error::OAuthError;

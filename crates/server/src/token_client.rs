@@ -232,7 +232,10 @@ pub fn for_route(
             auth,
         });
     }
-    let row = registered.ok_or("no client at the upstream yet: not registered, and none configured")?;
+    let row = registered
+        // a `configured` row keeps another route's hand-registered client: not this route's
+        .filter(|r| r.method != "configured")
+        .ok_or("no client at the upstream yet: not registered, and none configured")?;
     let auth = ClientAuth::parse(&row.token_endpoint_auth_method)
         .ok_or_else(|| format!("token_endpoint_auth_method {:?} is not supported", row.token_endpoint_auth_method))?;
     let client_secret = match (&row.client_secret_enc, auth) {

@@ -34,6 +34,14 @@ pub mod kind {
     pub const USER_FEDERATED_SIGN_IN: &str = "user.federated_sign_in";
     /// A sign-in through an OpenID provider that was refused (`detail.provider`, `detail.reason`).
     pub const USER_FEDERATED_SIGN_IN_FAILED: &str = "user.federated_sign_in_failed";
+    /// A user connected their account at an `oauth2` route's upstream (`detail.route`, `issuer`,
+    /// `scope`).
+    pub const UPSTREAM_CONNECTED: &str = "upstream.connected";
+    /// A user's upstream account was disconnected (`detail.route`, `detail.by`: `user` or
+    /// `operator`, `detail.revoked`: whether the upstream confirmed RFC 7009 revocation).
+    pub const UPSTREAM_DISCONNECTED: &str = "upstream.disconnected";
+    /// A Connect that did not end in a connection (`detail.route`, `detail.reason`).
+    pub const UPSTREAM_CONNECT_FAILED: &str = "upstream.connect_failed";
     /// A `tools/call` through an MCP route of the gateway, allowed or not (`detail.tool`, `detail.decision`):
     /// a row of `tool_calls`, listed by [`super::list`] as an event of this kind.
     pub const TOOL_CALL: &str = "mcp.tool_call";

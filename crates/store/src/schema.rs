@@ -255,6 +255,7 @@ diesel::table! {
         return_to -> Nullable<Text>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        resource -> Nullable<Text>,
     }
 }
 

@@ -16,7 +16,8 @@ use crate::schema::upstream_clients;
 pub struct UpstreamClientRow {
     pub issuer: String,
     pub client_id: String,
-    /// `metadata_document` or `dynamic`.
+    /// `metadata_document`, `dynamic`, or `configured` (a client registered by hand on a route:
+    /// the row keeps only the server's metadata for it).
     pub method: String,
     pub token_endpoint_auth_method: String,
     pub client_secret_enc: Option<Vec<u8>>,
@@ -75,6 +76,53 @@ pub async fn insert_or_get(conn: &mut AsyncPgConnection, row: &UpstreamClientRow
         Some(row) => Ok(row),
         None => upstream_clients::table.find(&row.issuer).select(UpstreamClientRow::as_select()).first(conn).await,
     }
+}
+
+/// The server's metadata as discovered again (endpoints move).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "upstream_clients.set_metadata", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
+pub async fn set_metadata(
+    conn: &mut AsyncPgConnection,
+    issuer: &str,
+    metadata: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(upstream_clients::table.find(issuer))
+        .set((upstream_clients::metadata.eq(metadata), upstream_clients::updated_at.eq(now)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Replaces the issuer's row (a registration in place of a `configured` metadata-only row).
+#[tracing::instrument(target = "sallyport::trace", level = "trace", name = "upstream_clients.replace", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
+pub async fn replace(conn: &mut AsyncPgConnection, row: &UpstreamClientRow) -> QueryResult<()> {
+    use upstream_clients::dsl as c;
+    diesel::insert_into(c::upstream_clients)
+        .values(row.clone())
+        .on_conflict(c::issuer)
+        .do_update()
+        .set((
+            c::client_id.eq(&row.client_id),
+            c::method.eq(&row.method),
+            c::token_endpoint_auth_method.eq(&row.token_endpoint_auth_method),
+            c::client_secret_enc.eq(&row.client_secret_enc),
+            c::registration_access_token_enc.eq(&row.registration_access_token_enc),
+            c::registration_client_uri.eq(&row.registration_client_uri),
+            c::metadata.eq(&row.metadata),
+            c::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Every registration, by issuer (`sallyport route discover`, operators).
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<UpstreamClientRow>> {
+    upstream_clients::table
+        .select(UpstreamClientRow::as_select())
+        .order(upstream_clients::issuer.asc())
+        .load(conn)
+        .await
 }
 
 /// Forgets the registration (the upstream no longer knows the client, or an operator asks).

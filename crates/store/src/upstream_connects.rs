@@ -24,6 +24,8 @@ pub struct UpstreamConnectRow {
     pub return_to: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The upstream's resource (RFC 8707) the authorization request named; the exchange names it too.
+    pub resource: Option<String>,
 }
 
 impl std::fmt::Debug for UpstreamConnectRow {

@@ -13,6 +13,8 @@ pub enum Purpose {
     Login,
     Consent,
     Logout,
+    /// The forms of `/oauth2/connections` (Disconnect, Revoke, its sign-in).
+    Connections,
 }
 
 impl Purpose {
@@ -21,6 +23,7 @@ impl Purpose {
             Self::Login => b"sallyport/csrf/login/v1",
             Self::Consent => b"sallyport/csrf/consent/v1",
             Self::Logout => b"sallyport/csrf/logout/v1",
+            Self::Connections => b"sallyport/csrf/connections/v1",
         }
     }
 }

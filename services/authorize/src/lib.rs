@@ -35,6 +35,7 @@ use uuid::Uuid;
 pub mod login;
 
 mod code;
+mod connections;
 mod csrf;
 mod federation;
 mod grants;
@@ -66,6 +67,10 @@ pub struct Config {
     pub code_ttl: Duration,
     /// `tokens.access_token_ttl_secs`: a lockout's revocations outlive every access token.
     pub access_token_ttl: Duration,
+    /// `gateway.routes`: those with `upstream_auth = "oauth2"` are listed on `/oauth2/connections`.
+    pub routes: Vec<server::config::RouteSettings>,
+    /// `keys.encryption_key`: seals the PKCE verifier of a Connect and the upstream tokens.
+    pub encryption_key: Option<server::config::EncryptionKey>,
 }
 
 impl From<&Settings> for Config {
@@ -80,6 +85,8 @@ impl From<&Settings> for Config {
             sessions: s.sessions.clone(),
             code_ttl: s.tokens.code_ttl_secs,
             access_token_ttl: s.tokens.access_token_ttl_secs,
+            routes: s.gateway.routes.clone(),
+            encryption_key: s.keys.encryption_key.clone(),
         }
     }
 }
@@ -142,6 +149,9 @@ pub(crate) struct State {
     pub login_url: String,
     pub consent_url: String,
     pub logout_url: String,
+    pub connections_url: String,
+    /// Sallyport's client ID metadata document at upstream authorization servers, serialised once.
+    pub client_document: String,
 }
 
 impl State {
@@ -161,6 +171,8 @@ impl State {
             login_url: issuer.endpoint("/oauth2/login"),
             consent_url: issuer.endpoint("/oauth2/consent"),
             logout_url: issuer.endpoint("/oauth2/logout"),
+            connections_url: issuer.endpoint("/oauth2/connections"),
+            client_document: server::upstream_oauth::client_document(issuer).to_string(),
             ctx,
             config,
         })

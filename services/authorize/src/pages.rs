@@ -72,6 +72,35 @@ pub struct MessagePage<'a> {
     pub retry: Option<&'a str>,
 }
 
+/// One `oauth2` route on the connections page.
+pub struct RouteView {
+    pub prefix: String,
+    pub connected: bool,
+    pub scope: Option<String>,
+    pub connect_url: String,
+    pub csrf_token: String,
+}
+
+/// One remembered consent on the connections page.
+pub struct AppView {
+    pub client_id: String,
+    pub resource: String,
+    pub scopes: String,
+    pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+pub struct ConnectionsPage<'a> {
+    pub style: &'a str,
+    pub username: &'a str,
+    pub notice: Option<&'a str>,
+    pub routes: Vec<RouteView>,
+    pub apps: Vec<AppView>,
+    pub disconnect_action: &'a str,
+    pub revoke_action: &'a str,
+}
+
 /// Where forms on a page may submit to: our own endpoints and, because browsers apply
 /// `form-action` to the redirects that follow a submission, the client's redirect target.
 #[derive(Debug, Clone, Default)]

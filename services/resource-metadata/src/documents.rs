@@ -71,7 +71,7 @@ impl AuthorizationServerMetadata {
             revocation_endpoint_auth_methods_supported: ["none", "client_secret_basic", "client_secret_post"],
             introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
             code_challenge_methods_supported: ["S256"],
-            client_id_metadata_document_supported: true,
+            client_id_metadata_document_supported: config.metadata_documents,
             authorization_response_iss_parameter_supported: true,
             service_documentation: config.service_documentation.clone(),
         }

@@ -36,6 +36,9 @@ pub struct Config {
     pub service_documentation: Option<String>,
     /// Whether the token service accepts ID-JAGs (`[[identity.trusted_issuers]]` is not empty).
     pub jwt_bearer: bool,
+    /// `metadata_documents.enabled`: advertised as `client_id_metadata_document_supported`, so a
+    /// client (another Sallyport among them) registers instead when documents are off.
+    pub metadata_documents: bool,
 }
 
 impl From<&Settings> for Config {
@@ -46,6 +49,7 @@ impl From<&Settings> for Config {
             resources: s.resources.clone(),
             service_documentation: s.service_documentation.clone(),
             jwt_bearer: s.identity.enabled(),
+            metadata_documents: s.metadata_documents.enabled,
         }
     }
 }

@@ -8,6 +8,7 @@ use server::Settings;
 
 mod audit;
 mod client;
+mod connection;
 mod demo;
 mod grant;
 mod keys;
@@ -50,6 +51,9 @@ pub enum Command {
     /// The audit log: client changes and the tool calls the gateway saw.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Users' accounts at the upstreams of oauth2 routes: list, revoke.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
     /// List and revoke the consents users remembered.
     #[command(subcommand)]
     Grant(grant::GrantCommand),
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resource(cmd) => resource::run(cmd, dir).await,
         Command::Route(cmd) => route::run(cmd, dir).await,
         Command::Grant(cmd) => grant::run(cmd, dir).await,
+        Command::Connection(cmd) => connection::run(cmd, dir).await,
         Command::Audit(cmd) => audit::run(cmd, dir).await,
         Command::DemoMcp(args) => demo::run(args).await,
         Command::Up(args) => crate::up::run(args, dir).await,

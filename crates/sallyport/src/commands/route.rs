@@ -9,7 +9,7 @@ use clap::Subcommand;
 use diesel_async::AsyncPgConnection;
 use protocol::redact::{REDACTED, SecretString};
 use protocol::scope::Scopes;
-use protocol::upstream_auth::{UpstreamAuth, check_credential};
+use protocol::upstream_auth::{UpstreamAuth, UpstreamOAuth, check_credential};
 use protocol::uri::ResourceUri;
 use server::Settings;
 use server::config::HttpUrl;
@@ -54,18 +54,64 @@ pub struct AddArgs {
     /// environment variable VARIABLE.
     #[arg(long = "header-env")]
     pub header_envs: Vec<String>,
+    /// --upstream-auth oauth2: the upstream authorization server's issuer (else discovered from
+    /// the upstream, RFC 9728).
+    #[arg(long)]
+    pub oauth_issuer: Option<String>,
+    /// --upstream-auth oauth2: for a server without metadata, with --oauth-token-endpoint and
+    /// --oauth-client-id.
+    #[arg(long)]
+    pub oauth_authorization_endpoint: Option<String>,
+    #[arg(long)]
+    pub oauth_token_endpoint: Option<String>,
+    /// RFC 7009, used by Disconnect.
+    #[arg(long)]
+    pub oauth_revocation_endpoint: Option<String>,
+    /// --upstream-auth oauth2: a client registered by hand at the upstream (else Sallyport's client
+    /// ID metadata document, or dynamic registration).
+    #[arg(long)]
+    pub oauth_client_id: Option<String>,
+    /// The environment variable holding that client's secret (sealed, never printed).
+    #[arg(long)]
+    pub oauth_client_secret_env: Option<String>,
+    /// A scope to ask the upstream for (repeat for several; default: its scopes_supported).
+    #[arg(long = "oauth-scope")]
+    pub oauth_scopes: Vec<String>,
+    /// The upstream's resource identifier (RFC 8707; default: from its metadata, else --upstream).
+    #[arg(long)]
+    pub oauth_resource: Option<String>,
+    /// Let discovery, registration and tokens reach loopback and private addresses.
+    #[arg(long)]
+    pub oauth_allow_private_hosts: bool,
+}
+
+impl AddArgs {
+    fn any_oauth(&self) -> bool {
+        self.oauth_issuer.is_some()
+            || self.oauth_authorization_endpoint.is_some()
+            || self.oauth_token_endpoint.is_some()
+            || self.oauth_revocation_endpoint.is_some()
+            || self.oauth_client_id.is_some()
+            || self.oauth_client_secret_env.is_some()
+            || !self.oauth_scopes.is_empty()
+            || self.oauth_resource.is_some()
+            || self.oauth_allow_private_hosts
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RouteCommand {
     /// Add a route (or replace the one with this prefix).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Every route: prefix, where it is defined, upstream, upstream_auth.
     List,
     /// One route, its credential redacted.
     Show { prefix: String },
     /// Remove a route added with `route add`.
     Remove { prefix: String },
+    /// An `oauth2` route: discover its upstream's authorization server, print what was found and
+    /// register Sallyport's client there (once per authorization server).
+    Discover { prefix: String },
 }
 
 pub async fn run(cmd: RouteCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -75,7 +121,8 @@ pub async fn run(cmd: RouteCommand, data_dir: &std::path::Path) -> anyhow::Resul
     match cmd {
         RouteCommand::Add(args) => {
             let headers = credential_headers(&args, |name| std::env::var(name).ok())?;
-            let row = add(&mut conn, &settings, &args, &headers).await?;
+            let secret = oauth_secret(&args, |name| std::env::var(name).ok())?;
+            let row = add_with_secret(&mut conn, &settings, &args, &headers, secret.as_ref()).await?;
             println!(
                 "added route {} -> {} (upstream_auth: {}); every gateway serves it within a few seconds",
                 row.prefix, row.upstream, row.upstream_auth
@@ -95,6 +142,7 @@ pub async fn run(cmd: RouteCommand, data_dir: &std::path::Path) -> anyhow::Resul
             let prefix = remove(&mut conn, &settings, &prefix).await?;
             println!("removed route {prefix}; every gateway stops serving it within a few seconds");
         }
+        RouteCommand::Discover { prefix } => println!("{}", discover(&mut conn, &settings, &prefix).await?),
     }
     Ok(())
 }
@@ -138,12 +186,74 @@ fn configured(settings: &Settings, prefix: &str) -> bool {
     settings.gateway.routes.iter().any(|r| r.prefix.trim_end_matches('/') == prefix)
 }
 
-/// Validates and stores a route, its credential sealed.
+/// `--oauth-client-secret-env`: the secret, read from the environment.
+pub fn oauth_secret(args: &AddArgs, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<SecretString>> {
+    args.oauth_client_secret_env
+        .as_deref()
+        .map(|var| {
+            env(var)
+                .map(SecretString::from)
+                .with_context(|| format!("--oauth-client-secret-env: the environment variable {var} is not set"))
+        })
+        .transpose()
+}
+
+/// Validates and stores a route, its credential sealed (no oauth2 client secret).
+#[cfg(test)]
 pub async fn add(
     conn: &mut AsyncPgConnection,
     settings: &Settings,
     args: &AddArgs,
     headers: &[(String, SecretString)],
+) -> anyhow::Result<GatewayRouteRow> {
+    add_with_secret(conn, settings, args, headers, None).await
+}
+
+/// The explicit settings of an `oauth2` route, checked as the configuration's are.
+fn oauth_settings(args: &AddArgs, secret: Option<&SecretString>) -> anyhow::Result<UpstreamOAuth> {
+    let url = |name: &str, v: &Option<String>| -> anyhow::Result<Option<String>> {
+        v.as_deref()
+            .map(|u| HttpUrl::parse(u).map(|u| u.as_str().to_owned()).map_err(|e| anyhow::anyhow!("--{name}: {e}")))
+            .transpose()
+    };
+    let explicit = UpstreamOAuth {
+        issuer: url("oauth-issuer", &args.oauth_issuer)?,
+        authorization_endpoint: url("oauth-authorization-endpoint", &args.oauth_authorization_endpoint)?,
+        token_endpoint: url("oauth-token-endpoint", &args.oauth_token_endpoint)?,
+        revocation_endpoint: url("oauth-revocation-endpoint", &args.oauth_revocation_endpoint)?,
+        client_id: args.oauth_client_id.clone(),
+        scopes: Scopes::from_tokens(&args.oauth_scopes).context("--oauth-scope")?.to_vec(),
+        resource: args
+            .oauth_resource
+            .as_deref()
+            .map(|r| {
+                ResourceUri::parse(r).map(|r| r.as_str().to_owned()).with_context(|| format!("--oauth-resource {r}"))
+            })
+            .transpose()?,
+        allow_private_hosts: args.oauth_allow_private_hosts,
+    };
+    if secret.is_some() && explicit.client_id.is_none() {
+        bail!("--oauth-client-secret-env needs the --oauth-client-id it belongs to");
+    }
+    if explicit.authorization_endpoint.is_some() != explicit.token_endpoint.is_some() {
+        bail!("--oauth-authorization-endpoint and --oauth-token-endpoint are given together, or both discovered");
+    }
+    if explicit.authorization_endpoint.is_some() && explicit.client_id.is_none() {
+        bail!("explicit endpoints without metadata need the --oauth-client-id registered there");
+    }
+    if args.no_auth {
+        bail!("--upstream-auth oauth2 sends each user's own upstream token: the route cannot be --no-auth");
+    }
+    Ok(explicit)
+}
+
+/// [`add`], with the client secret of an `oauth2` route (sealed in `upstream_secret_enc`).
+pub async fn add_with_secret(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    args: &AddArgs,
+    headers: &[(String, SecretString)],
+    oauth_secret: Option<&SecretString>,
 ) -> anyhow::Result<GatewayRouteRow> {
     let prefix = normalised(&args.prefix)?;
     if configured(settings, &prefix) {
@@ -165,7 +275,11 @@ pub async fn add(
     let own: Vec<String> = resource.iter().filter_map(|r| ResourceUri::parse(r).ok()).map(|r| r.origin()).collect();
     gateway::Cors::for_resource(&args.allowed_origins, &own).map_err(|e| anyhow::anyhow!("--allowed-origin: {e}"))?;
     let kind = UpstreamAuth::parse(&args.upstream_auth)
-        .with_context(|| format!("--upstream-auth {}: one of none, api_key, headers", args.upstream_auth))?;
+        .with_context(|| format!("--upstream-auth {}: one of none, api_key, headers, oauth2", args.upstream_auth))?;
+    if kind != UpstreamAuth::OAuth2 && (args.any_oauth() || oauth_secret.is_some()) {
+        bail!("the --oauth-* options belong to --upstream-auth oauth2");
+    }
+    let oauth = (kind == UpstreamAuth::OAuth2).then(|| oauth_settings(args, oauth_secret)).transpose()?;
     let names = check_credential(kind, headers.iter().map(|(n, v)| (n.as_str(), v.expose())))
         .map_err(|e| anyhow::anyhow!("--upstream-auth {}: {e}", kind.as_str()))?;
     let sealed = if names.is_empty() {
@@ -179,6 +293,17 @@ pub async fn add(
         let lowered: Vec<(String, SecretString)> =
             names.iter().zip(headers).map(|(n, (_, v))| (n.clone(), v.clone())).collect();
         Some(gateway_routes::seal_headers(key.bytes(), &prefix, &lowered)?)
+    };
+    let sealed = match oauth_secret {
+        None => sealed,
+        Some(secret) => {
+            let key = settings
+                .keys
+                .encryption_key
+                .as_ref()
+                .context("an upstream client secret is sealed under keys.encryption_key, which is not set")?;
+            Some(server::upstream_oauth::seal_client_secret(key.bytes(), &prefix, secret).map_err(anyhow::Error::msg)?)
+        }
     };
     let now = chrono::Utc::now();
     let row = GatewayRouteRow {
@@ -194,7 +319,7 @@ pub async fn add(
         upstream_secret_enc: sealed,
         created_at: now,
         updated_at: now,
-        upstream_oauth: None,
+        upstream_oauth: oauth.as_ref().map(serde_json::to_value).transpose()?,
     };
     gateway_routes::upsert(conn, &row).await?;
     let detail = serde_json::json!({
@@ -248,6 +373,13 @@ pub async fn show(conn: &mut AsyncPgConnection, settings: &Settings, prefix: &st
     }
     let row = gateway_routes::find(conn, prefix).await?.with_context(|| format!("no route {prefix}"))?;
     let headers: Vec<String> = row.upstream_header_names.iter().flatten().map(|n| format!("{n}: {REDACTED}")).collect();
+    let oauth = match &row.upstream_oauth {
+        None => String::new(),
+        Some(v) => {
+            let secret = if row.upstream_secret_enc.is_some() { REDACTED } else { "-" };
+            format!("\nupstream_oauth: {v}\nupstream client secret: {secret}")
+        }
+    };
     Ok(format!(
         "prefix: {}\nsource: database\nupstream: {}\nresource: {}\nauth: {}\nmcp: {}\nscopes: {}\nallowed origins: {}\nupstream_auth: {}\nupstream headers: {}\ncreated: {}\nupdated: {}",
         row.prefix,
@@ -261,6 +393,43 @@ pub async fn show(conn: &mut AsyncPgConnection, settings: &Settings, prefix: &st
         if headers.is_empty() { "-".to_owned() } else { headers.join(", ") },
         row.created_at.to_rfc3339(),
         row.updated_at.to_rfc3339(),
+    ) + &oauth)
+}
+
+/// `route discover`: what discovery finds for an `oauth2` route, and Sallyport's client there
+/// (registered now if it was not).
+pub async fn discover(conn: &mut AsyncPgConnection, settings: &Settings, prefix: &str) -> anyhow::Result<String> {
+    use server::upstream_oauth::{self, FetchPolicy};
+    let prefix = prefix.trim_end_matches('/');
+    let kek = settings.keys.encryption_key.as_ref().map(|k| k.bytes());
+    let routes =
+        upstream_oauth::routes(conn, &settings.gateway.routes, kek).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let route = routes
+        .into_iter()
+        .find(|r| r.prefix == prefix)
+        .with_context(|| format!("{prefix} is not a route with upstream_auth = oauth2"))?;
+    let http = FetchPolicy::for_route(&route).client()?;
+    let found = upstream_oauth::discover(&http, &route).await?;
+    let client =
+        upstream_oauth::ensure_client(conn, &http, &route, &found, &settings.issuer, kek, chrono::Utc::now()).await?;
+    let s = &found.server;
+    Ok(format!(
+        "route: {}\nfound through: {}\nresource: {}\nscopes: {}\nissuer: {}\nauthorization_endpoint: {}\ntoken_endpoint: {}\nrevocation_endpoint: {}\nregistration_endpoint: {}\niss parameter (RFC 9207): {}\nclient ID metadata documents: {}\nclient: {} ({}, {})\nconnect: {}",
+        route.prefix,
+        found.source,
+        found.resource.as_deref().unwrap_or("-"),
+        if found.scopes.is_empty() { "-".to_owned() } else { found.scopes.join(" ") },
+        s.issuer,
+        s.authorization_endpoint,
+        s.token_endpoint,
+        s.revocation_endpoint.as_deref().unwrap_or("-"),
+        s.registration_endpoint.as_deref().unwrap_or("-"),
+        s.authorization_response_iss_parameter_supported,
+        s.client_id_metadata_document_supported,
+        route.explicit.client_id.as_deref().unwrap_or(&client.client_id),
+        if route.explicit.client_id.is_some() { "configured" } else { client.method.as_str() },
+        client.token_endpoint_auth_method,
+        upstream_oauth::connect_uri(&settings.issuer, &route.prefix),
     ))
 }
 
@@ -290,7 +459,7 @@ mod tests {
     fn add_args(line: &str) -> AddArgs {
         let words = std::iter::once("route").chain(line.split_whitespace());
         match Cli::try_parse_from(words).expect("parses").cmd {
-            RouteCommand::Add(args) => args,
+            RouteCommand::Add(args) => *args,
             other => panic!("not add: {other:?}"),
         }
     }

@@ -489,6 +489,10 @@ pub struct UpstreamOAuthSettings {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub resource: Option<String>,
+    /// Loopback and private upstream hosts (and http on loopback) for discovery, registration and
+    /// tokens; off: global unicast only (the SSRF policy of client ID metadata documents).
+    #[serde(default)]
+    pub allow_private_hosts: bool,
 }
 
 impl UpstreamOAuthSettings {
@@ -503,6 +507,7 @@ impl UpstreamOAuthSettings {
             client_id: self.client_id.clone(),
             scopes: self.scopes.clone(),
             resource: self.resource.clone(),
+            allow_private_hosts: self.allow_private_hosts,
         }
     }
 }

@@ -153,7 +153,7 @@ pub(crate) fn login_cookie(state: &State, req: &HttpRequest) -> Option<String> {
 }
 
 /// The pre-login cookie's secret, or a new one with the cookie to set.
-fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
+pub(crate) fn login_secret(state: &State, req: &HttpRequest) -> (String, Option<Cookie<'static>>) {
     let name = login_cookie_name(state);
     match login_cookie(state, req) {
         Some(v) => (v, None),

@@ -5,6 +5,7 @@ use actix_web::web;
 use crate::State;
 
 mod authorize;
+mod connections;
 mod consent;
 mod federated;
 mod login;
@@ -20,5 +21,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
         .service(web::resource("/oauth2/login").route(web::get().to(login::get)).route(web::post().to(login::post)))
         .service(web::resource("/oauth2/login/{provider}/callback").route(web::get().to(federated::callback)))
         .service(web::resource("/oauth2/consent").route(web::post().to(consent::post)))
-        .service(web::resource("/oauth2/logout").route(web::post().to(logout::post)));
+        .service(web::resource("/oauth2/logout").route(web::post().to(logout::post)))
+        .service(web::resource("/oauth2/connections").route(web::get().to(connections::get)))
+        .service(web::resource("/oauth2/connections/login").route(web::post().to(connections::sign_in)))
+        .service(web::resource("/oauth2/connections/connect").route(web::get().to(connections::connect::connect)))
+        .service(web::resource("/oauth2/connections/callback").route(web::get().to(connections::connect::callback)))
+        .service(web::resource("/oauth2/connections/disconnect").route(web::post().to(connections::disconnect)))
+        .service(web::resource("/oauth2/connections/revoke").route(web::post().to(connections::revoke_app)))
+        .service(web::resource("/oauth2/upstream-client").route(web::get().to(connections::client_document)));
 }
