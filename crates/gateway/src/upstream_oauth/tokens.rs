@@ -62,7 +62,10 @@ type Key = (Uuid, Arc<str>);
 pub struct Connections {
     pool: store::db::Pool,
     kek: Option<[u8; 32]>,
+    /// Under the SSRF policy (`server::outbound`): global addresses only.
     http: reqwest::Client,
+    /// For routes with `upstream_oauth.allow_private_hosts` (an upstream on the operator's network).
+    http_private: reqwest::Client,
     cache: quick_cache::sync::Cache<Key, Arc<Cached>>,
     flights: Mutex<HashMap<Key, Weak<tokio::sync::Mutex<()>>>>,
     clock: Clock,
@@ -85,18 +88,24 @@ impl Connections {
         clock: Clock,
         metrics: Metrics,
     ) -> Result<Self, reqwest::Error> {
-        // the token endpoint is the route's configuration or what the connect flow discovered
-        // and stored under the SSRF policy; operators' upstreams live on private networks
-        let http = server::outbound::guarded_client(true, REFRESH_TIMEOUT)?;
+        // the same policy the connect flow discovered the token endpoint under: private addresses
+        // only for a route that allows them
+        let http = server::outbound::guarded_client(false, REFRESH_TIMEOUT)?;
+        let http_private = server::outbound::guarded_client(true, REFRESH_TIMEOUT)?;
         Ok(Self {
             pool,
             kek,
             http,
+            http_private,
             cache: quick_cache::sync::Cache::new(capacity.max(16)),
             flights: Mutex::new(HashMap::new()),
             clock,
             metrics,
         })
+    }
+
+    fn client_for(&self, oauth: &OAuthRoute) -> &reqwest::Client {
+        if oauth.explicit.allow_private_hosts { &self.http_private } else { &self.http }
     }
 
     /// The caller's token for the route: from the cache, else the database, refreshed first when
@@ -215,7 +224,15 @@ impl Connections {
                         return Ok(Locked::Failed(unavailable()));
                     }
                 };
-                match client.refresh(&self.http, &refresh_token, oauth.explicit.resource.as_deref()).await {
+                // the SSRF policy of the connect flow, for an endpoint given by hand as well
+                let private = oauth.explicit.allow_private_hosts;
+                if let Err(why) = server::outbound::check_url(&client.token_endpoint, private, private) {
+                    tracing::warn!(route = %route, why, "the upstream's token endpoint is not allowed");
+                    self.metrics.upstream_token_refresh("error");
+                    self.audit(conn, "upstream.refresh_failed", user, &row, "endpoint_not_allowed").await?;
+                    return Ok(Locked::Failed(unavailable()));
+                }
+                match client.refresh(self.client_for(oauth), &refresh_token, oauth.explicit.resource.as_deref()).await {
                     Ok(fresh) => {
                         self.metrics.upstream_token_refresh("refreshed");
                         let now = self.clock.now();

@@ -256,6 +256,8 @@ fn oauth_route(prefix: &str, gw: &str, upstream: &Upstream, mcp: bool) -> RouteS
             client_id: Some(upstream.client_id.clone()),
             scopes: vec!["files".into()],
             resource: Some(upstream.resource.clone()),
+            // the test's authorization server is on loopback
+            allow_private_hosts: true,
             ..Default::default()
         }),
     }
@@ -264,8 +266,14 @@ fn oauth_route(prefix: &str, gw: &str, upstream: &Upstream, mcp: bool) -> RouteS
 /// The gateway with `/files` (plain) and `/files-mcp` (MCP) in front of the protected upstream.
 async fn stack(upstream: &Upstream) -> Stack {
     Stack::start_with(|settings, urls| {
-        for (prefix, mcp) in [("/files", false), ("/files-mcp", true), ("/files-down", false)] {
+        for (prefix, mcp) in
+            [("/files", false), ("/files-mcp", true), ("/files-down", false), ("/files-guarded", false)]
+        {
             let mut route = oauth_route(prefix, &urls.gateway, upstream, mcp);
+            if prefix == "/files-guarded" {
+                // the same loopback authorization server, on a route that does not allow private hosts
+                route.upstream_oauth.as_mut().expect("oauth").allow_private_hosts = false;
+            }
             if prefix == "/files-down" {
                 // an upstream AS that does not answer (nothing listens on the discard port)
                 let oauth = route.upstream_oauth.as_mut().expect("oauth");
@@ -521,6 +529,23 @@ async fn an_unreachable_upstream_authorization_server_is_a_502_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_endpoint_on_a_private_address_is_not_called_unless_the_route_allows_it() {
+    let up = Upstream::start().await;
+    let s = stack(&up).await;
+    let alice = user(&s).await;
+    connect(&s, alice, "/files-guarded", &up.tokens().await, &up, true).await;
+    let issued = up.refresh_tokens_issued().await;
+    let res = s.get_with("/files-guarded/doc", &sallyport_token(&s, alice, "/files-guarded")).await;
+    assert_eq!(res.status(), 502);
+    assert_eq!(up.refresh_tokens_issued().await, issued, "the SSRF policy kept the refresh from leaving");
+    assert!(up.seen.authorizations.lock().expect("lock").is_empty());
+    let mut conn = s.pool().get().await.expect("conn");
+    let events = store::audit::for_user(&mut conn, alice).await.expect("audit");
+    let failed = events.iter().find(|e| e.kind == "upstream.refresh_failed").expect("audited");
+    assert_eq!(failed.detail["reason"], "endpoint_not_allowed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_user_is_asked_to_connect_when_not_connected_or_revoked() {
     let up = Upstream::start().await;
     let s = stack(&up).await;
@@ -596,6 +621,7 @@ async fn an_oauth2_route_of_the_table_is_served_with_its_explicit_settings() {
         token_endpoint: Some(format!("{}/oauth2/token", up.issuer)),
         client_id: Some(up.client_id.clone()),
         resource: Some(up.resource.clone()),
+        allow_private_hosts: true,
         ..Default::default()
     };
     let row = store::gateway_routes::GatewayRouteRow {
