@@ -50,6 +50,8 @@ pub async fn start(
     settings.metadata_documents.allow_http = true;
     settings.metadata_documents.allow_private_hosts = true;
     settings.registration.initial_access_token = None;
+    // browsers keep cookies per host, not per port: the two issuers on 127.0.0.1 need their own names
+    settings.sessions.cookie_name = format!("{}_upstream", base.sessions.cookie_name);
     let system = System::start(Options {
         gateway: listener(listen)?,
         database_url: url,
@@ -94,7 +96,8 @@ pub fn with_route(mut base: Settings, upstream: &System, listen: SocketAddr) -> 
         upstream_auth: UpstreamAuth::OAuth2,
         upstream_api_key: None,
         upstream_headers: Default::default(),
-        upstream_oauth: Some(UpstreamOAuthSettings::default()),
+        // everything discovered, from the loopback address the second Sallyport listens on
+        upstream_oauth: Some(UpstreamOAuthSettings { allow_private_hosts: true, ..Default::default() }),
     });
     Ok(base)
 }
