@@ -69,7 +69,8 @@ async fn gateway_side(db: &TestDb, upstream: &str, oauth: Value, secret: Option<
     let row = store::gateway_routes::GatewayRouteRow {
         prefix: ROUTE.into(),
         upstream: upstream.into(),
-        resource: Some(format!("{}{ROUTE}", system.issuer)),
+        // the demo resource, so a token of the code flow `support` drives passes the bearer check
+        resource: Some(system.mcp_url.clone()),
         scopes: vec![],
         auth: true,
         mcp: true,
@@ -204,12 +205,60 @@ async fn introspect(up: &System, token: &str) -> bool {
 }
 
 /// The whole Connect against a second Sallyport; `documents` picks the client identity.
+const CALLBACK: &str = "http://127.0.0.1:47127/callback";
+const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-upstream-0123";
+
+/// The gateway side's demo user's Sallyport access token, from a whole code flow.
+async fn sallyport_token(down: &System) -> String {
+    let support::AtSignIn { client_id, browser, action, form, .. } =
+        support::public_client_at_sign_in(down, "upstream-connect", CALLBACK, VERIFIER).await;
+    let fields = form.submission(&[("username", "demo"), ("password", DOWN_PASSWORD)], None);
+    let code = support::sign_in_and_allow(&browser, &action, &fields, CALLBACK).await;
+    let tokens = support::redeem(down, &client_id, &code, CALLBACK, VERIFIER).await;
+    tokens["access_token"].as_str().expect("access token").to_owned()
+}
+
+/// An MCP `initialize` through the gateway side's `oauth2` route: the JSON-RPC answer's text.
+async fn initialize(down: &System, token: &str) -> (StatusCode, String) {
+    let res = support::http()
+        .post(format!("{}{ROUTE}", down.issuer))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {"url": {}}},
+                       "clientInfo": {"name": "upstream-connect", "version": "1"}},
+        }))
+        .send()
+        .await
+        .expect("initialize");
+    (res.status(), res.text().await.expect("body"))
+}
+
 async fn against_sallyport(documents: bool) {
     let (db_up, db_down) = (TestDb::new().await, TestDb::new().await);
     let up = upstream(&db_up, documents).await;
     let down = gateway_side(&db_down, &up.mcp_url, json!({ "allow_private_hosts": true }), None).await;
     let callback = callback_prefix(&down);
     let b = browser();
+
+    // an MCP client with a Sallyport token, not connected yet: the URL elicitation names the
+    // connect page (MCP 2025-11-25, URL elicitation required), and nothing reaches the upstream
+    let token = sallyport_token(&down).await;
+    // the route is a row of gateway_routes: served after the gateway's next reload (2 s)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = initialize(&down, &token).await;
+        if status != StatusCode::NOT_FOUND || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+    assert_eq!(answer["error"]["code"], -32042, "{answer}");
+    assert_eq!(answer["error"]["data"]["elicitations"][0]["mode"], "url");
+    assert_eq!(answer["error"]["data"]["elicitations"][0]["url"], connect_url(&down).as_str());
 
     // signed out: the page signs in first and comes back to the Connect it was asked for
     let res = sign_in_at(&b, &down, &connect_url(&down)).await;
@@ -289,6 +338,11 @@ async fn against_sallyport(documents: bool) {
         assert!(!dumped.contains(secret.as_str()) && !dumped.contains(&hex), "no token in a dump of the table");
     }
     assert!(introspect(&up, &access).await, "the upstream's token is live");
+
+    // the client's retry, with the same Sallyport token: the gateway sends the upstream's token
+    let (status, body) = initialize(&down, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("serverInfo") && !body.contains("-32042"), "the upstream answered: {body}");
 
     // the connections page shows it, with Disconnect
     let page = b.get(format!("{}/oauth2/connections", down.issuer)).send().await.expect("page");
