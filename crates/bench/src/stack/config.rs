@@ -9,7 +9,9 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
-use super::{MCP_OFF_PATH, MCP_PATH, OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE};
+use super::{
+    MCP_OFF_PATH, MCP_PATH, OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE, UP_NONE_PATH, UP_OAUTH2_PATH,
+};
 use crate::report::PostgresInfo;
 
 /// The configuration: a protected resource, a protected gateway route and the same upstream with
@@ -19,9 +21,7 @@ use crate::report::PostgresInfo;
 /// The token service trusts the bench's IdP (`idp_issuer`, on loopback over http) for ID-JAGs.
 /// The gateway checks revocation as deployments do by default (`cached`, with the introspection
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
-pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str) -> String {
-    let mut kek = [0u8; 32];
-    protocol::secret::fill_random(&mut kek);
+pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str, kek: &[u8; 32]) -> String {
     let issuer = p.issuer();
     let resource = p.resource();
     format!(
@@ -105,6 +105,23 @@ upstream = "http://127.0.0.1:{up}"
 resource = {resource}
 scopes = ["{SCOPE}"]
 mcp = false
+
+# issue 20: the same protected route with upstream_auth none and oauth2 (a connection row the
+# scenario inserts holds the user's upstream token; the token endpoint is never called while it
+# is valid, so it need not answer)
+[[gateway.routes]]
+prefix = "{UP_NONE_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+
+[[gateway.routes]]
+prefix = "{UP_OAUTH2_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+upstream_auth = "oauth2"
+upstream_oauth = {{ token_endpoint = "http://127.0.0.1:{up}/token", authorization_endpoint = "http://127.0.0.1:{up}/authorize", client_id = "sallyport-bench" }}
 "#,
         issuer = toml_string(&issuer),
         db = toml_string(db_url),
@@ -254,14 +271,25 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret", "http://127.0.0.1:9/idp"),
+            render(&ports, "postgres://postgres@127.0.0.1:5432/x", "s3cret", "http://127.0.0.1:9/idp", &[7; 32]),
         )
         .expect("write");
         let s = server::Settings::load_from(path.to_str(), Some(Default::default())).expect("the services accept it");
         assert_eq!(s.issuer.as_str(), format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
         assert_eq!(s.resources[0].resource, ports.resource());
-        assert_eq!(s.gateway.routes.len(), 4);
+        assert_eq!(s.gateway.routes.len(), 6);
+        let (none, oauth2) = (&s.gateway.routes[4], &s.gateway.routes[5]);
+        assert_eq!((none.prefix.as_str(), oauth2.prefix.as_str()), (UP_NONE_PATH, UP_OAUTH2_PATH));
+        assert!(none.auth && oauth2.auth);
+        assert_eq!(none.upstream_auth, protocol::upstream_auth::UpstreamAuth::None);
+        assert_eq!(oauth2.upstream_auth, protocol::upstream_auth::UpstreamAuth::OAuth2);
+        assert_eq!(
+            (none.resource.as_ref(), &none.scopes),
+            (oauth2.resource.as_ref(), &oauth2.scopes),
+            "same route shape"
+        );
+        assert_eq!(s.keys.encryption_key.as_ref().map(|k| k.bytes()), Some(&[7; 32]), "the key the bench seals with");
         assert!(s.gateway.routes[0].auth && !s.gateway.routes[1].auth);
         let (mcp, plain) = (&s.gateway.routes[2], &s.gateway.routes[3]);
         assert!(mcp.mcp && mcp.auth && !plain.mcp && plain.auth);
