@@ -13,7 +13,9 @@ use url::Url;
 use crate::cli::{BenchArgs, Cli, Command};
 use crate::endpoints::Endpoints;
 use crate::memory::{self, Resident, ServiceMemory};
-use crate::report::{CeilingShares, Failure, GatewayOverhead, Machine, McpOverhead, Report, Row, load_average};
+use crate::report::{
+    CeilingShares, Failure, GatewayOverhead, Machine, McpOverhead, Report, Row, UpstreamAuthOverhead, load_average,
+};
 use crate::runner::Timing;
 use crate::scenarios::{Bench, Component, Credentials, GatewayTargets, Load, Scenario};
 use crate::stack::{SCOPE, Stack, StackOptions};
@@ -89,6 +91,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ceiling: CeilingShares::from_rows(&outcome.rows),
         gateway: GatewayOverhead::from_rows(&outcome.rows),
         mcp: McpOverhead::from_rows(&outcome.rows),
+        upstream_auth: UpstreamAuthOverhead::from_rows(&outcome.rows),
         rows: outcome.rows,
         memory: outcome.memory,
         failures: outcome.failures,
@@ -202,6 +205,8 @@ async fn with_own_stack(args: &BenchArgs, scenarios: &[Scenario], load: Load) ->
         )?;
         b.access_token = args.access_token.clone();
         b.mcp = Some(stack.mcp_targets()?);
+        b.upstream_auth = Some(stack.upstream_auth_targets()?);
+        b.kek = Some(stack.kek);
         b.machine_client = Some(stack.machine.clone());
         b.idp = Some(stack.idp.clone());
         b.op = Some(stack.op.clone());
@@ -356,5 +361,6 @@ mod tests {
             "a federated sign-in writes (the login, the session, the code)"
         );
         assert!(Scenario::Federated.needs().contains(&Component::Authorize));
+        assert_eq!(selected(&[Scenario::UpstreamOauth2]), vec![Scenario::UpstreamOauth2], "reads only: no ceiling");
     }
 }

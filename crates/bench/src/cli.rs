@@ -193,6 +193,8 @@ mod tests {
         assert!(Cli::try_parse_from(["sallyport-bench", "--scenario", "nope"]).is_err());
         let fed = Cli::try_parse_from(["sallyport-bench", "--start", "--scenario", "federated"]).expect("parses");
         assert_eq!(fed.bench.scenario, vec![Scenario::Federated]);
+        let up = Cli::try_parse_from(["sallyport-bench", "--start", "--scenario", "upstream-oauth2"]).expect("parses");
+        assert_eq!(up.bench.scenario, vec![Scenario::UpstreamOauth2]);
         assert!(Cli::try_parse_from(["sallyport-bench", "--url", "http://x", "--through-gateway"]).is_err());
         let up = Cli::try_parse_from(["sallyport-bench", "upstream", "--listen", "127.0.0.1:0"]).expect("parses");
         assert!(matches!(up.command, Some(Command::Upstream { .. })));

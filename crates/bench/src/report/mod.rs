@@ -145,6 +145,9 @@ pub const PROXY_MIN_SHARE: f64 = 0.50;
 /// Issue 15: a tools/call through an `mcp = true` route with a 10-rule policy keeps >= 90 % of the
 /// throughput of the same route with `mcp = false`.
 pub const MCP_MIN_RATIO: f64 = 0.90;
+/// Issue 20: a protected route with a per-user `oauth2` upstream and a cached upstream token keeps
+/// >= 90 % of the throughput of the same route with `upstream_auth = none`.
+pub const UPSTREAM_OAUTH2_MIN_RATIO: f64 = 0.90;
 /// Issue 9: each service <= 30 MB resident at idle (read as MiB).
 pub const IDLE_RSS_TARGET_KIB: u64 = 30 * 1024;
 
@@ -317,6 +320,34 @@ impl McpOverhead {
     }
 }
 
+/// The cost of a per-user upstream token: `upstream/oauth2` against `upstream/none` (issue 20).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamAuthOverhead {
+    pub oauth2_rps: f64,
+    pub none_rps: f64,
+    /// oauth2 / none throughput (median over paired runs).
+    pub throughput_ratio: f64,
+    /// oauth2 p50 - none p50, µs (median over paired runs).
+    pub added_p50_us: i64,
+    pub target_met: bool,
+}
+
+impl UpstreamAuthOverhead {
+    /// From the `upstream/*` rows, run by run as [`GatewayOverhead::from_rows`] does.
+    pub fn from_rows(rows: &[Row]) -> Option<Self> {
+        let find = |n: &str| rows.iter().find(|r| r.name == n);
+        let (oauth2, none) = (find("upstream/oauth2")?, find("upstream/none")?);
+        let (throughput_ratio, added_p50_us) = paired(oauth2, none)?;
+        Some(Self {
+            oauth2_rps: oauth2.median.requests_per_sec,
+            none_rps: none.median.requests_per_sec,
+            throughput_ratio,
+            added_p50_us,
+            target_met: throughput_ratio >= UPSTREAM_OAUTH2_MIN_RATIO,
+        })
+    }
+}
+
 /// `a` against `b`: the median throughput ratio and added p50 over the runs taken in turns (or of
 /// the rows' medians when their runs do not pair up); `None` when `b` did nothing.
 fn paired(a: &Row, b: &Row) -> Option<(f64, i64)> {
@@ -402,6 +433,8 @@ pub struct Report {
     pub gateway: Option<GatewayOverhead>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpOverhead>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_auth: Option<UpstreamAuthOverhead>,
     pub memory: Vec<ServiceMemory>,
     pub failures: Vec<Failure>,
 }
@@ -465,6 +498,7 @@ pub(crate) mod tests {
             ceiling: CeilingShares::from_rows(&rows),
             gateway: GatewayOverhead::from_rows(&rows),
             mcp: McpOverhead::from_rows(&rows),
+            upstream_auth: UpstreamAuthOverhead::from_rows(&rows),
             rows,
             memory: vec![ServiceMemory {
                 service: "token".into(),
@@ -581,5 +615,25 @@ pub(crate) mod tests {
         assert!(!slow.expect("overhead").target_met, "89 % < 90 %");
         assert!(McpOverhead::from_rows(&rows(vec![stats(1.0, 1, 0)], vec![stats(0.0, 0, 5)])).is_none());
         assert!(GatewayOverhead::from_rows(&rows(vec![], vec![])).is_none(), "mcp rows are not gateway rows");
+    }
+
+    #[test]
+    fn upstream_oauth2_against_none() {
+        let rows = |oauth2: Vec<RunStats>, none: Vec<RunStats>| {
+            vec![
+                Row::new("upstream/none", "GET /up-none", "http://gw", none),
+                Row::new("upstream/oauth2", "GET /up-oauth2", "http://gw", oauth2),
+            ]
+        };
+        let ok =
+            UpstreamAuthOverhead::from_rows(&rows(vec![stats(9_500.0, 1_020, 0)], vec![stats(10_000.0, 1_000, 0)]))
+                .expect("both rows");
+        assert!((ok.throughput_ratio - 0.95).abs() < 1e-9 && ok.added_p50_us == 20 && ok.target_met, "{ok:?}");
+        let slow =
+            UpstreamAuthOverhead::from_rows(&rows(vec![stats(8_900.0, 1_100, 0)], vec![stats(10_000.0, 1_000, 0)]))
+                .expect("both rows");
+        assert!(!slow.target_met, "89 % is under the target");
+        assert!(UpstreamAuthOverhead::from_rows(&rows(vec![stats(1.0, 1, 0)], vec![stats(0.0, 0, 5)])).is_none());
+        assert!(McpOverhead::from_rows(&rows(vec![], vec![])).is_none(), "upstream rows are not mcp rows");
     }
 }

@@ -14,6 +14,7 @@ mod metadata;
 pub mod oauth;
 mod refresh;
 mod register;
+mod upstream_oauth2;
 
 use std::collections::BTreeSet;
 
@@ -58,10 +59,14 @@ pub enum Scenario {
     Gateway,
     /// An MCP tools/call through an `mcp = true` route with a tool policy vs the same route with `mcp = false`.
     Mcp,
+    /// A protected route with `upstream_auth = "oauth2"` and the user's upstream token cached vs
+    /// the same route with `upstream_auth = "none"`, both with a user token (`--start` only).
+    #[value(name = "upstream-oauth2")]
+    UpstreamOauth2,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Self::Metadata,
         Self::Ceiling,
         Self::Register,
@@ -73,6 +78,7 @@ impl Scenario {
         Self::Federated,
         Self::Gateway,
         Self::Mcp,
+        Self::UpstreamOauth2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +94,7 @@ impl Scenario {
             Self::Federated => "federated",
             Self::Gateway => "gateway",
             Self::Mcp => "mcp",
+            Self::UpstreamOauth2 => "upstream-oauth2",
         }
     }
 
@@ -107,6 +114,7 @@ impl Scenario {
             Self::Code | Self::Refresh | Self::Federated => vec![Registration, Authorize, Token],
             Self::ClientCredentials | Self::Idjag => vec![Registration, Token],
             Self::Gateway | Self::Mcp => vec![Registration, Token, Gateway, Upstream],
+            Self::UpstreamOauth2 => vec![Registration, Authorize, Token, Gateway, Upstream],
         })
     }
 
@@ -124,6 +132,7 @@ impl Scenario {
             Self::Federated => federated::run(b).await,
             Self::Gateway => gateway::run(b).await,
             Self::Mcp => mcp::run(b).await,
+            Self::UpstreamOauth2 => upstream_oauth2::run(b).await,
         }
     }
 }
@@ -170,6 +179,17 @@ pub struct McpTargets {
     pub plain: Url,
 }
 
+/// The upstream-oauth2 scenario's two protected routes to the same upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamAuthTargets {
+    /// `upstream_auth = "none"`.
+    pub none: Url,
+    /// `upstream_auth = "oauth2"`.
+    pub oauth2: Url,
+    /// The oauth2 route's prefix (the connection row's `route`).
+    pub oauth2_prefix: String,
+}
+
 /// How hard and how long to load.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -196,6 +216,10 @@ pub struct Bench {
     pub gateway: Option<GatewayTargets>,
     /// The mcp scenario's routes (only in a stack the bench started: they need its configuration).
     pub mcp: Option<McpTargets>,
+    /// The upstream-oauth2 scenario's routes (only in a stack the bench started).
+    pub upstream_auth: Option<UpstreamAuthTargets>,
+    /// The stack's key-encryption key (only in a stack the bench started).
+    pub kek: Option<[u8; 32]>,
     pub initial_access_token: Option<String>,
     /// A token for the gateway scenario; by default one is obtained with client_credentials.
     pub access_token: Option<String>,
@@ -241,6 +265,8 @@ impl Bench {
             scope,
             gateway,
             mcp: None,
+            upstream_auth: None,
+            kek: None,
             initial_access_token: None,
             access_token: None,
             machine_client: None,

@@ -9,7 +9,9 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
-use super::{MCP_OFF_PATH, MCP_PATH, OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE};
+use super::{
+    MCP_OFF_PATH, MCP_PATH, OPEN_PATH, Ports, RESOURCE_PATH, SCOPE, UNLIMITED_PER_MINUTE, UP_NONE_PATH, UP_OAUTH2_PATH,
+};
 use crate::report::PostgresInfo;
 
 /// The configuration: a protected resource, a protected gateway route and the same upstream with
@@ -21,9 +23,14 @@ use crate::report::PostgresInfo;
 /// client [`INTROSPECTION_CLIENT_ID`] and `introspection_secret`, which the stack seeds).
 /// The authorize service signs users in at the bench's OpenID provider (`op`), admitting only
 /// verified `corp.example` addresses in its group, as a company would configure it.
-pub(super) fn render(p: &Ports, db_url: &str, introspection_secret: &str, idp_issuer: &str, op: &OpLogin) -> String {
-    let mut kek = [0u8; 32];
-    protocol::secret::fill_random(&mut kek);
+pub(super) fn render(
+    p: &Ports,
+    db_url: &str,
+    introspection_secret: &str,
+    idp_issuer: &str,
+    op: &OpLogin,
+    kek: &[u8; 32],
+) -> String {
     let issuer = p.issuer();
     let resource = p.resource();
     format!(
@@ -118,6 +125,23 @@ upstream = "http://127.0.0.1:{up}"
 resource = {resource}
 scopes = ["{SCOPE}"]
 mcp = false
+
+# issue 20: the same protected route with upstream_auth none and oauth2 (a connection row the
+# scenario inserts holds the user's upstream token; the token endpoint is never called while it
+# is valid, so it need not answer)
+[[gateway.routes]]
+prefix = "{UP_NONE_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+
+[[gateway.routes]]
+prefix = "{UP_OAUTH2_PATH}"
+upstream = "http://127.0.0.1:{up}"
+resource = {resource}
+scopes = ["{SCOPE}"]
+upstream_auth = "oauth2"
+upstream_oauth = {{ token_endpoint = "http://127.0.0.1:{up}/token", authorization_endpoint = "http://127.0.0.1:{up}/authorize", client_id = "sallyport-bench" }}
 "#,
         issuer = toml_string(&issuer),
         db = toml_string(db_url),
@@ -285,6 +309,7 @@ mod tests {
                 "s3cret",
                 "http://127.0.0.1:9/idp",
                 &OpLogin { issuer: "http://127.0.0.1:8/", client_id: "sallyport", client_secret: "op-s3cret" },
+                &[7; 32],
             ),
         )
         .expect("write");
@@ -292,7 +317,18 @@ mod tests {
         assert_eq!(s.issuer.as_str(), format!("http://127.0.0.1:{}", ports.gateway));
         assert_eq!(s.resources.len(), 1);
         assert_eq!(s.resources[0].resource, ports.resource());
-        assert_eq!(s.gateway.routes.len(), 4);
+        assert_eq!(s.gateway.routes.len(), 6);
+        let (none, oauth2) = (&s.gateway.routes[4], &s.gateway.routes[5]);
+        assert_eq!((none.prefix.as_str(), oauth2.prefix.as_str()), (UP_NONE_PATH, UP_OAUTH2_PATH));
+        assert!(none.auth && oauth2.auth);
+        assert_eq!(none.upstream_auth, protocol::upstream_auth::UpstreamAuth::None);
+        assert_eq!(oauth2.upstream_auth, protocol::upstream_auth::UpstreamAuth::OAuth2);
+        assert_eq!(
+            (none.resource.as_ref(), &none.scopes),
+            (oauth2.resource.as_ref(), &oauth2.scopes),
+            "same route shape"
+        );
+        assert_eq!(s.keys.encryption_key.as_ref().map(|k| k.bytes()), Some(&[7; 32]), "the key the bench seals with");
         assert!(s.gateway.routes[0].auth && !s.gateway.routes[1].auth);
         let (mcp, plain) = (&s.gateway.routes[2], &s.gateway.routes[3]);
         assert!(mcp.mcp && mcp.auth && !plain.mcp && plain.auth);

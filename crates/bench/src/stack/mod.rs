@@ -19,7 +19,7 @@ use url::Url;
 use crate::endpoints::Endpoints;
 use crate::memory::{self, Resident};
 use crate::report::PostgresInfo;
-use crate::scenarios::{Component, Credentials, GatewayTargets, McpTargets};
+use crate::scenarios::{Component, Credentials, GatewayTargets, McpTargets, UpstreamAuthTargets};
 
 mod config;
 mod process;
@@ -49,6 +49,10 @@ pub const OPEN_PATH: &str = "/bench-open";
 /// policy, and the same route with `mcp = false`.
 pub const MCP_PATH: &str = "/bench-mcp";
 pub const MCP_OFF_PATH: &str = "/bench-mcp-off";
+/// The upstream-oauth2 scenario's two protected routes to the upstream (issue 20): `upstream_auth =
+/// "none"`, and `upstream_auth = "oauth2"` (the user's upstream token replaces the Authorization).
+pub const UP_NONE_PATH: &str = "/up-none";
+pub const UP_OAUTH2_PATH: &str = "/up-oauth2";
 pub const SCOPE: &str = "bench";
 pub const USERNAME: &str = "bench";
 
@@ -160,6 +164,9 @@ pub struct Stack {
     /// [`PROVIDER_ID`](crate::scenarios::federated::PROVIDER_ID)), in this process.
     pub op: std::sync::Arc<testkit::oidc::OpenIdProvider>,
     pub postgres: Option<PostgresInfo>,
+    /// The throwaway key-encryption key of the generated config (`[keys] encryption_key`): the
+    /// upstream-oauth2 scenario seals an upstream connection under it.
+    pub kek: [u8; 32],
 }
 
 impl Stack {
@@ -199,6 +206,11 @@ impl Stack {
             idp: std::sync::Arc::new(testkit::idp::Idp::start()),
             op: std::sync::Arc::new(testkit::oidc::OpenIdProvider::start(&callback)),
             postgres: None,
+            kek: {
+                let mut kek = [0u8; 32];
+                protocol::secret::fill_random(&mut kek);
+                kek
+            },
         };
         match stack.launch(opts).await {
             Ok(()) => Ok(stack),
@@ -236,7 +248,10 @@ impl Stack {
             client_id: &self.op.client_id,
             client_secret: &self.op.client_secret,
         };
-        std::fs::write(&config, config::render(&self.ports, &db_url, &introspection_secret, &self.idp.issuer, &op))?;
+        std::fs::write(
+            &config,
+            config::render(&self.ports, &db_url, &introspection_secret, &self.idp.issuer, &op, &self.kek),
+        )?;
         let me = std::env::current_exe()?;
         for &component in &opts.components {
             let program = match (component.binary(), &opts.nginx) {
@@ -331,6 +346,15 @@ impl Stack {
                 true => Some(Url::parse(&format!("http://127.0.0.1:{}/", self.ports.nginx))?),
                 false => None,
             },
+        })
+    }
+
+    pub fn upstream_auth_targets(&self) -> anyhow::Result<UpstreamAuthTargets> {
+        let route = |path: &str| Url::parse(&format!("http://127.0.0.1:{}{path}", self.ports.gateway));
+        Ok(UpstreamAuthTargets {
+            none: route(UP_NONE_PATH)?,
+            oauth2: route(UP_OAUTH2_PATH)?,
+            oauth2_prefix: UP_OAUTH2_PATH.into(),
         })
     }
 
