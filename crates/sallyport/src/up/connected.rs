@@ -23,7 +23,8 @@ pub struct Connected {
 /// The port after `up`'s when it is free (a stable issuer across runs keeps users' connections
 /// valid), else any free one.
 fn listener(listen: SocketAddr) -> anyhow::Result<TcpListener> {
-    let next = listen.port().checked_add(1).map(|p| SocketAddr::new(listen.ip(), p));
+    // `--listen 127.0.0.1:0` (tests) asks for any port: so does the second Sallyport
+    let next = listen.port().checked_add(1).filter(|_| listen.port() != 0).map(|p| SocketAddr::new(listen.ip(), p));
     if let Some(l) = next.and_then(|addr| TcpListener::bind(addr).ok()) {
         return Ok(l);
     }
