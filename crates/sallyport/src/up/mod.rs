@@ -121,9 +121,9 @@ pub async fn run(args: Args, data_dir: &Path) -> anyhow::Result<()> {
     // issue 20's demo: a second, separate Sallyport (its own issuer, database, demo user and demo
     // MCP server) plays a third-party MCP server with an authorization server of its own, behind
     // the route /mcp-connected whose users connect their account there once
-    let connected = connected::start(&base, &database_url, args.listen, args.workers).await;
+    let connected = connected::start(&base, &database_url, gateway.local_addr()?, args.workers).await;
     let base = match &connected {
-        Ok(upstream) => connected::with_route(base, &upstream.system, args.listen)?,
+        Ok(upstream) => connected::with_route(base, &upstream.system, gateway.local_addr()?)?,
         Err(_) => base,
     };
     let started = System::start(Options {
