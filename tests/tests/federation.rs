@@ -10,7 +10,6 @@
 //! and a user who signed in before but no longer passes the admission rules (out of the required
 //! group, or their address moved out of the allowed domains at the provider) is refused as well.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +24,7 @@ use testkit::{TestDb, forms};
 #[allow(dead_code, reason = "the shared support module; this test uses part of it")]
 mod support;
 
+use support::op::{Op, OpOptions};
 use support::{absolute, http, location};
 
 const PASSWORD: &str = "demo-password-for-federation";
@@ -33,60 +33,12 @@ const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-federat
 const OP_CLIENT: &str = "sallyport-test";
 const OP_SECRET: &str = "a-client-secret-of-the-test-provider-0123456789";
 
-/// node-oidc-provider on `port`, stopped when dropped.
-struct Op {
-    child: Child,
-    port: u16,
-}
-
-impl Op {
-    fn dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc-provider")
-    }
-
-    /// Starts the provider, with a fresh signing key, and waits until it serves.
-    fn start(port: u16, redirect_uri: &str) -> Self {
-        Self::start_with(port, redirect_uri, None)
-    }
-
-    /// Like [`Op::start`], with more accounts in a JSON file the provider reads on every lookup.
-    fn start_with(port: u16, redirect_uri: &str, accounts: Option<&Path>) -> Self {
-        let dir = Self::dir();
-        assert!(
-            dir.join("node_modules/oidc-provider").exists(),
-            "node-oidc-provider is not installed: run `npm ci --prefix tests/oidc-provider` (tests/run does)"
-        );
-        let mut child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
-            .env("OP_PORT", port.to_string())
-            .env("OP_CLIENT_ID", OP_CLIENT)
-            .env("OP_CLIENT_SECRET", OP_SECRET)
-            .env("OP_REDIRECT_URIS", redirect_uri)
-            .env("OP_ACCOUNTS", accounts.map(Path::as_os_str).unwrap_or_default())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs (Node.js 20 or later)");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("the provider's first line");
-        assert!(line.starts_with("listening"), "the provider did not start: {line}");
-        // keep reading: a provider writing to a closed pipe would die of EPIPE
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Self { child, port }
-    }
-
-    fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The test provider with this test's client.
+fn start_op(port: u16, redirect_uri: &str, accounts: Option<&Path>) -> Op {
+    Op::start(
+        port,
+        &OpOptions { client_id: OP_CLIENT, client_secret: OP_SECRET, redirect_uri, accounts, revocation: false },
+    )
 }
 
 fn free_port() -> u16 {
@@ -306,7 +258,7 @@ async fn users_sign_in_with_a_real_openid_provider_and_the_rules_hold() {
     let db = TestDb::new().await;
     let op_port = free_port();
     let system = start(&db, op_port).await;
-    let op = Op::start(op_port, &redirect_uri(&system));
+    let op = start_op(op_port, &redirect_uri(&system), None);
     let client_id = register(&system).await;
 
     // the sign-in page: a button per provider above the password form
@@ -378,7 +330,7 @@ async fn users_sign_in_with_a_real_openid_provider_and_the_rules_hold() {
     // key rotation at the provider: restarted with a new key, the next sign-in fetches the keys again
     drop(op);
     tokio::time::sleep(Duration::from_secs(authorize_keys_refetch_secs())).await;
-    let op = Op::start(op_port, &redirect_uri(&system));
+    let op = start_op(op_port, &redirect_uri(&system), None);
     let code = sign_in_as(&system, &client_id, "alice").await.expect("alice after the key rotation");
     assert_eq!(call_through_gateway(&system, &client_id, &code).await, StatusCode::OK);
 
@@ -425,7 +377,7 @@ async fn a_user_who_no_longer_passes_the_admission_rules_cannot_sign_in_again() 
     let dir = tempfile_dir();
     let accounts = dir.join("accounts.json");
     write_accounts(&accounts, erin("erin@example.com", &["mcp-users"]));
-    let _op = Op::start_with(op_port, &redirect_uri(&system), Some(&accounts));
+    let _op = start_op(op_port, &redirect_uri(&system), Some(&accounts));
     let client_id = register(&system).await;
 
     // erin passes the rules and becomes a user
@@ -533,7 +485,7 @@ async fn a_person_signs_in_with_the_provider_in_chromium() {
     let db = TestDb::new().await;
     let op_port = free_port();
     let system = start(&db, op_port).await;
-    let _op = Op::start(op_port, &redirect_uri(&system));
+    let _op = start_op(op_port, &redirect_uri(&system), None);
     let client_id = register(&system).await;
     let page = client_callback_page().await;
     let (_driver, driver_port) = start_driver();

@@ -9,10 +9,7 @@
 //! (its introspection says inactive). Refusals: the upstream denied, a replayed `state`, a callback
 //! in another session.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
@@ -27,6 +24,7 @@ use testkit::{TestDb, forms};
 #[allow(dead_code, reason = "the shared support module; this test uses part of it")]
 mod support;
 
+use support::op::{Op, OpOptions};
 use support::{absolute, location};
 
 const DOWN_PASSWORD: &str = "demo-password-of-the-gateway-users-side";
@@ -384,43 +382,15 @@ async fn connect_at_a_sallyport_upstream_with_dynamic_registration() {
     against_sallyport(false).await;
 }
 
-/// node-oidc-provider on a free port, stopped when dropped.
-struct Op(Child);
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const OP_CLIENT: &str = "sallyport-gateway";
 const OP_SECRET: &str = "a-client-secret-at-the-non-sallyport-upstream";
 
+/// The test provider as the upstream's authorization server, revocation and introspection on.
 fn start_op(port: u16, redirect_uri: &str) -> Op {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").exists(),
-        "node-oidc-provider is not installed: run `npm ci --prefix tests/oidc-provider` (tests/run does)"
-    );
-    let mut child = Command::new("node")
-        .arg("provider.mjs")
-        .current_dir(&dir)
-        .env("OP_PORT", port.to_string())
-        .env("OP_CLIENT_ID", OP_CLIENT)
-        .env("OP_CLIENT_SECRET", OP_SECRET)
-        .env("OP_REDIRECT_URIS", redirect_uri)
-        .env("OP_REVOCATION", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node runs (Node.js 20 or later)");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the provider's first line");
-    assert!(line.starts_with("listening"), "the provider did not start: {line}");
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    Op(child)
+    Op::start(
+        port,
+        &OpOptions { client_id: OP_CLIENT, client_secret: OP_SECRET, redirect_uri, accounts: None, revocation: true },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

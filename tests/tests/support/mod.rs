@@ -2,6 +2,9 @@
 //! as `up` starts it, and a browser's part of the code flow (redirects followed by hand, consent
 //! allowed when it is asked).
 
+#[allow(dead_code, reason = "only the tests with an OpenID provider start one")]
+pub mod op;
+
 use std::net::TcpListener;
 
 use reqwest::header::LOCATION;
