@@ -194,9 +194,12 @@ impl Drop for TestDb {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url()).await {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    // and the sibling `sallyport up` makes beside its database for `/mcp-connected`
+                    for db in [name.clone(), format!("{name}_upstream")] {
+                        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
                 }
             });
         })
