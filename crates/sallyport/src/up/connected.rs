@@ -9,9 +9,9 @@ use std::net::{SocketAddr, TcpListener};
 
 use anyhow::Context as _;
 use server::Settings;
-use server::config::{HttpUrl, ResourceSettings, RouteSettings, UpstreamAuth, UpstreamOAuthSettings};
+use server::config::{ResourceSettings, RouteSettings, UpstreamAuth, UpstreamOAuthSettings};
 
-use super::{REVOCATION_CHECK, database};
+use super::{REVOCATION_CHECK, database, system};
 use crate::up::{Options, System};
 
 pub const PREFIX: &str = "/mcp-connected";
@@ -82,23 +82,10 @@ pub fn with_route(mut base: Settings, upstream: &System, listen: SocketAddr) -> 
         accept_machine_tokens: false,
     });
     base.gateway.routes.push(RouteSettings {
-        prefix: PREFIX.into(),
-        upstream: HttpUrl::parse(&upstream.mcp_url).map_err(anyhow::Error::msg)?,
-        resource: Some(resource),
-        scopes: vec!["mcp".into()],
-        method_scopes: Default::default(),
-        auth: true,
-        allowed_origins: vec!["http://localhost:6274".into(), "http://127.0.0.1:6274".into()],
-        allow_form_token: false,
-        allow_query_token: false,
-        mcp: true,
-        tools: Default::default(),
-        tool_scopes: Default::default(),
         upstream_auth: UpstreamAuth::OAuth2,
-        upstream_api_key: None,
-        upstream_headers: Default::default(),
         // everything discovered, from the loopback address the second Sallyport listens on
         upstream_oauth: Some(UpstreamOAuthSettings { allow_private_hosts: true, ..Default::default() }),
+        ..system::demo_mcp_route(PREFIX, &upstream.mcp_url, &resource)?
     });
     Ok(base)
 }

@@ -106,25 +106,7 @@ impl System {
             documentation: None,
             accept_machine_tokens: false,
         };
-        let demo_route = RouteSettings {
-            prefix: "/mcp".into(),
-            upstream: HttpUrl::parse(&format!("{upstream_url}/mcp")).map_err(anyhow::Error::msg)?,
-            resource: Some(mcp_url.clone()),
-            scopes: vec!["mcp".into()],
-            method_scopes: Default::default(),
-            auth: true,
-            // the MCP Inspector in a browser
-            allowed_origins: vec!["http://localhost:6274".into(), "http://127.0.0.1:6274".into()],
-            allow_form_token: false,
-            allow_query_token: false,
-            mcp: true,
-            tools: Default::default(),
-            tool_scopes: Default::default(),
-            upstream_auth: Default::default(),
-            upstream_api_key: None,
-            upstream_headers: Default::default(),
-            upstream_oauth: None,
-        };
+        let demo_route = demo_mcp_route("/mcp", &format!("{upstream_url}/mcp"), &mcp_url)?;
         let routes: Vec<RouteSettings> =
             base.gateway.routes.into_iter().filter(|r| r.prefix != "/mcp").chain([demo_route]).collect();
         let resources = std::iter::once(demo)
@@ -239,6 +221,30 @@ impl System {
     pub fn gateway_addr(&self) -> SocketAddr {
         self.settings.listen.gateway
     }
+}
+
+/// A protected MCP route of `up`'s demo (scope `mcp`, reachable from the MCP Inspector in a browser)
+/// to `upstream`, for the resource `resource`; the upstream sends nothing of its own.
+pub(crate) fn demo_mcp_route(prefix: &str, upstream: &str, resource: &str) -> anyhow::Result<RouteSettings> {
+    Ok(RouteSettings {
+        prefix: prefix.into(),
+        upstream: HttpUrl::parse(upstream).map_err(anyhow::Error::msg)?,
+        resource: Some(resource.to_owned()),
+        scopes: vec!["mcp".into()],
+        method_scopes: Default::default(),
+        auth: true,
+        // the MCP Inspector in a browser
+        allowed_origins: vec!["http://localhost:6274".into(), "http://127.0.0.1:6274".into()],
+        allow_form_token: false,
+        allow_query_token: false,
+        mcp: true,
+        tools: Default::default(),
+        tool_scopes: Default::default(),
+        upstream_auth: Default::default(),
+        upstream_api_key: None,
+        upstream_headers: Default::default(),
+        upstream_oauth: None,
+    })
 }
 
 fn anyhow_box(e: server::service::BuildError) -> anyhow::Error {
