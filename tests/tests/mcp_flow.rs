@@ -17,7 +17,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState, WWWAuthenticateParams};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use sallyport::up::{Options, System};
+use sallyport::up::{Options, System, connected};
 use serde_json::{Value, json};
 use server::config::RevocationCheck;
 use testkit::TestDb;
@@ -52,17 +52,23 @@ fn absolute(base: &str, target: &str) -> String {
 /// Plays the person at the browser: follows the authorization URL, signs in, allows, and returns
 /// the redirect to the client's callback.
 async fn browser_consents(authorization_url: &str, password: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let mut url = authorization_url.to_owned();
-    for _ in 0..8 {
+    let browser = cookie_browser();
+    walk_forms(&browser, authorization_url, &|_| password.to_owned(), CALLBACK).await
+}
+
+fn cookie_browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// Plays the user in `browser` from `url` on: signs in as `demo` (with the password `password_at`
+/// gives for the page's URL) and allows, until a redirect leads to `until`: that URL, not visited.
+async fn walk_forms(browser: &reqwest::Client, url: &str, password_at: &dyn Fn(&str) -> String, until: &str) -> String {
+    let mut url = url.to_owned();
+    for _ in 0..12 {
         let res = browser.get(&url).send().await.expect("GET");
         if res.status().is_redirection() {
             let next = absolute(&url, &location(&res));
-            if next.starts_with(CALLBACK) {
+            if next.starts_with(until) {
                 return next;
             }
             url = next;
@@ -72,7 +78,7 @@ async fn browser_consents(authorization_url: &str, password: &str) -> String {
         let html = res.text().await.expect("html");
         let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
         let fields = if form.has_input("password") {
-            form.submission(&[("username", "demo"), ("password", password)], None)
+            form.submission(&[("username", "demo"), ("password", &password_at(&url))], None)
         } else {
             assert!(form.has_button("decision", "allow"), "the consent page: {html}");
             form.submission(&[], Some(("decision", "allow")))
@@ -80,12 +86,12 @@ async fn browser_consents(authorization_url: &str, password: &str) -> String {
         let res = browser.post(absolute(&url, &form.action)).form(&fields).send().await.expect("POST");
         assert!(res.status().is_redirection(), "{} from {}", res.status(), form.action);
         let next = absolute(&url, &location(&res));
-        if next.starts_with(CALLBACK) {
+        if next.starts_with(until) {
             return next;
         }
         url = next;
     }
-    panic!("no redirect to the client after 8 steps");
+    panic!("no redirect to {until} after 12 steps")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,6 +109,110 @@ async fn an_mcp_client_discovers_registers_authorizes_and_calls_a_tool() {
 async fn an_mcp_client_works_with_a_running_sallyport_up() {
     let need = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     flow(&need("SALLYPORT_E2E_URL"), &need("SALLYPORT_E2E_PASSWORD"), RevocationCheck::Off).await;
+}
+
+/// The quick start's second demo (issue 20) on a running `sallyport up`: `SALLYPORT_E2E_CONNECTED_URL`
+/// names its `/mcp-connected` URL, `SALLYPORT_E2E_UPSTREAM_PASSWORD` the login it printed for the
+/// second Sallyport. An MCP client signed in to the first is asked (URL elicitation) to connect its
+/// account; the user connects in the browser (sign-in here, login and consent there); the SDK's
+/// tool call then reaches the second Sallyport's demo MCP server.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a running `sallyport up` named by SALLYPORT_E2E_CONNECTED_URL and its passwords (.ci/run)"]
+async fn the_connected_demo_of_a_running_sallyport_up_works() {
+    let need = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let url = need("SALLYPORT_E2E_CONNECTED_URL");
+    connected_demo(&url, &need("SALLYPORT_E2E_PASSWORD"), &need("SALLYPORT_E2E_UPSTREAM_PASSWORD")).await;
+}
+
+/// The same demo, started in-process the way `sallyport up` starts it (`up::connected`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connected_demo_of_sallyport_up_works() {
+    let db = TestDb::new().await;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = listener.local_addr().expect("addr");
+    let base = testkit::settings(&db);
+    let upstream = connected::start(&base, &db.url, listen, 1).await.expect("the second Sallyport starts");
+    let base = connected::with_route(base, &upstream.system, listen).expect("the route");
+    let system = System::start(Options {
+        gateway: listener,
+        database_url: db.url.clone(),
+        base,
+        demo_password: Some(PASSWORD.into()),
+        workers: 1,
+        revocation_check: RevocationCheck::Off,
+        clock: protocol::Clock::system(),
+    })
+    .await
+    .expect("the system starts");
+    let url = format!("{}{}", system.issuer, connected::PREFIX);
+    connected_demo(&url, PASSWORD, &upstream.system.demo_password).await;
+    system.stop().await;
+    upstream.system.stop().await;
+}
+
+/// Sign-in, URL elicitation, Connect in the browser, then the SDK's tool call, at `url`
+/// (`<issuer>/mcp-connected`).
+async fn connected_demo(url: &str, password: &str, upstream_password: &str) {
+    let url = url.to_owned();
+    let issuer = url.strip_suffix("/mcp-connected").expect("the URL is <issuer>/mcp-connected").to_owned();
+    let http = reqwest::Client::new();
+
+    // the SDK signs in at the first Sallyport, for the route's own resource
+    let res = http.post(&url).json(&json!({})).send().await.expect("POST /mcp-connected");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenge = res.headers()[WWW_AUTHENTICATE].to_str().expect("ascii").to_owned();
+    let mut oauth = OAuthState::new(&url, None).await.expect("oauth state");
+    oauth
+        .start_authorization(
+            AuthorizationRequest::new(CALLBACK).with_client_name("sallyport e2e connected").with_challenge(challenge),
+        )
+        .await
+        .expect("discovery and registration");
+    let authorization_url = oauth.get_authorization_url().await.expect("authorization url");
+    let callback = browser_consents(&authorization_url, password).await;
+    oauth.handle_callback_url(&callback).await.expect("code exchange");
+    let manager = oauth.into_authorization_manager().expect("authorized");
+    let token = manager.get_access_token().await.expect("access token");
+
+    // not connected yet: initialize gets the URL elicitation naming the connect page
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+    let res = http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.expect("a JSON-RPC answer");
+    assert_eq!(answer["error"]["code"], -32042, "{answer}");
+    let elicitation = &answer["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url");
+    let connect = elicitation["url"].as_str().expect("url").to_owned();
+    assert_eq!(connect, format!("{issuer}/oauth2/connections/connect?route=%2Fmcp-connected"));
+
+    // the user connects: signs in here, logs in and consents at the second Sallyport
+    let browser = cookie_browser();
+    let here = format!("{issuer}/");
+    let password_at = |page: &str| if page.starts_with(&here) { password } else { upstream_password }.to_owned();
+    let back = walk_forms(&browser, &connect, &password_at, &format!("{issuer}/oauth2/connections/callback")).await;
+    let res = browser.get(&back).send().await.expect("callback");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.expect("page").contains("is connected"));
+
+    // the SDK's retry works with the same Sallyport token: the upstream's demo server answers
+    let transport = StreamableHttpClientTransport::with_client(
+        AuthClient::new(reqwest::Client::default(), manager),
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+    );
+    let client = ().serve(transport).await.expect("initialize through the gateway, connected");
+    let args = json!({"message": "hello, connected"}).as_object().cloned().expect("object");
+    let result = client.call_tool(CallToolRequestParams::new("echo").with_arguments(args)).await.expect("tools/call");
+    let text = serde_json::to_string(&result.content).expect("json");
+    assert!(text.contains("hello, connected"), "{text}");
+    let _ = client.cancel().await;
 }
 
 /// Discovery, registration, consent, token, refresh and tool calls through the gateway at `mcp_url`

@@ -305,6 +305,7 @@ pub async fn app(ctx: Context, config: Config) -> Result<ServiceApp, BuildError>
     // the routes of the table are there from the first request, then kept fresh in the background
     gateway.db_routes.reload().await;
     db_routes::DbRoutes::keep_fresh(&gateway.db_routes);
+    upstream_oauth::Connections::follow_changes(&gateway.connections, &config.database);
     let gateway = Arc::new(gateway);
     Ok(ServiceApp::new("gateway", move |cfg| routes::configure(cfg, &gateway))
         .with_cancel_on_disconnect()

@@ -75,7 +75,7 @@ impl std::fmt::Debug for Pool {
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 /// How many migrations the binary carries.
-pub const MIGRATIONS_COUNT: usize = 11;
+pub const MIGRATIONS_COUNT: usize = 12;
 
 /// Arbitrary but fixed: the advisory-lock key under which replicas take turns migrating.
 const MIGRATION_LOCK_KEY: i64 = 0x5a11_9027_0001;
@@ -145,6 +145,20 @@ pub async fn connect_raw(url: &str, connect_timeout: Duration) -> Result<tokio_p
         None => connect.await,
     };
     connected.map_err(|e| connect_err(e.to_string()))
+}
+
+/// A connection of its own (not the pool's: it is held for as long as the process follows the
+/// channel) that has run `LISTEN channel`; read what arrives with
+/// [`AsyncPgConnection::notifications_stream`]. Its I/O task runs on [`CONNECTIONS`]. `channel` is
+/// one of the store's constants, quoted as an identifier.
+pub async fn listen(url: &str, connect_timeout: Duration, channel: &str) -> Result<AsyncPgConnection, DbError> {
+    let connect_err = |message: String| DbError::Connect { url: redact_url(url), message };
+    let mut conn = tokio::time::timeout(connect_timeout, establish(url))
+        .await
+        .map_err(|_| connect_err("timed out".into()))?
+        .map_err(|e| connect_err(e.to_string()))?;
+    diesel::sql_query(format!("LISTEN \"{}\"", channel.replace('"', "\"\""))).execute(&mut conn).await?;
+    Ok(conn)
 }
 
 /// How to build the pool; the server's `[database]` settings convert into it.

@@ -61,6 +61,24 @@ impl std::fmt::Debug for UpstreamConnectionRow {
     }
 }
 
+/// The channel on which the database tells of every update or delete of a row (the trigger of
+/// migration `001400_upstream_connections_notify`): gateways drop what they cached of it.
+pub const CHANGES: &str = "upstream_connections";
+
+/// A notification on [`CHANGES`]: which row, and its new generation (`None`: deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Change {
+    pub user_id: Uuid,
+    pub route: String,
+    pub generation: Option<i64>,
+}
+
+impl Change {
+    pub fn parse(payload: &str) -> Option<Self> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
 fn aad(user_id: Uuid, route: &str) -> String {
     format!("upstream_connections/{user_id}/{route}")
 }

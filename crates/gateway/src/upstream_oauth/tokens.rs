@@ -6,8 +6,14 @@
 //! transaction holding the row (`SELECT … FOR UPDATE`); a gateway that waited for the lock and
 //! finds `generation` moved uses the tokens the other stored. A rotated refresh token is stored in
 //! that same transaction before the new access token is used (RFC 9700 §4.14.2: the old one is gone).
+//!
+//! The cache hears of every change to a row at once: the database notifies each update and delete
+//! (`LISTEN upstream_connections`, [`Connections::follow_changes`]), so a Disconnect, an operator's
+//! revocation or another gateway's refresh takes effect on the next request. While the listening
+//! connection is down, an entry is still read again after [`REVALIDATE`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -27,8 +33,8 @@ use crate::proxy::UpstreamCredential;
 
 /// A token this close to its expiry is refreshed before it is sent.
 const EXPIRY_MARGIN: TimeDelta = TimeDelta::seconds(30);
-/// A cached token is read again from the database after this long (a Disconnect, or another
-/// gateway's refresh, is seen within it even when the upstream keeps accepting the old token).
+/// A cached token is read again from the database after this long: the bound on staleness while
+/// no notification can arrive (the listening connection down).
 const REVALIDATE: TimeDelta = TimeDelta::seconds(30);
 /// Timeout of a refresh at the upstream's token endpoint.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +76,13 @@ pub struct Connections {
     flights: Mutex<HashMap<Key, Weak<tokio::sync::Mutex<()>>>>,
     clock: Clock,
     metrics: Metrics,
+    /// Moves on with every change the database tells of: a token read before a change it has not
+    /// seen is used for its request but not cached.
+    epoch: AtomicU64,
+    /// Something was cached: [`Connections::follow_changes`] opens its connection (a gateway
+    /// without `oauth2` routes never does). `wake` tells it the first time.
+    wanted: AtomicBool,
+    wake: tokio::sync::Notify,
 }
 
 /// What the locked transaction decided.
@@ -101,7 +114,63 @@ impl Connections {
             flights: Mutex::new(HashMap::new()),
             clock,
             metrics,
+            epoch: AtomicU64::new(0),
+            wanted: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Follows the database's notifications of changed connections for as long as `this` lives
+    /// (the task checks every [`FOLLOW_TICK`]), from the first cached token on. Whatever was cached
+    /// before the channel was heard (first, or again after the connection broke) is dropped.
+    pub fn follow_changes(this: &Arc<Self>, database: &server::config::DatabaseSettings) {
+        let weak = Arc::downgrade(this);
+        let (url, connect_timeout) = (database.url.clone(), database.connect_timeout_ms);
+        tokio::spawn(async move {
+            let mut backoff = FOLLOW_TICK;
+            loop {
+                let Some(this) = weak.upgrade() else { return };
+                if !this.wanted.load(Ordering::Acquire) {
+                    // the gateway may go meanwhile: wake up now and then to see
+                    let _ = tokio::time::timeout(FOLLOW_TICK, this.wake.notified()).await;
+                    continue;
+                }
+                drop(this);
+                match store::db::listen(&url, connect_timeout, connections::CHANGES).await {
+                    Ok(mut conn) => {
+                        backoff = FOLLOW_TICK;
+                        if !follow(&weak, &mut conn).await {
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot listen for changed upstream connections"),
+                }
+                let Some(this) = weak.upgrade() else { return };
+                this.forget_all();
+                drop(this);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REVALIDATE.to_std().unwrap_or(Duration::from_secs(30)));
+            }
+        });
+    }
+
+    /// A row changed: its entry goes unless it already holds that generation.
+    fn changed(&self, change: &connections::Change) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let key = (change.user_id, Arc::from(change.route.as_str()));
+        let stale = match (self.cache.get(&key), change.generation) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(cached), Some(generation)) => cached.generation < generation,
+        };
+        if stale {
+            self.cache.remove(&key);
+        }
+    }
+
+    fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.clear();
     }
 
     fn client_for(&self, oauth: &OAuthRoute) -> &reqwest::Client {
@@ -120,6 +189,7 @@ impl Connections {
         if let Some(hit) = self.fresh(&key) {
             return Ok(Obtained::Token(hit));
         }
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut conn = self.pool.get().await.map_err(OAuthError::unavailable)?;
         let Some(row) = connections::find(&mut conn, user, &oauth.route).await.map_err(OAuthError::unavailable)? else {
             self.cache.remove(&key);
@@ -127,7 +197,7 @@ impl Connections {
         };
         if !self.expiring(row.expires_at) {
             let tokens = self.unseal(&row)?;
-            return self.remember(key, &row, &tokens);
+            return self.remember(key, &row, &tokens, epoch);
         }
         let seen = row.generation;
         drop(conn);
@@ -175,19 +245,33 @@ impl Connections {
             .map_err(|_| OAuthError::internal("an upstream connection does not open under keys.encryption_key"))
     }
 
-    fn remember(&self, key: Key, row: &UpstreamConnectionRow, tokens: &UpstreamTokens) -> Result<Obtained, OAuthError> {
+    /// The token of `row` for its request; cached unless the database told of a change since
+    /// `epoch` (when the row was about to be read), which this row may predate.
+    fn remember(
+        &self,
+        key: Key,
+        row: &UpstreamConnectionRow,
+        tokens: &UpstreamTokens,
+        epoch: u64,
+    ) -> Result<Obtained, OAuthError> {
         let credential = UpstreamCredential::bearer(&tokens.access_token)
             .ok_or_else(|| OAuthError::internal("the upstream's access token is not a valid header value"))?;
         let now = self.clock.now();
         let good_until = row.expires_at.map_or(now + REVALIDATE, |at| (at - EXPIRY_MARGIN).min(now + REVALIDATE));
         let cached = Arc::new(Cached { credential, generation: row.generation, good_until });
-        self.cache.insert(key, Arc::clone(&cached));
+        if !self.wanted.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.cache.insert(key, Arc::clone(&cached));
+        }
         Ok(Obtained::Token(cached))
     }
 
     /// Refreshes in a transaction holding the row, unless its generation moved from `seen`.
     async fn refresh(&self, oauth: &OAuthRoute, key: Key, seen: i64) -> Result<Obtained, OAuthError> {
         let (user, route) = (key.0, Arc::clone(&key.1));
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut conn = self.pool.get().await.map_err(OAuthError::unavailable)?;
         let locked = conn
             .transaction(async |conn| -> Result<Locked, diesel::result::Error> {
@@ -286,7 +370,7 @@ impl Connections {
             .await
             .map_err(OAuthError::unavailable)?;
         match locked {
-            Locked::Token(row, tokens) => self.remember(key, &row, &tokens),
+            Locked::Token(row, tokens) => self.remember(key, &row, &tokens, epoch),
             Locked::Act(why) => {
                 self.cache.remove(&key);
                 Ok(Obtained::Act(why))
@@ -312,6 +396,38 @@ impl Connections {
             detail: serde_json::json!({ "route": row.route, "issuer": row.issuer, "reason": reason }),
         };
         store::audit::record(conn, &event).await
+    }
+}
+
+/// How often the following task looks whether its gateway is still there; the first wait after a
+/// broken connection (doubling up to [`REVALIDATE`]).
+const FOLLOW_TICK: Duration = Duration::from_secs(1);
+
+/// Reads notifications until the connection breaks (`true`) or the gateway is gone (`false`).
+async fn follow(weak: &Weak<Connections>, conn: &mut diesel_async::AsyncPgConnection) -> bool {
+    use futures_util::StreamExt;
+    // changes before the channel was heard are unknown: start afresh
+    match weak.upgrade() {
+        Some(this) => this.forget_all(),
+        None => return false,
+    }
+    let mut notifications = std::pin::pin!(conn.notifications_stream());
+    loop {
+        let next = tokio::time::timeout(FOLLOW_TICK, notifications.next()).await;
+        let Some(this) = weak.upgrade() else { return false };
+        match next {
+            Err(_elapsed) => {}
+            Ok(Some(Ok(notification))) => match connections::Change::parse(&notification.payload) {
+                Some(change) => this.changed(&change),
+                // not ours to read: everything may have changed
+                None => this.forget_all(),
+            },
+            Ok(Some(Err(error))) => {
+                tracing::warn!(%error, "the connection listening for changed upstream connections broke");
+                return true;
+            }
+            Ok(None) => return true,
+        }
     }
 }
 

@@ -663,3 +663,77 @@ async fn an_oauth2_route_of_the_table_is_served_with_its_explicit_settings() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["connect_uri"], format!("{}/oauth2/connections/connect?route=%2Fdb-files", s.url("")));
 }
+
+/// Whether the gateway's connection listening for changed rows is up (`LISTEN` is the last
+/// statement it sent).
+async fn gateway_listens(s: &Stack) -> bool {
+    let mut conn = s.pool().get().await.expect("conn");
+    let rows: Vec<Line> = diesel::sql_query(
+        "SELECT query AS line FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .load(&mut conn)
+    .await
+    .expect("pg_stat_activity");
+    rows.iter().any(|r| r.line.contains("upstream_connections"))
+}
+
+/// Sends `request` until `done` says its answer is the one awaited, at most 3 s (an entry cached
+/// for a row that changed would otherwise be used for 30 s): the time it took.
+async fn until<F, D>(request: F, done: D) -> std::time::Duration
+where
+    F: AsyncFn() -> reqwest::Response,
+    D: Fn(&reqwest::Response) -> bool,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let res = request().await;
+        if done(&res) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "still {} after 3 s", res.status());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disconnect_or_a_reconnect_is_seen_by_the_gateway_at_once_not_after_its_cache() {
+    let up = Upstream::start().await;
+    let s = stack(&up).await;
+    let alice = user(&s).await;
+    let token = sallyport_token(&s, alice, "/files");
+    assert!(!gateway_listens(&s).await, "no connection is held before an oauth2 token is cached");
+
+    let first = up.tokens().await;
+    connect(&s, alice, "/files", &first, &up, false).await;
+    assert_eq!(s.get_with("/files/doc", &token).await.status(), 200, "cached now");
+    for _ in 0..150 {
+        if gateway_listens(&s).await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gateway_listens(&s).await, "the gateway listens once it caches a token");
+    assert_eq!(s.get_with("/files/doc", &token).await.status(), 200);
+
+    // a reconnect with other tokens (the connect flow's upsert): the next requests carry the new
+    // one, though the old one is cached and still good at the upstream
+    let second = up.tokens().await;
+    connect(&s, alice, "/files", &second, &up, false).await;
+    let new = format!("Bearer {}", second["access_token"].as_str().expect("at"));
+    let seen = Arc::clone(&up.seen);
+    let took = until(
+        async || s.get_with("/files/doc", &token).await,
+        |_| seen.authorizations.lock().expect("lock").last() == Some(&new),
+    )
+    .await;
+    assert!(took < std::time::Duration::from_secs(1), "the reconnect seen after {took:?}");
+
+    // Disconnect (`/oauth2/connections` and `sallyport connection revoke` delete the row): the
+    // upstream still takes the token, yet the very next requests are asked to connect
+    let mut conn = s.pool().get().await.expect("conn");
+    connections::delete(&mut conn, alice, "/files").await.expect("delete").expect("a row");
+    let took = until(async || s.get_with("/files/doc", &token).await, |res| res.status() == 403).await;
+    assert!(took < std::time::Duration::from_secs(1), "the Disconnect seen after {took:?}");
+    let body: Value = s.get_with("/files/doc", &token).await.json().await.expect("json");
+    assert_eq!(body["error"], "upstream_authorization_required");
+}
