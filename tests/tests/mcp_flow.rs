@@ -11,7 +11,7 @@
 use std::net::TcpListener;
 
 use reqwest::StatusCode;
-use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::WWW_AUTHENTICATE;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -21,7 +21,9 @@ use sallyport::up::{Options, System};
 use serde_json::{Value, json};
 use server::config::RevocationCheck;
 use testkit::TestDb;
-use testkit::forms;
+
+#[allow(dead_code, reason = "the shared support module; this test uses part of it")]
+mod support;
 
 const PASSWORD: &str = "demo-password-for-e2e";
 const CALLBACK: &str = "http://127.0.0.1:47123/callback";
@@ -39,53 +41,6 @@ async fn start(db: &TestDb) -> System {
     })
     .await
     .expect("the system starts")
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
-fn absolute(base: &str, target: &str) -> String {
-    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).expect("a URL")
-}
-
-/// Plays the person at the browser: follows the authorization URL, signs in, allows, and returns
-/// the redirect to the client's callback.
-async fn browser_consents(authorization_url: &str, password: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let mut url = authorization_url.to_owned();
-    for _ in 0..8 {
-        let res = browser.get(&url).send().await.expect("GET");
-        if res.status().is_redirection() {
-            let next = absolute(&url, &location(&res));
-            if next.starts_with(CALLBACK) {
-                return next;
-            }
-            url = next;
-            continue;
-        }
-        assert_eq!(res.status(), StatusCode::OK, "{url}");
-        let html = res.text().await.expect("html");
-        let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
-        let fields = if form.has_input("password") {
-            form.submission(&[("username", "demo"), ("password", password)], None)
-        } else {
-            assert!(form.has_button("decision", "allow"), "the consent page: {html}");
-            form.submission(&[], Some(("decision", "allow")))
-        };
-        let res = browser.post(absolute(&url, &form.action)).form(&fields).send().await.expect("POST");
-        assert!(res.status().is_redirection(), "{} from {}", res.status(), form.action);
-        let next = absolute(&url, &location(&res));
-        if next.starts_with(CALLBACK) {
-            return next;
-        }
-        url = next;
-    }
-    panic!("no redirect to the client after 8 steps");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +113,7 @@ async fn flow(mcp_url: &str, password: &str, revocation: RevocationCheck) {
     assert_eq!(query["resource"], mcp_url, "RFC 8707: the token is bound to the MCP server");
 
     // 4. login and consent, then the SDK redeems the code (it checks `iss`, RFC 9207)
-    let callback = browser_consents(&authorization_url, password).await;
+    let callback = support::browser_consents(&authorization_url, CALLBACK, password).await;
     assert!(
         callback
             .contains(&format!("iss={}", url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>()))
