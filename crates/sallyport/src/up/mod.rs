@@ -1,7 +1,7 @@
 //! `sallyport up`: the whole system on one machine, one command.
 
 mod cluster;
-mod connected;
+pub mod connected;
 mod database;
 pub mod system;
 
