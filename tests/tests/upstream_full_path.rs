@@ -310,7 +310,9 @@ async fn full_path(c: fantoccini::Client) {
     assert_eq!((new.parent_id, new.grant_id), (Some(old.id), old.grant_id), "rotated from it");
 
     // 4. Disconnect in the browser: gone here, revoked there (RFC 7009), and the same session's
-    // next call elicits again
+    // next call elicits again. The revocation alone does not make it: the upstream's gateway
+    // (revocation checks cached 30 s, as `up` runs it) still takes the token it saw active a moment
+    // ago, so the gateway must drop its cached copy when the user disconnects.
     let connections = format!("{}/oauth2/connections", down.issuer);
     let route = format!("li.route[data-route=\"{PREFIX}\"]");
     press_on(&c, &connections, &format!("{route} button.disconnect"), &format!("{route} .connected")).await;
