@@ -10,9 +10,7 @@
 //! and a user who signed in before but no longer passes the admission rules (out of the required
 //! group, or their address moved out of the allowed domains at the provider) is refused as well.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -25,7 +23,7 @@ use testkit::{TestDb, forms};
 mod support;
 
 use support::op::{Op, OpOptions};
-use support::{absolute, http, location};
+use support::{absolute, free_port, http, location, temp_dir};
 
 const PASSWORD: &str = "demo-password-for-federation";
 const CALLBACK: &str = "http://127.0.0.1:47125/callback";
@@ -39,10 +37,6 @@ fn start_op(port: u16, redirect_uri: &str, accounts: Option<&Path>) -> Op {
         port,
         &OpOptions { client_id: OP_CLIENT, client_secret: OP_SECRET, redirect_uri, accounts, revocation: false },
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 fn provider(id: &str, issuer: &str) -> ProviderSettings {
@@ -374,7 +368,7 @@ async fn a_user_who_no_longer_passes_the_admission_rules_cannot_sign_in_again() 
     let db = TestDb::new().await;
     let op_port = free_port();
     let system = start(&db, op_port).await;
-    let dir = tempfile_dir();
+    let dir = temp_dir("federation-accounts");
     let accounts = dir.join("accounts.json");
     write_accounts(&accounts, erin("erin@example.com", &["mcp-users"]));
     let _op = start_op(op_port, &redirect_uri(&system), Some(&accounts));
@@ -425,42 +419,6 @@ async fn a_user_who_no_longer_passes_the_admission_rules_cannot_sign_in_again() 
     std::fs::remove_dir_all(dir).ok();
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// chromedriver, stopped when dropped.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_driver() -> (Driver, u16) {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: apt-get install chromium chromium-driver (tests/run installs them)"
-        );
-    }
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (driver, port)
-}
-
 /// The MCP client's loopback redirect target: answers every request with a small page.
 async fn client_callback_page() -> tokio::task::JoinHandle<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:47125").await.expect("the client's callback port");
@@ -481,33 +439,15 @@ async fn client_callback_page() -> tokio::task::JoinHandle<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_signs_in_with_the_provider_in_chromium() {
-    use fantoccini::{ClientBuilder, Locator};
+    use fantoccini::Locator;
     let db = TestDb::new().await;
     let op_port = free_port();
     let system = start(&db, op_port).await;
     let _op = start_op(op_port, &redirect_uri(&system), None);
     let client_id = register(&system).await;
     let page = client_callback_page().await;
-    let (_driver, driver_port) = start_driver();
-    let profile = tempfile_dir();
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--no-first-run".into(),
-        "--disable-background-networking".into(),
-        "--disable-component-update".into(),
-        "--disable-sync".into(),
-        "--disable-dev-shm-usage".into(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let mut caps = serde_json::Map::new();
-    caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("a WebDriver session with Chromium");
+    let browser = support::chromium::start("federation").await;
+    let c = browser.client.clone();
     let run = async {
         c.goto(&authorization_url(&system, &client_id)).await?;
         c.wait().for_element(Locator::Id("provider-corp")).await?.click().await?;
@@ -544,7 +484,7 @@ async fn a_person_signs_in_with_the_provider_in_chromium() {
     let landed = match outcome {
         Ok(landed) => landed,
         Err(e) => {
-            c.close().await.ok();
+            browser.close().await;
             panic!("the browser run: {e}");
         }
     };
@@ -579,19 +519,11 @@ async fn a_person_signs_in_with_the_provider_in_chromium() {
         }
     };
     let outcome = again.await;
-    c.close().await.ok();
+    browser.close().await;
     page.abort();
     let (at, source) = outcome.expect("the browser run after the disable");
     assert!(at.path().ends_with("/oauth2/login/corp/callback"), "{at}");
     assert!(source.contains("id=\"try-again\""), "{source}");
-    std::fs::remove_dir_all(profile).ok();
-}
-
-fn tempfile_dir() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("sallyport-federation-chromium-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).expect("profile dir");
-    dir
 }
 
 /// How long a rotated-in key may have to wait for the keys to be fetched again (the authorize

@@ -11,17 +11,19 @@
 use std::net::TcpListener;
 
 use reqwest::StatusCode;
-use reqwest::header::{LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::WWW_AUTHENTICATE;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState, WWWAuthenticateParams};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use sallyport::up::{Options, System, connected};
+use sallyport::up::{Options, System};
 use serde_json::{Value, json};
 use server::config::RevocationCheck;
 use testkit::TestDb;
-use testkit::forms;
+
+#[allow(dead_code, reason = "the shared support module; this test uses part of it")]
+mod support;
 
 const PASSWORD: &str = "demo-password-for-e2e";
 const CALLBACK: &str = "http://127.0.0.1:47123/callback";
@@ -39,59 +41,6 @@ async fn start(db: &TestDb) -> System {
     })
     .await
     .expect("the system starts")
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
-
-fn absolute(base: &str, target: &str) -> String {
-    url::Url::parse(base).and_then(|b| b.join(target)).map(|u| u.to_string()).expect("a URL")
-}
-
-/// Plays the person at the browser: follows the authorization URL, signs in, allows, and returns
-/// the redirect to the client's callback.
-async fn browser_consents(authorization_url: &str, password: &str) -> String {
-    let browser = cookie_browser();
-    walk_forms(&browser, authorization_url, &|_| password.to_owned(), CALLBACK).await
-}
-
-fn cookie_browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
-
-/// Plays the user in `browser` from `url` on: signs in as `demo` (with the password `password_at`
-/// gives for the page's URL) and allows, until a redirect leads to `until`: that URL, not visited.
-async fn walk_forms(browser: &reqwest::Client, url: &str, password_at: &dyn Fn(&str) -> String, until: &str) -> String {
-    let mut url = url.to_owned();
-    for _ in 0..12 {
-        let res = browser.get(&url).send().await.expect("GET");
-        if res.status().is_redirection() {
-            let next = absolute(&url, &location(&res));
-            if next.starts_with(until) {
-                return next;
-            }
-            url = next;
-            continue;
-        }
-        assert_eq!(res.status(), StatusCode::OK, "{url}");
-        let html = res.text().await.expect("html");
-        let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
-        let fields = if form.has_input("password") {
-            form.submission(&[("username", "demo"), ("password", &password_at(&url))], None)
-        } else {
-            assert!(form.has_button("decision", "allow"), "the consent page: {html}");
-            form.submission(&[], Some(("decision", "allow")))
-        };
-        let res = browser.post(absolute(&url, &form.action)).form(&fields).send().await.expect("POST");
-        assert!(res.status().is_redirection(), "{} from {}", res.status(), form.action);
-        let next = absolute(&url, &location(&res));
-        if next.starts_with(until) {
-            return next;
-        }
-        url = next;
-    }
-    panic!("no redirect to {until} after 12 steps")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -115,39 +64,14 @@ async fn an_mcp_client_works_with_a_running_sallyport_up() {
 /// names its `/mcp-connected` URL, `SALLYPORT_E2E_UPSTREAM_PASSWORD` the login it printed for the
 /// second Sallyport. An MCP client signed in to the first is asked (URL elicitation) to connect its
 /// account; the user connects in the browser (sign-in here, login and consent there); the SDK's
-/// tool call then reaches the second Sallyport's demo MCP server.
+/// tool call then reaches the second Sallyport's demo MCP server. (In-process, with Chromium and
+/// the rest of the path: tests/tests/upstream_full_path.rs.)
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a running `sallyport up` named by SALLYPORT_E2E_CONNECTED_URL and its passwords (.ci/run)"]
 async fn the_connected_demo_of_a_running_sallyport_up_works() {
     let need = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let url = need("SALLYPORT_E2E_CONNECTED_URL");
     connected_demo(&url, &need("SALLYPORT_E2E_PASSWORD"), &need("SALLYPORT_E2E_UPSTREAM_PASSWORD")).await;
-}
-
-/// The same demo, started in-process the way `sallyport up` starts it (`up::connected`).
-#[tokio::test(flavor = "multi_thread")]
-async fn the_connected_demo_of_sallyport_up_works() {
-    let db = TestDb::new().await;
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let listen = listener.local_addr().expect("addr");
-    let base = testkit::settings(&db);
-    let upstream = connected::start(&base, &db.url, listen, 1).await.expect("the second Sallyport starts");
-    let base = connected::with_route(base, &upstream.system, listen).expect("the route");
-    let system = System::start(Options {
-        gateway: listener,
-        database_url: db.url.clone(),
-        base,
-        demo_password: Some(PASSWORD.into()),
-        workers: 1,
-        revocation_check: RevocationCheck::Off,
-        clock: protocol::Clock::system(),
-    })
-    .await
-    .expect("the system starts");
-    let url = format!("{}{}", system.issuer, connected::PREFIX);
-    connected_demo(&url, PASSWORD, &upstream.system.demo_password).await;
-    system.stop().await;
-    upstream.system.stop().await;
 }
 
 /// Sign-in, URL elicitation, Connect in the browser, then the SDK's tool call, at `url`
@@ -169,7 +93,7 @@ async fn connected_demo(url: &str, password: &str, upstream_password: &str) {
         .await
         .expect("discovery and registration");
     let authorization_url = oauth.get_authorization_url().await.expect("authorization url");
-    let callback = browser_consents(&authorization_url, password).await;
+    let callback = support::browser_consents(&authorization_url, CALLBACK, password).await;
     oauth.handle_callback_url(&callback).await.expect("code exchange");
     let manager = oauth.into_authorization_manager().expect("authorized");
     let token = manager.get_access_token().await.expect("access token");
@@ -194,10 +118,11 @@ async fn connected_demo(url: &str, password: &str, upstream_password: &str) {
     assert_eq!(connect, format!("{issuer}/oauth2/connections/connect?route=%2Fmcp-connected"));
 
     // the user connects: signs in here, logs in and consents at the second Sallyport
-    let browser = cookie_browser();
+    let browser = support::upstream::browser();
     let here = format!("{issuer}/");
     let password_at = |page: &str| if page.starts_with(&here) { password } else { upstream_password }.to_owned();
-    let back = walk_forms(&browser, &connect, &password_at, &format!("{issuer}/oauth2/connections/callback")).await;
+    let back =
+        support::walk_forms(&browser, &connect, &password_at, &format!("{issuer}/oauth2/connections/callback")).await;
     let res = browser.get(&back).send().await.expect("callback");
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.expect("page").contains("is connected"));
@@ -268,7 +193,7 @@ async fn flow(mcp_url: &str, password: &str, revocation: RevocationCheck) {
     assert_eq!(query["resource"], mcp_url, "RFC 8707: the token is bound to the MCP server");
 
     // 4. login and consent, then the SDK redeems the code (it checks `iss`, RFC 9207)
-    let callback = browser_consents(&authorization_url, password).await;
+    let callback = support::browser_consents(&authorization_url, CALLBACK, password).await;
     assert!(
         callback
             .contains(&format!("iss={}", url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>()))

@@ -14,6 +14,7 @@ use server::Settings;
 use testkit::TestDb;
 use testkit::forms;
 
+#[allow(dead_code, reason = "the shared support module; this test uses part of it")]
 mod support;
 
 use support::http;

@@ -24,6 +24,7 @@ use server::config::{HttpUrl, LogFormat, LogSettings, RouteSettings, TelemetrySe
 use server::telemetry::Traces;
 use testkit::TestDb;
 
+#[allow(dead_code, reason = "the shared support module; this test uses part of it")]
 mod support;
 
 use support::http;

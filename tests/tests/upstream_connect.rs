@@ -13,9 +13,6 @@ use std::net::TcpListener;
 
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
-use protocol::client::{ClientMetadataRequest, ClientSource, MetadataPolicy};
-use protocol::scope::Scopes;
-use protocol::secret::SecretHash;
 use reqwest::StatusCode;
 use sallyport::up::System;
 use serde_json::{Value, json};
@@ -25,37 +22,14 @@ use testkit::{TestDb, forms};
 mod support;
 
 use support::op::{Op, OpOptions};
+use support::upstream::{DOWN_PASSWORD, UP_PASSWORD, audit_kinds, browser, demo_user, introspect};
 use support::{absolute, location};
 
-const DOWN_PASSWORD: &str = "demo-password-of-the-gateway-users-side";
-const UP_PASSWORD: &str = "demo-password-of-the-upstream-side-0123";
 const ROUTE: &str = "/linear";
-const INTROSPECTOR: &str = "introspector";
-const INTROSPECTOR_SECRET: &str = "introspector-secret-of-the-upstream";
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
-
-/// The upstream: a whole Sallyport (documents on or off), its session cookie named apart (both
-/// stacks live on 127.0.0.1, and cookies do not keep ports apart), with a client that may
-/// introspect.
+/// The upstream: a whole Sallyport, documents on or off.
 async fn upstream(db: &TestDb, documents: bool) -> System {
-    let system = support::start(db, UP_PASSWORD, 1, protocol::Clock::system(), |s| {
-        s.metadata_documents.enabled = documents;
-        s.sessions.cookie_name = "upstream_session".into();
-    })
-    .await;
-    let policy =
-        MetadataPolicy { max_redirect_uris: 1, default_scopes: Scopes::default(), allowed_scopes: Scopes::default() };
-    let meta = ClientMetadataRequest { grant_types: Some(vec!["client_credentials".into()]), ..Default::default() }
-        .validate(&policy)
-        .expect("metadata");
-    let mut rs = store::clients::ClientRow::new(INTROSPECTOR.into(), ClientSource::Admin, &meta, chrono::Utc::now());
-    rs.client_secret_hash = Some(SecretHash::of(INTROSPECTOR_SECRET).to_vec());
-    rs.may_introspect = true;
-    store::clients::insert(&mut system.pool.get().await.expect("conn"), &rs).await.expect("introspector");
-    system
+    support::upstream::start(db, documents, protocol::Clock::system(), |_| {}).await
 }
 
 /// The gateway users' side, with the `oauth2` route (a database route, as `sallyport route add
@@ -103,8 +77,20 @@ async fn sign_in_at(b: &reqwest::Client, system: &System, url: &str) -> reqwest:
     assert!(action.ends_with("/oauth2/connections/login"), "{action}");
     let fields = form.submission(&[("username", system.demo_user.as_str()), ("password", DOWN_PASSWORD)], None);
     let res = b.post(&action).form(&fields).send().await.expect("sign in");
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let next = absolute(&action, &location(&res));
+    let next = if url.contains("/connect?") {
+        // signed in for a Connect: a page that goes on by itself (a meta refresh, and a link),
+        // not a 303 a browser would hold to the sign-in page's CSP form-action at the upstream
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.text().await.expect("html");
+        let at = html.find("\" id=\"continue\"").unwrap_or_else(|| panic!("a Continue link: {html}"));
+        let raw = &html[html[..at].rfind("href=\"").expect("its href") + 6..at];
+        assert_eq!(forms::decode_entities(raw), url, "back to the Connect");
+        assert!(html.contains(&format!("<meta http-equiv=\"refresh\" content=\"0; url={raw}\">")), "{html}");
+        url.to_owned()
+    } else {
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        absolute(&action, &location(&res))
+    };
     b.get(&next).send().await.expect("after sign-in")
 }
 
@@ -172,34 +158,6 @@ async fn dump(system: &System) -> String {
         .await
         .expect("dump");
     rows.into_iter().map(|r| r.t).collect::<Vec<_>>().join("\n")
-}
-
-async fn demo_user(system: &System) -> uuid::Uuid {
-    let mut conn = system.pool.get().await.expect("conn");
-    store::users::find_by_username(&mut conn, &system.demo_user).await.expect("query").expect("demo user").id
-}
-
-async fn audit_kinds(system: &System) -> Vec<String> {
-    let mut conn = system.pool.get().await.expect("conn");
-    store::audit::recent(&mut conn, 100)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter(|e| e.kind.starts_with("upstream."))
-        .map(|e| format!("{} {}", e.kind, e.detail["reason"].as_str().unwrap_or("")).trim_end().to_owned())
-        .collect()
-}
-
-async fn introspect(up: &System, token: &str) -> bool {
-    let res = reqwest::Client::new()
-        .post(format!("{}/oauth2/introspect", up.issuer))
-        .basic_auth(INTROSPECTOR, Some(INTROSPECTOR_SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("introspect");
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json::<Value>().await.expect("json")["active"].as_bool().expect("active")
 }
 
 /// The whole Connect against a second Sallyport; `documents` picks the client identity.

@@ -260,8 +260,16 @@ impl State {
         retry: Option<&str>,
     ) -> HttpResponse {
         use askama::Template;
-        let body = MessagePage { style: pages::STYLE, title, message, retry }.render();
+        let body = MessagePage { style: pages::STYLE, title, message, retry, next: None }.render();
         self.page(status, body, &FormTargets::new(&self.issuer_origin))
+    }
+
+    /// A page that goes on to `next` by itself (a meta refresh: a navigation of its own, not the
+    /// redirect of a form's submission), with a "Continue" link for a browser that does not.
+    pub fn continuing(&self, title: &str, message: &str, next: &str) -> HttpResponse {
+        use askama::Template;
+        let body = MessagePage { style: pages::STYLE, title, message, retry: None, next: Some(next) }.render();
+        self.page(StatusCode::OK, body, &FormTargets::new(&self.issuer_origin))
     }
 
     /// A refused request: a page when the redirect URI is not trusted, else the error at it.

@@ -70,6 +70,8 @@ pub struct MessagePage<'a> {
     pub message: &'a str,
     /// A "try again" link (the sign-in page of the pending request).
     pub retry: Option<&'a str>,
+    /// Where the page continues by itself (a meta refresh), with a "Continue" link.
+    pub next: Option<&'a str>,
 }
 
 /// One `oauth2` route on the connections page.
@@ -196,7 +198,8 @@ mod tests {
 
     #[test]
     fn style_hash_matches_the_rendered_style() {
-        let page = MessagePage { style: STYLE, title: "t", message: "m", retry: None }.render().expect("render");
+        let page =
+            MessagePage { style: STYLE, title: "t", message: "m", retry: None, next: None }.render().expect("render");
         let inline = page.split("<style>").nth(1).and_then(|s| s.split("</style>").next()).expect("style element");
         assert_eq!(inline, STYLE);
         assert!(style_source().starts_with("'sha256-"));
@@ -204,11 +207,24 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        let page = MessagePage { style: "", title: "<b>", message: "\"><script>x</script>", retry: None }
+        let page = MessagePage { style: "", title: "<b>", message: "\"><script>x</script>", retry: None, next: None }
             .render()
             .expect("render");
         assert!(!page.contains("<script>x"));
         assert!(!page.contains("<b>") && page.contains("b&#62;"), "{page}");
+        assert!(!page.contains("http-equiv") && !page.contains("id=\"continue\""), "goes nowhere by itself");
+    }
+
+    #[test]
+    fn a_continuing_page_refreshes_to_its_next_url_and_links_it() {
+        let next = "https://as.example/oauth2/connections/connect?route=%2Fa&x=\"><script>";
+        let page = MessagePage { style: "", title: "Signed in", message: "m", retry: None, next: Some(next) }
+            .render()
+            .expect("render");
+        let escaped = "https://as.example/oauth2/connections/connect?route=%2Fa&#38;x=&#34;&#62;&#60;script&#62;";
+        assert!(page.contains(&format!("<meta http-equiv=\"refresh\" content=\"0; url={escaped}\">")), "{page}");
+        assert!(page.contains(&format!("<a href=\"{escaped}\" id=\"continue\">Continue</a>")), "{page}");
+        assert!(!page.contains("<script>"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! Shared by the end-to-end tests that drive `sallyport up` without Chromium: the system started
-//! as `up` starts it, and a browser's part of the code flow (redirects followed by hand, consent
-//! allowed when it is asked).
+//! Shared by the end-to-end tests that drive `sallyport up`: the system started as `up` starts it,
+//! and a browser's part of the code flow (redirects followed by hand, consent allowed when it is
+//! asked); a real browser (`chromium`), node-oidc-provider (`op`) and a second Sallyport as an
+//! `oauth2` route's upstream (`upstream`) for the tests that need them.
 
+pub mod chromium;
 #[allow(dead_code, reason = "only the tests with an OpenID provider start one")]
 pub mod op;
+pub mod upstream;
 
 use std::net::TcpListener;
 
@@ -20,10 +23,22 @@ pub async fn start(
     clock: protocol::Clock,
     tweak: impl FnOnce(&mut Settings),
 ) -> System {
+    start_on(TcpListener::bind("127.0.0.1:0").expect("bind"), db, password, workers, clock, tweak).await
+}
+
+/// The whole system with its gateway on `gateway` (its address known before the settings are made).
+pub async fn start_on(
+    gateway: TcpListener,
+    db: &TestDb,
+    password: &str,
+    workers: usize,
+    clock: protocol::Clock,
+    tweak: impl FnOnce(&mut Settings),
+) -> System {
     let mut base = testkit::settings(db);
     tweak(&mut base);
     System::start(Options {
-        gateway: TcpListener::bind("127.0.0.1:0").expect("bind"),
+        gateway,
         database_url: db.url.clone(),
         base,
         demo_password: Some(password.into()),
@@ -33,6 +48,17 @@ pub async fn start(
     })
     .await
     .expect("the system starts")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// A fresh directory under the system's temporary one, named after `label` and this process.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sallyport-{label}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
 }
 
 /// A client that shows each redirect instead of following it, as the tests check every hop.
@@ -155,4 +181,66 @@ pub async fn redeem(system: &System, client_id: &str, code: &str, callback: &str
         .expect("redeem");
     assert_eq!(res.status(), reqwest::StatusCode::OK);
     res.json().await.expect("json")
+}
+
+/// Plays the person at the browser for an MCP client's authorization URL: follows it, signs in as
+/// the demo user with `password`, allows, and returns the redirect to the client's `callback`
+/// (not visited: the client reads the code from it).
+pub async fn browser_consents(authorization_url: &str, callback: &str, password: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    walk_forms(&browser, authorization_url, &|_| password.to_owned(), callback).await
+}
+
+/// Plays the user in `browser` from `url` on, across Sallyports: signs in as `demo` with the
+/// password `password_at` gives for the page's URL, allows, and goes on from a page that does
+/// by itself (the `continue` link after signing in for a Connect), until a redirect leads to
+/// `until`: that URL, not visited.
+pub async fn walk_forms(
+    browser: &reqwest::Client,
+    url: &str,
+    password_at: &(dyn Fn(&str) -> String + Sync),
+    until: &str,
+) -> String {
+    let mut url = url.to_owned();
+    for _ in 0..12 {
+        let res = browser.get(&url).send().await.expect("GET");
+        if res.status().is_redirection() {
+            let next = absolute(&url, &location(&res));
+            if next.starts_with(until) {
+                return next;
+            }
+            url = next;
+            continue;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "{url}");
+        let html = res.text().await.expect("html");
+        let form = forms::parse(&html).into_iter().find(|f| f.method.eq_ignore_ascii_case("post")).expect("a form");
+        let fields = if form.has_input("password") {
+            form.submission(&[("username", "demo"), ("password", &password_at(&url))], None)
+        } else {
+            assert!(form.has_button("decision", "allow"), "the consent page: {html}");
+            form.submission(&[], Some(("decision", "allow")))
+        };
+        let action = absolute(&url, &form.action);
+        let res = browser.post(&action).form(&fields).send().await.expect("POST");
+        let next = if res.status() == reqwest::StatusCode::OK {
+            // a page that goes on by itself: its `continue` link
+            let html = res.text().await.expect("html");
+            let at = html.find("\" id=\"continue\"").unwrap_or_else(|| panic!("a redirect or a Continue link: {html}"));
+            let raw = &html[html[..at].rfind("href=\"").expect("its href") + 6..at];
+            absolute(&action, &forms::decode_entities(raw))
+        } else {
+            assert!(res.status().is_redirection(), "{} from {}", res.status(), form.action);
+            absolute(&action, &location(&res))
+        };
+        if next.starts_with(until) {
+            return next;
+        }
+        url = next;
+    }
+    panic!("no redirect to {until} after 12 steps")
 }

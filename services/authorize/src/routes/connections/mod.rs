@@ -173,8 +173,17 @@ async fn sign_in_inner(state: &State, req: &HttpRequest, form: SignInForm) -> Re
     let mut conn = state.ctx.pool.get().await?;
     let (_, cookie) = session::start(&mut conn, req, &state.config, &user, state.ctx.clock.now()).await?;
     tracing::info!(user_id = %user.id, "signed in to the connections page");
-    let back = if then.is_empty() { state.connections_url.clone() } else { state.connect_url(then) };
-    let mut res = redirect::to(&back, StatusCode::SEE_OTHER);
+    let mut res = if then.is_empty() {
+        redirect::to(&state.connections_url, StatusCode::SEE_OTHER)
+    } else {
+        // Not a 303 into the Connect: browsers hold every redirect of a form's submission to the
+        // page's CSP `form-action` (Chromium does), and the Connect ends at the upstream's
+        // authorization endpoint, an origin this page cannot name (it is discovered only then),
+        // so the browser would stop on the sign-in page. A page that continues by itself starts
+        // a navigation of its own, which `form-action` does not govern.
+        let message = format!("You are signed in. Continuing to connect your account for {then}.");
+        state.continuing("Signed in", &message, &state.connect_url(then))
+    };
     res.add_cookie(&cookie).map_err(OAuthError::internal)?;
     let login = state.config.cookies().login().to_owned();
     res.add_cookie(&session::removal(&state.config, &login)).map_err(OAuthError::internal)?;
