@@ -6,9 +6,12 @@
 #
 #   counts.sh DATADIR PORT DB STATEMENT [CHAIN_A CHAIN_B CHAIN_W]
 #
-# DB: migrated and seeded with seed.sql (chains unused so far); STATEMENT: rotate.sql (this tree's
-# statement with the caller's values inlined, $1 the presented hash, $2 the new one) or
-# rotate-before-001100.sql (the statement before migration 2026-12-07-001100). Prints WAL records and
+# DB: migrated and seeded with seed.sql (chains unused so far; for issue 19's family row, 20,000 chains,
+# then seed-others.sql and ANALYZE, so that every probe is an index probe as on a database in use);
+# STATEMENT: rotate.sql (this tree's statement with the caller's values inlined, $1 the presented
+# hash, $2 the new one), rotate-before-001300.sql (the statement before migration
+# 2026-12-07-001300, on a database without it) or rotate-before-001100.sql (the statement before
+# migration 2026-12-07-001100). Prints WAL records and
 # bytes per rotation (2,000 rotations of chain CHAIN_W after 500 unmeasured, through pgbench) and
 # instructions per rotation (1,200 EXECUTEs of chain CHAIN_B minus 200 of chain CHAIN_A in a
 # single-user backend under callgrind; the difference leaves out start-up and shutdown).

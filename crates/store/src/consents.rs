@@ -135,8 +135,11 @@ struct Revoked {
 /// withdraws what those grants authorised: every grant family of the user's codes and refresh
 /// tokens for the client (naming that resource, when one is given) is recorded in
 /// `revoked_grants` until `revoked_until` (which must outlive the access tokens, so their
-/// introspection turns inactive), its refresh tokens are marked revoked and its unused codes are
-/// deleted. (Data-modifying CTEs run to completion whether or not the final SELECT reads them.)
+/// introspection turns inactive), its refresh tokens and its `grant_families` row are marked revoked
+/// (the row inserted, revoked, for a code not exchanged yet, as in
+/// [`crate::users::end_sessions_and_grants`]) and its unused codes are deleted (but for one a
+/// redemption holds, left to it, as there). (Data-modifying
+/// CTEs run to completion whether or not the final SELECT reads them.)
 /// A consent withdrawn while the client keeps a live refresh token would withdraw nothing.
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "consents.revoke_with_tokens", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_with_tokens(
@@ -152,14 +155,22 @@ pub async fn revoke_with_tokens(
         let consents = revoke(conn, user_id, client_id, resource).await?;
         let revoked: Revoked = diesel::sql_query(
             "WITH fam AS ( \
-               SELECT grant_id FROM grant_families \
-                WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources)) \
-               UNION SELECT grant_id FROM authorization_codes \
-                WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources))), \
+               SELECT DISTINCT ON (grant_id) grant_id, resources FROM ( \
+                 SELECT grant_id, resources FROM grant_families \
+                  WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources)) \
+                 UNION ALL SELECT grant_id, resources FROM authorization_codes \
+                  WHERE user_id = $1 AND client_id = $2 AND ($3::text IS NULL OR $3 = ANY (resources))) a), \
              r AS (UPDATE refresh_tokens SET revoked_at = $4 \
                     WHERE grant_id IN (SELECT grant_id FROM fam) AND revoked_at IS NULL RETURNING 1), \
-             c AS (DELETE FROM authorization_codes \
-                    WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL RETURNING 1), \
+             f AS (INSERT INTO grant_families \
+                    (grant_id, client_id, user_id, resources, created_at, family_expires_at, revoked_at) \
+                    SELECT grant_id, $2, $1, resources, $4, $5, $4 FROM fam \
+                    ON CONFLICT (grant_id) DO UPDATE \
+                    SET revoked_at = coalesce(grant_families.revoked_at, EXCLUDED.revoked_at)), \
+             c AS (DELETE FROM authorization_codes WHERE code_hash IN ( \
+                    SELECT code_hash FROM authorization_codes \
+                     WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL FOR UPDATE SKIP LOCKED) \
+                    RETURNING 1), \
              g AS (INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
                     SELECT grant_id, 'consent_revoked', $4, $5 FROM fam \
                     ON CONFLICT (grant_id) DO UPDATE \

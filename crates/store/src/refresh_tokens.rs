@@ -8,6 +8,13 @@
 //! `2026-12-07-001100_refresh_rotation`): two index entries (the hash, the family), no foreign-key
 //! check (a trigger on `grant_families` deletes a family's tokens with it) and no CHECK constraint:
 //! a token hash is SHA-256, 32 bytes, which this module's edge enforces instead ([`HashLength`]).
+//!
+//! What a rotation re-checks besides the token, whether its family was revoked and whether its user
+//! is disabled, sits on the family's row (`revoked_at`, `user_disabled`; migration
+//! `2026-12-07-001300_grant_family_state`): one primary-key probe of `grant_families` instead of one
+//! of `revoked_grants` and one of `users`. The writes that change either keep the row in step
+//! ([`crate::revocations::revoke_grant`], [`crate::users::set_disabled`],
+//! [`crate::users::end_sessions_and_grants`], [`crate::consents::revoke_with_tokens`]).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -59,6 +66,13 @@ pub struct HashLength(pub usize);
 /// Inserts a token, and its grant family's row when it is the family's first (one statement: the
 /// family row is what deletes and revocations by user or client go through). A hash of any length
 /// but 32 bytes is refused ([`HashLength`], as a query-builder error).
+///
+/// A new family row takes its state from what is recorded: `revoked_at` from `revoked_grants`, and
+/// `user_disabled` from the user's row read under a share lock. The lock is what makes a disable
+/// reach a family inserted while it runs: [`crate::users::set_disabled`] updates the user's row
+/// before its families, so either this waits for the disable to commit and reads `disabled`, or the
+/// disable waits for this transaction and its next statement sees the family. (A revocation that
+/// runs meanwhile meets this row on the unique key instead; see [`crate::users::end_sessions_and_grants`].)
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.insert", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> QueryResult<()> {
     use diesel::sql_types::Uuid as SqlUuid;
@@ -67,7 +81,10 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &RefreshTokenRow) -> Quer
     }
     diesel::sql_query(
         "WITH family AS (INSERT INTO grant_families (grant_id, client_id, user_id, resources, created_at, \
-         family_expires_at) VALUES ($3, $5, $6, $8, $10, $12) ON CONFLICT (grant_id) DO NOTHING) \
+         family_expires_at, revoked_at, user_disabled) VALUES ($3, $5, $6, $8, $10, $12, \
+         (SELECT revoked_at FROM revoked_grants WHERE grant_id = $3), \
+         coalesce((SELECT disabled FROM users WHERE id = $6 FOR SHARE), false)) \
+         ON CONFLICT (grant_id) DO NOTHING) \
          INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, client_id, user_id, scope, resources, \
          auth_time, created_at, expires_at, family_expires_at, used_at, revoked_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -142,9 +159,14 @@ pub struct Rotated {
 }
 
 /// Rotates in one statement: the presented token is marked used only if it is unused, unrevoked,
-/// unexpired, the caller's, of a family not revoked and of a user not disabled, and the requested
-/// narrowing fits; then its successor is inserted with the same grant. `None` when any condition
-/// failed (including a concurrent use that won): the caller looks at [`find_by_hash`] to say why.
+/// unexpired, the caller's, of a family not revoked and of a user not disabled (both read from the
+/// family's row), and the requested narrowing fits; then its successor is inserted with the same
+/// grant. `None` when any condition failed (including a concurrent use that won): the caller looks
+/// at [`find_by_hash`] to say why.
+///
+/// A revocation that commits while a rotation is in flight marks the presented token revoked (it
+/// waits for the rotation's row lock), but the successor is not in its snapshot; the family's
+/// `revoked_at` stops the successor at its first use, as `revoked_grants` did before.
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "refresh_tokens.rotate", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn rotate(conn: &mut AsyncPgConnection, rotation: &Rotation) -> QueryResult<Option<Rotated>> {
     let query = RotateQuery { rotation, scopes: scope_texts(&rotation.scopes), resources: texts(&rotation.resources) };
@@ -200,8 +222,8 @@ impl QueryFragment<Pg> for RotateQuery<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.resources)?;
         out.push_sql(
             " <@ t.resources \
-             AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = t.grant_id) \
-             AND (t.user_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND NOT u.disabled)) \
+             AND EXISTS (SELECT 1 FROM grant_families f WHERE f.grant_id = t.grant_id \
+             AND f.revoked_at IS NULL AND NOT f.user_disabled) \
              RETURNING t.id, t.grant_id, t.user_id, t.scope, t.resources, t.auth_time, t.family_expires_at) \
              INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, client_id, user_id, scope, \
              resources, auth_time, created_at, expires_at, family_expires_at) SELECT ",

@@ -58,9 +58,14 @@ struct Count {
     n: i64,
 }
 
-/// Revokes a whole grant family in one statement: every refresh token of it is marked revoked and
-/// the family is recorded, so its access tokens die too. `keep_until` must outlive every token the
-/// family could still hold. Idempotent; returns how many refresh tokens were live until now.
+/// Revokes a whole grant family in one statement: every refresh token of it is marked revoked, its
+/// `grant_families` row too (what a rotation checks, so a successor a rotation in flight inserts
+/// cannot rotate either), and the family is recorded, so its access tokens die too. `keep_until`
+/// must outlive every token the family could still hold. Idempotent; returns how many refresh
+/// tokens were live until now.
+///
+/// The family's row exists whenever a refresh token of it can: the callers name a family they found
+/// a token of, or (code replay) a code whose redemption, which inserts the family, has committed.
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "revocations.revoke_grant", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn revoke_grant(
     conn: &mut AsyncPgConnection,
@@ -71,6 +76,7 @@ pub async fn revoke_grant(
 ) -> QueryResult<u64> {
     let count: Count = diesel::sql_query(
         "WITH r AS (UPDATE refresh_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL RETURNING 1), \
+         f AS (UPDATE grant_families SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL), \
          g AS (INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) VALUES ($1, $3, $2, $4) \
          ON CONFLICT (grant_id) DO UPDATE SET expires_at = greatest(revoked_grants.expires_at, EXCLUDED.expires_at)) \
          SELECT count(*) AS n FROM r",

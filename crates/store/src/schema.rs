@@ -121,6 +121,8 @@ diesel::table! {
         resources -> Array<Nullable<Text>>,
         created_at -> Timestamptz,
         family_expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        user_disabled -> Bool,
     }
 }
 

@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::audit::{self, NewAuditEvent};
-use crate::schema::users;
+use crate::schema::{grant_families, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -63,11 +63,25 @@ pub async fn set_disabled(
     disabled: bool,
     now: DateTime<Utc>,
 ) -> QueryResult<bool> {
-    diesel::update(users::table.filter(users::username.eq(username)))
-        .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
-        .execute(conn)
-        .await
-        .map(|n| n == 1)
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        let id: Option<Uuid> = diesel::update(users::table.filter(users::username.eq(username)))
+            .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
+            .returning(users::id)
+            .get_result(conn)
+            .await
+            .optional()?;
+        let Some(id) = id else { return Ok(false) };
+        // A second statement, so a second snapshot: a family inserted while the UPDATE above waited
+        // for its share lock on the user's row (`refresh_tokens::insert`) is seen and marked.
+        diesel::update(grant_families::table.filter(grant_families::user_id.eq(id)))
+            .filter(grant_families::user_disabled.ne(disabled))
+            .set(grant_families::user_disabled.eq(disabled))
+            .execute(conn)
+            .await?;
+        Ok(true)
+    })
+    .await
 }
 
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.set_password", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
@@ -164,8 +178,20 @@ pub struct Ended {
 /// Ends everything a user's sign-ins led to, in one statement: every session is deleted, and every
 /// grant family of the user's codes and refresh tokens (any client) is recorded in
 /// `revoked_grants` with `reason` until `revoked_until` (which must outlive the access tokens, so
-/// their introspection turns inactive), its refresh tokens are marked revoked and its unused codes
-/// deleted. Used on a password change, a disable and a lockout; nothing undoes it.
+/// their introspection turns inactive), its refresh tokens and its `grant_families` row are marked
+/// revoked and its unused codes deleted. Used on a password change, a disable and a lockout;
+/// nothing undoes it.
+///
+/// The grant of a code not exchanged yet gets its family row here, revoked (kept until
+/// `revoked_until`, past any token of it): a redemption in flight, which this statement's snapshot
+/// does not show, inserts that row too, and the unique key orders the two. Either the exchange's
+/// insert waits for this one and finds the row (`ON CONFLICT DO NOTHING`: its token joins a revoked
+/// family), or this one waits for the exchange and marks the row it inserted. A code that a
+/// redemption holds is left to it (`SKIP LOCKED`): that redemption may be waiting for this
+/// transaction, for the revoked family row above or for the user's row (it reads the user under a
+/// share lock, `refresh_tokens::insert`, which a disable or a password change holds), so waiting
+/// here for its code would deadlock. What the redemption issues is revoked all the same (the family
+/// row, `revoked_grants`).
 #[tracing::instrument(target = "sallyport::trace", level = "trace", name = "users.end_sessions_and_grants", skip_all, fields(otel.kind = "client", db.system = "postgresql"))]
 pub async fn end_sessions_and_grants(
     conn: &mut AsyncPgConnection,
@@ -177,12 +203,18 @@ pub async fn end_sessions_and_grants(
     use diesel::sql_types::{Text, Timestamptz};
     diesel::sql_query(
         "WITH fam AS ( \
-           SELECT grant_id FROM grant_families WHERE user_id = $1 \
-           UNION SELECT grant_id FROM authorization_codes WHERE user_id = $1), \
+           SELECT DISTINCT ON (grant_id) grant_id, client_id, resources FROM ( \
+             SELECT grant_id, client_id, resources FROM grant_families WHERE user_id = $1 \
+             UNION ALL SELECT grant_id, client_id, resources FROM authorization_codes WHERE user_id = $1) a), \
          r AS (UPDATE refresh_tokens SET revoked_at = $3 \
                 WHERE grant_id IN (SELECT grant_id FROM fam) AND revoked_at IS NULL RETURNING 1), \
-         c AS (DELETE FROM authorization_codes \
-                WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL RETURNING 1), \
+         f AS (INSERT INTO grant_families (grant_id, client_id, user_id, resources, created_at, family_expires_at, revoked_at) \
+                SELECT grant_id, client_id, $1, resources, $3, $4, $3 FROM fam \
+                ON CONFLICT (grant_id) DO UPDATE SET revoked_at = coalesce(grant_families.revoked_at, EXCLUDED.revoked_at)), \
+         c AS (DELETE FROM authorization_codes WHERE code_hash IN ( \
+                SELECT code_hash FROM authorization_codes \
+                 WHERE grant_id IN (SELECT grant_id FROM fam) AND used_at IS NULL FOR UPDATE SKIP LOCKED) \
+                RETURNING 1), \
          s AS (DELETE FROM sessions WHERE user_id = $1 RETURNING 1), \
          g AS (INSERT INTO revoked_grants (grant_id, reason, revoked_at, expires_at) \
                 SELECT grant_id, $2, $3, $4 FROM fam \

@@ -971,3 +971,247 @@ async fn the_pool_reports_each_wait_and_each_timeout_to_its_observer() {
     assert!(AtomicU64::load(&seen.waited_ms, Ordering::Relaxed) >= 40, "the second checkout waited for the first");
     assert_eq!(AtomicU64::load(&seen.timed_out, Ordering::Relaxed), 1);
 }
+
+/// Waits until a statement of this database starting with `prefix` waits for a lock.
+async fn wait_for_lock(db: &TestDb, prefix: &str) {
+    let waiting = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE '{prefix}%'"
+    );
+    let mut waited = 0;
+    while count(db, &waiting).await == 0 {
+        waited += 1;
+        assert!(waited < 500, "no statement `{prefix}…` ever waited for a lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn rotation_of(client: &str, token_hash: &[u8]) -> Rotation {
+    let now = Utc::now();
+    Rotation {
+        presented_hash: SecretHash(token_hash.to_vec().try_into().expect("32 bytes")),
+        client_id: client.into(),
+        scopes: Scopes::default(),
+        resources: vec![],
+        now,
+        new_id: Uuid::now_v7(),
+        new_hash: PlainSecret::generate(SecretKind::RefreshToken).hash(),
+        idle_expires_at: now + TimeDelta::days(1),
+    }
+}
+
+/// The family's `(revoked_at IS NOT NULL, user_disabled)`.
+async fn family_state(db: &TestDb, grant_id: Uuid) -> (bool, bool) {
+    #[derive(diesel::QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        revoked: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        user_disabled: bool,
+    }
+    let s: State = diesel::sql_query(
+        "SELECT revoked_at IS NOT NULL AS revoked, user_disabled FROM grant_families WHERE grant_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(grant_id)
+    .get_result(&mut *db.conn().await)
+    .await
+    .expect("family row");
+    (s.revoked, s.user_disabled)
+}
+
+/// issue 19: a rotation reads whether its family is revoked and its user disabled from the family's
+/// row alone, so every write that changes either keeps that row in step: a disable (and an enable),
+/// a revocation, a family inserted for a disabled user or an already revoked grant. The successor
+/// that a rotation in flight inserts while its family is revoked is not marked itself (it is not in
+/// the revocation's snapshot) and is stopped by the family's row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_family_row_carries_its_revocation_and_its_users_disable() {
+    use store::revocations::{self, GrantRevocation};
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let name = users::find(&mut *db.conn().await, user).await.expect("find").expect("user").username;
+    let now = Utc::now();
+    let grant = Uuid::now_v7();
+    let first = token_row(&client, user, grant, now + TimeDelta::days(30));
+    refresh_tokens::insert(&mut *db.conn().await, &first).await.expect("insert");
+    assert_eq!(family_state(&db, grant).await, (false, false));
+
+    // a disable stops the family; an enable lets it rotate again
+    assert!(users::set_disabled(&mut *db.conn().await, &name, true, now).await.expect("disable"));
+    assert_eq!(family_state(&db, grant).await, (false, true));
+    let rotation = rotation_of(&client, &first.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &rotation).await.expect("rotate").is_none());
+    // a family inserted for a disabled user is born disabled
+    let other = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
+    refresh_tokens::insert(&mut *db.conn().await, &other).await.expect("insert");
+    assert_eq!(family_state(&db, other.grant_id).await, (false, true));
+    assert!(users::set_disabled(&mut *db.conn().await, &name, false, now).await.expect("enable"));
+    assert_eq!(family_state(&db, grant).await, (false, false));
+    assert_eq!(family_state(&db, other.grant_id).await, (false, false));
+    let second = refresh_tokens::rotate(&mut *db.conn().await, &rotation).await.expect("rotate").expect("rotated");
+    assert_eq!(second.grant_id, grant);
+
+    // the family is revoked while the successor's rotation is in flight
+    let mut rotating = db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut *rotating).await.expect("begin");
+    let next = rotation_of(&client, rotation.new_hash.as_bytes());
+    refresh_tokens::rotate(&mut rotating, &next).await.expect("rotate").expect("rotated");
+    let pool = db.pool();
+    let revoking = tokio::spawn(async move {
+        let mut conn = pool.get().await.expect("conn");
+        revocations::revoke_grant(&mut conn, grant, GrantRevocation::Revoked, now, now + TimeDelta::days(31))
+            .await
+            .expect("revoke")
+    });
+    wait_for_lock(&db, "WITH r AS (UPDATE refresh_tokens").await;
+    diesel::sql_query("COMMIT").execute(&mut *rotating).await.expect("commit");
+    assert_eq!(revoking.await.expect("join"), 2, "the first token and the one whose rotation it waited for");
+    assert_eq!(family_state(&db, grant).await, (true, false));
+    let third = refresh_tokens::find_by_hash(&mut *db.conn().await, next.new_hash.as_bytes())
+        .await
+        .expect("find")
+        .expect("the successor");
+    assert!(third.revoked_at.is_none(), "the successor was not in the revocation's snapshot");
+    let after = rotation_of(&client, next.new_hash.as_bytes());
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &after).await.expect("rotate").is_none(), "the family row");
+
+    // a family whose grant is recorded as revoked (a code replayed before) is born revoked
+    let replayed = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
+    revocations::revoke_grant(
+        &mut *db.conn().await,
+        replayed.grant_id,
+        GrantRevocation::CodeReplay,
+        now,
+        now + TimeDelta::days(31),
+    )
+    .await
+    .expect("revoke");
+    refresh_tokens::insert(&mut *db.conn().await, &replayed).await.expect("insert");
+    assert_eq!(family_state(&db, replayed.grant_id).await, (true, false));
+    let r = rotation_of(&client, &replayed.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &r).await.expect("rotate").is_none());
+}
+
+/// issue 19: a disable reaches a family inserted while it runs, in either order. The insert reads
+/// the user's row under a share lock: a disable that comes second waits for the insert and then
+/// marks the family (a second statement, a new snapshot); an insert that comes second waits for
+/// the disable and reads `disabled`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disable_reaches_a_family_inserted_while_it_runs() {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let name = users::find(&mut *db.conn().await, user).await.expect("find").expect("user").username;
+    let now = Utc::now();
+
+    // the insert first, the disable waits for it
+    let first = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
+    let mut inserting = db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut *inserting).await.expect("begin");
+    refresh_tokens::insert(&mut inserting, &first).await.expect("insert");
+    let pool = db.pool();
+    let n = name.clone();
+    let disabling = tokio::spawn(async move {
+        let mut conn = pool.get().await.expect("conn");
+        users::set_disabled(&mut conn, &n, true, now).await.expect("disable")
+    });
+    wait_for_lock(&db, "UPDATE \"users\"").await;
+    diesel::sql_query("COMMIT").execute(&mut *inserting).await.expect("commit");
+    assert!(disabling.await.expect("join"));
+    assert_eq!(family_state(&db, first.grant_id).await, (false, true));
+    let r = rotation_of(&client, &first.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &r).await.expect("rotate").is_none());
+    assert!(users::set_disabled(&mut *db.conn().await, &name, false, now).await.expect("enable"));
+
+    // the disable first, the insert waits for it
+    let second = token_row(&client, user, Uuid::now_v7(), now + TimeDelta::days(30));
+    let mut disabling = db.conn().await;
+    AnsiTransactionManager::begin_transaction(&mut *disabling).await.expect("begin");
+    assert!(users::set_disabled(&mut disabling, &name, true, now).await.expect("disable"));
+    let pool = db.pool();
+    let row = second.clone();
+    let inserting = tokio::spawn(async move {
+        let mut conn = pool.get().await.expect("conn");
+        refresh_tokens::insert(&mut conn, &row).await.expect("insert")
+    });
+    wait_for_lock(&db, "WITH family AS").await;
+    AnsiTransactionManager::commit_transaction(&mut *disabling).await.expect("commit");
+    inserting.await.expect("join");
+    assert_eq!(family_state(&db, second.grant_id).await, (false, true));
+    let r = rotation_of(&client, &second.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &r).await.expect("rotate").is_none());
+}
+
+/// issue 19: a user's grants ended (a password change, a disable, a lockout) while one of the user's
+/// codes is being exchanged: the family the exchange inserts is revoked whichever commits first,
+/// and ending the grants does not wait for the code the exchange holds (which, with the user's row
+/// changed first, would deadlock: the exchange reads the user under a share lock).
+#[tokio::test(flavor = "multi_thread")]
+async fn ending_a_users_grants_revokes_a_family_its_code_is_exchanged_into_meanwhile() {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let db = TestDb::new().await;
+    let client = a_client(&db).await;
+    let user = a_user(&db).await;
+    let name = users::find(&mut *db.conn().await, user).await.expect("find").expect("user").username;
+    let now = Utc::now();
+    let until = now + TimeDelta::days(31);
+
+    // the exchange first (code redeemed, family inserted, not committed): ending the grants waits
+    // for the family's row, then marks it
+    let code = code_row(&client, user, PlainSecret::generate(SecretKind::AuthorizationCode).hash().to_vec());
+    codes::insert(&mut *db.conn().await, code.clone()).await.expect("code");
+    let mut exchanging = db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut *exchanging).await.expect("begin");
+    assert!(matches!(
+        codes::redeem(&mut exchanging, &code.code_hash, now).await.expect("redeem"),
+        codes::Redemption::Fresh(_)
+    ));
+    let token = token_row(&client, user, code.grant_id, now + TimeDelta::days(30));
+    refresh_tokens::insert(&mut exchanging, &token).await.expect("insert");
+    let pool = db.pool();
+    let ending = tokio::spawn(async move {
+        let mut conn = pool.get().await.expect("conn");
+        users::end_sessions_and_grants(&mut conn, user, "password_changed", now, until).await.expect("end")
+    });
+    wait_for_lock(&db, "WITH fam AS").await;
+    diesel::sql_query("COMMIT").execute(&mut *exchanging).await.expect("commit");
+    ending.await.expect("join");
+    assert!(family_state(&db, code.grant_id).await.0, "revoked");
+    let r = rotation_of(&client, &token.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &r).await.expect("rotate").is_none());
+
+    // a disable first (the user's row changed, the code's family inserted revoked), the exchange
+    // meanwhile: its redemption goes through (its code is skipped, not waited for), its family
+    // insert waits for the disable, and its token joins the revoked family
+    let code = code_row(&client, user, PlainSecret::generate(SecretKind::AuthorizationCode).hash().to_vec());
+    codes::insert(&mut *db.conn().await, code.clone()).await.expect("code");
+    let mut exchanging = db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut *exchanging).await.expect("begin");
+    assert!(matches!(
+        codes::redeem(&mut exchanging, &code.code_hash, now).await.expect("redeem"),
+        codes::Redemption::Fresh(_)
+    ));
+    let mut disabling = db.conn().await;
+    AnsiTransactionManager::begin_transaction(&mut *disabling).await.expect("begin");
+    assert!(users::set_disabled(&mut disabling, &name, true, now).await.expect("disable"));
+    let ending = users::end_sessions_and_grants(&mut disabling, user, "user_disabled", now, until);
+    tokio::time::timeout(std::time::Duration::from_secs(10), ending)
+        .await
+        .expect("ending the grants waited for the code the exchange holds")
+        .expect("end");
+    let token = token_row(&client, user, code.grant_id, now + TimeDelta::days(30));
+    let inserting = tokio::spawn(async move {
+        refresh_tokens::insert(&mut exchanging, &token).await.expect("insert");
+        diesel::sql_query("COMMIT").execute(&mut *exchanging).await.expect("commit");
+        token
+    });
+    wait_for_lock(&db, "WITH family AS").await;
+    AnsiTransactionManager::commit_transaction(&mut *disabling).await.expect("commit");
+    let token = inserting.await.expect("join");
+    assert!(family_state(&db, code.grant_id).await.0, "revoked");
+    let r = rotation_of(&client, &token.token_hash);
+    assert!(refresh_tokens::rotate(&mut *db.conn().await, &r).await.expect("rotate").is_none());
+    assert_eq!(count(&db, "SELECT count(*) AS n FROM grant_families").await, 2, "one row per grant");
+}
