@@ -245,7 +245,7 @@ impl Upstream {
 /// The `url` crate's query percent-encode set (WHATWG URL, "query percent-encode set"): C0
 /// controls, space, `"`, `#`, `<`, `>`, and bytes beyond ASCII.
 fn in_query_set(b: u8) -> bool {
-    b < 0x21 || b > 0x7e || matches!(b, b'"' | b'#' | b'<' | b'>')
+    !(0x21..=0x7e).contains(&b) || matches!(b, b'"' | b'#' | b'<' | b'>')
 }
 
 /// The special-query set (`http` and `https` URLs): the query set and `'`.
