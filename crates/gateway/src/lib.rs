@@ -270,7 +270,7 @@ impl Gateway {
         Caller {
             strip_cookies: Some(Arc::clone(&self.own_cookies)),
             credential: route.credential.clone(),
-            upstream_host: route.upstream.host_header(),
+            upstream_host: Some(route.upstream.host_header()),
             ..self.caller(req)
         }
     }

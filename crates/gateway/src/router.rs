@@ -92,8 +92,8 @@ pub struct AsMount {
 }
 
 impl AsMount {
-    /// The upstream URL for a request path and raw query that matched this mount.
-    pub fn upstream_url(&self, path: &str, query: &str) -> Url {
+    /// The upstream URI for a request path and raw query that matched this mount.
+    pub fn upstream_url(&self, path: &str, query: &str) -> http::Uri {
         self.base.join(path.strip_prefix(self.strip.as_str()).unwrap_or(path), query)
     }
 }
@@ -153,7 +153,7 @@ impl Route {
     /// The prefix is replaced by the upstream URL's path: with prefix `/mcp` and upstream
     /// `http://up:9000/mcp`, `/mcp/x?q` goes to `http://up:9000/mcp/x?q`; with upstream
     /// `http://up:9000` it goes to `http://up:9000/x?q`.
-    pub fn upstream_url(&self, path: &str, query: &str) -> Url {
+    pub fn upstream_url(&self, path: &str, query: &str) -> http::Uri {
         self.upstream.join(path.strip_prefix(self.prefix.as_str()).unwrap_or(path), query)
     }
 }
@@ -170,37 +170,42 @@ pub fn prefix_matches(path: &str, prefix: &str) -> bool {
     path.starts_with(prefix) && (path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
 }
 
-/// An upstream's base URL, parsed once at start: a request's URL is this one with the request's
-/// path appended and its query, so the scheme, host and port are never parsed again per request
-/// (host parsing, IDNA included, was most of the cost of parsing the whole string).
+/// An upstream's base URL, parsed once at start: a request's URI is its scheme and authority
+/// (kept as `http` types, so each request only clones them) with the request's path appended and
+/// its query. Nothing of the base is parsed again per request, and the URI goes to the client
+/// without another parse of a whole URL string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     url: Url,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
     /// The URL's path without its trailing slash, to append a path to.
     path: String,
     /// The `Host` header its requests carry (RFC 9112 §3.2: the URL's host, and its port unless the
-    /// scheme's default), made once here; hyper would format it again for every request. Only for
-    /// `http` upstreams, which are always HTTP/1.1: an `https` one may speak HTTP/2, whose requests
-    /// name the authority in `:authority` instead, so hyper decides there.
-    host: Option<reqwest::header::HeaderValue>,
+    /// scheme's default), made once here; hyper would format it again for every request. The
+    /// upstream client speaks HTTP/1.1 only (`crate::proxy::client`), for `https` too.
+    host: http::HeaderValue,
 }
 
 impl Upstream {
+    /// # Panics
+    /// Never for a URL `server::config::HttpUrl` accepted (`http` or `https`, with a host); a URL
+    /// whose authority `http` cannot hold would be a bug there.
     pub fn new(url: &Url) -> Self {
         let mut url = url.clone();
         url.set_fragment(None);
         url.set_query(None);
         let path = url.path().trim_end_matches('/').to_owned();
-        let host = (url.scheme() == "http")
-            .then(|| url.host_str())
-            .flatten()
-            .map(|h| url.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}")))
-            .and_then(|h| reqwest::header::HeaderValue::from_str(&h).ok());
-        Self { url, path, host }
+        let host = url.host_str().unwrap_or_default();
+        let authority = url.port().map_or_else(|| host.to_owned(), |p| format!("{host}:{p}"));
+        let scheme = if url.scheme() == "https" { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
+        let host = http::HeaderValue::from_str(&authority).expect("a URL's authority is a header value");
+        let authority = http::uri::Authority::try_from(authority).expect("a URL's authority is a URI authority");
+        Self { url, scheme, authority, path, host }
     }
 
-    /// The `Host` header of this upstream's requests, when it is made at start (see the field).
-    pub fn host_header(&self) -> Option<reqwest::header::HeaderValue> {
+    /// The `Host` header of this upstream's requests, made at start.
+    pub fn host_header(&self) -> http::HeaderValue {
         self.host.clone()
     }
 
@@ -209,15 +214,64 @@ impl Upstream {
         self.url.as_str().trim_end_matches('/')
     }
 
-    fn join(&self, rest: &str, query: &str) -> Url {
-        let mut url = self.url.clone();
-        let mut path = String::with_capacity(self.path.len() + rest.len());
-        path.push_str(&self.path);
-        path.push_str(rest);
-        url.set_path(&path);
-        url.set_query((!query.is_empty()).then_some(query));
-        url
+    /// The base path followed by `rest`, and `?query` unless empty, percent-encoded as the `url`
+    /// crate would (the bytes an upstream received when reqwest sent a `Url`): `rest` and `query`
+    /// come from a request line `http` has parsed, so only a few characters it lets through are
+    /// left to encode (`"`, `{`, `}` in a path, `"` and `'` in a query). An empty path is `/`
+    /// (RFC 9110 §4.2.1: the request line says `GET /`).
+    fn join(&self, rest: &str, query: &str) -> http::Uri {
+        let mut pq = Vec::with_capacity(self.path.len() + rest.len() + query.len() + 2);
+        pq.extend_from_slice(self.path.as_bytes());
+        encode_into(&mut pq, rest, in_path_set);
+        if pq.is_empty() {
+            pq.push(b'/');
+        }
+        if !query.is_empty() {
+            pq.push(b'?');
+            encode_into(&mut pq, query, in_special_query_set);
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        // the canonical-path check and actix's parse leave nothing `http` refuses; `/` if one did
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::from_maybe_shared(bytes::Bytes::from(pq))
+                .unwrap_or_else(|_| http::uri::PathAndQuery::from_static("/")),
+        );
+        http::Uri::from_parts(parts).expect("scheme, authority and path make a URI")
     }
+}
+
+/// The `url` crate's query percent-encode set (WHATWG URL, "query percent-encode set"): C0
+/// controls, space, `"`, `#`, `<`, `>`, and bytes beyond ASCII.
+fn in_query_set(b: u8) -> bool {
+    !(0x21..=0x7e).contains(&b) || matches!(b, b'"' | b'#' | b'<' | b'>')
+}
+
+/// The special-query set (`http` and `https` URLs): the query set and `'`.
+fn in_special_query_set(b: u8) -> bool {
+    in_query_set(b) || b == b'\''
+}
+
+/// The path percent-encode set: the query set and `?`, `` ` ``, `{`, `}`.
+fn in_path_set(b: u8) -> bool {
+    in_query_set(b) || matches!(b, b'?' | b'`' | b'{' | b'}')
+}
+
+/// Appends `s` with the bytes of `set` percent-encoded; a run at a time, so the usual string,
+/// with nothing to encode, is one copy.
+fn encode_into(out: &mut Vec<u8>, s: &str, set: fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if set(b) {
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 #[cfg(test)]
@@ -234,15 +288,39 @@ mod tests {
         }
     }
 
-    /// The Host an http upstream's requests carry is its URL's authority, as hyper would write it;
-    /// an https one leaves it to hyper (it may speak HTTP/2).
+    /// The Host an upstream's requests carry is its URL's authority, as hyper would write it: the
+    /// port left out when it is the scheme's default.
     #[test]
-    fn an_http_upstream_has_its_host_header_made_once() {
+    fn an_upstream_has_its_host_header_made_once() {
         let host = |u: &str| Upstream::new(&Url::parse(u).expect("url")).host_header();
-        assert_eq!(host("http://up:9000/mcp").as_ref().map(|v| v.as_bytes()), Some(&b"up:9000"[..]));
-        assert_eq!(host("http://up:80/x").as_ref().map(|v| v.as_bytes()), Some(&b"up"[..]), "default port left out");
-        assert_eq!(host("http://[::1]:8080").as_ref().map(|v| v.as_bytes()), Some(&b"[::1]:8080"[..]));
-        assert_eq!(host("https://up:8443/mcp"), None);
+        assert_eq!(host("http://up:9000/mcp").as_bytes(), b"up:9000");
+        assert_eq!(host("http://up:80/x").as_bytes(), b"up", "default port left out");
+        assert_eq!(host("http://[::1]:8080").as_bytes(), b"[::1]:8080");
+        assert_eq!(host("https://up:8443/mcp").as_bytes(), b"up:8443");
+        assert_eq!(host("https://up:443/mcp").as_bytes(), b"up");
+    }
+
+    /// A request's URI has the bytes `url` made of the same path and query when reqwest sent a
+    /// `Url`: the few characters `http` lets through raw are percent-encoded the same way.
+    #[test]
+    fn the_upstream_uri_is_what_url_would_make() {
+        let base = Url::parse("http://up:9000/base/").expect("url");
+        let upstream = Upstream::new(&base);
+        for (rest, query) in [
+            ("/x", ""),
+            ("", ""),
+            ("", "a=1"),
+            ("/a%20b/c", "q=%22x%22&r=1"),
+            ("/json/{\"k\":\"v\"}", "s='x'&t={\"y\"}|z^`"),
+            ("/!$&'()*+,:=@[]|~^", "a=!$&()*+,/:;=?@[]~"),
+        ] {
+            let mut url = base.clone();
+            url.set_path(&format!("/base{rest}"));
+            url.set_query((!query.is_empty()).then_some(query));
+            assert_eq!(upstream.join(rest, query).to_string(), url.as_str(), "{rest}?{query}");
+        }
+        let https = Upstream::new(&Url::parse("https://up/").expect("url"));
+        assert_eq!(https.join("/v1", "").to_string(), "https://up/v1");
     }
 
     fn find<'a>(mounts: &'a [AsMount], path: &str) -> Option<&'a AsMount> {
@@ -265,14 +343,14 @@ mod tests {
         let mounts = as_mounts("", &urls());
         let token = find(&mounts, "/oauth2/token").expect("token");
         assert_eq!(token.endpoint.service, AsService::Token);
-        assert_eq!(token.upstream_url("/oauth2/token", "").as_str(), "http://tok:3/oauth2/token");
+        assert_eq!(token.upstream_url("/oauth2/token", "").to_string(), "http://tok:3/oauth2/token");
         let reg = find(&mounts, "/oauth2/register/abc").expect("rfc 7592");
-        assert_eq!(reg.upstream_url("/oauth2/register/abc", "x=1").as_str(), "http://reg:1/oauth2/register/abc?x=1");
+        assert_eq!(reg.upstream_url("/oauth2/register/abc", "x=1").to_string(), "http://reg:1/oauth2/register/abc?x=1");
         let login = find(&mounts, "/oauth2/login").expect("login");
-        assert_eq!(login.upstream_url("/oauth2/login", "").as_str(), "http://authz:2/oauth2/login");
+        assert_eq!(login.upstream_url("/oauth2/login", "").to_string(), "http://authz:2/oauth2/login");
         let prm = find(&mounts, "/.well-known/oauth-protected-resource/mcp").expect("prm");
         assert_eq!(
-            prm.upstream_url("/.well-known/oauth-protected-resource/mcp", "").as_str(),
+            prm.upstream_url("/.well-known/oauth-protected-resource/mcp", "").to_string(),
             "http://meta:4/.well-known/oauth-protected-resource/mcp"
         );
         assert!(find(&mounts, "/oauth2/tokens").is_none());
@@ -285,16 +363,16 @@ mod tests {
         let mounts = as_mounts("/tenant", &urls());
         assert!(find(&mounts, "/oauth2/token").is_none(), "the AS lives under the issuer path");
         let token = find(&mounts, "/tenant/oauth2/token").expect("token");
-        assert_eq!(token.upstream_url("/tenant/oauth2/token", "a=b").as_str(), "http://tok:3/oauth2/token?a=b");
+        assert_eq!(token.upstream_url("/tenant/oauth2/token", "a=b").to_string(), "http://tok:3/oauth2/token?a=b");
         // RFC 8414 §3.1: the path-inserted document is at the root and forwarded as it is
         let asm = find(&mounts, "/.well-known/oauth-authorization-server/tenant").expect("as metadata");
         assert_eq!(
-            asm.upstream_url("/.well-known/oauth-authorization-server/tenant", "").as_str(),
+            asm.upstream_url("/.well-known/oauth-authorization-server/tenant", "").to_string(),
             "http://meta:4/.well-known/oauth-authorization-server/tenant"
         );
         let oidc = find(&mounts, "/tenant/.well-known/openid-configuration").expect("oidc probe");
         assert_eq!(
-            oidc.upstream_url("/tenant/.well-known/openid-configuration", "").as_str(),
+            oidc.upstream_url("/tenant/.well-known/openid-configuration", "").to_string(),
             "http://meta:4/.well-known/openid-configuration"
         );
     }
@@ -333,11 +411,11 @@ mod tests {
         assert_eq!(pick("/mcp"), Some("http://up:9000/mcp"));
         assert_eq!(pick("/other"), Some("http://root"));
         let mcp = routes.iter().find(|r| r.prefix == "/mcp").expect("mcp");
-        assert_eq!(mcp.upstream_url("/mcp", "").as_str(), "http://up:9000/mcp");
-        assert_eq!(mcp.upstream_url("/mcp/a%20b", "q=1").as_str(), "http://up:9000/mcp/a%20b?q=1");
+        assert_eq!(mcp.upstream_url("/mcp", "").to_string(), "http://up:9000/mcp");
+        assert_eq!(mcp.upstream_url("/mcp/a%20b", "q=1").to_string(), "http://up:9000/mcp/a%20b?q=1");
         let bare = Route::new(&route("/api", "http://up:9000/"));
-        assert_eq!(bare.upstream_url("/api/v1", "").as_str(), "http://up:9000/v1");
+        assert_eq!(bare.upstream_url("/api/v1", "").to_string(), "http://up:9000/v1");
         // an empty path is `/` in an http URL (RFC 9110 §4.2.1): the request line says `GET /`
-        assert_eq!(bare.upstream_url("/api", "").as_str(), "http://up:9000/");
+        assert_eq!(bare.upstream_url("/api", "").to_string(), "http://up:9000/");
     }
 }

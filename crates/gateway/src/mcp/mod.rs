@@ -79,7 +79,7 @@ fn judge<'a>(policy: &ToolPolicy, calls: &'a [Call], granted: Option<&Scopes>) -
 pub async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
-    url: &reqwest::Url,
+    url: &http::Uri,
     route: &crate::router::Route,
     mcp: &McpRoute,
     gateway: &Gateway,
@@ -144,10 +144,10 @@ pub async fn forward(
     let mut out_headers = proxy_headers::upstream_request_headers(req.headers(), &caller);
     if filtering {
         // the answer is read and rewritten: it must arrive uncompressed
-        out_headers.remove(reqwest::header::ACCEPT_ENCODING);
+        out_headers.remove(http::header::ACCEPT_ENCODING);
     }
     let sent = match &route.oauth {
-        None => gateway.proxy.send(req, out_headers, Some(reqwest::Body::from(body)), url).await,
+        None => gateway.proxy.send(req, out_headers, crate::proxy::RequestBody::full(body), url).await,
         Some(oauth) => {
             use crate::upstream_oauth::{Body, Sent, send};
             match send(gateway, req, oauth, out_headers, Body::Kept(body), url, Some(&request)).await {

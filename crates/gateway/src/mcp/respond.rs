@@ -16,6 +16,7 @@ use server::error::OAuthError;
 use super::filter::{MAX_HELD, SseFilter, ToolsFilter};
 use super::message::{Call, Request};
 use crate::bearer::{ChallengeParams, Rejection};
+use crate::proxy::UpstreamResponse;
 
 fn error_object(id: Option<Value>, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": {"code": code, "message": message}})
@@ -56,8 +57,8 @@ pub fn denied(request: &Request, denied: &[(&Call, &'static str)]) -> HttpRespon
     HttpResponse::Ok().content_type("application/json").body(body)
 }
 
-fn media_type(response: &reqwest::Response) -> String {
-    let value = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+fn media_type(response: &UpstreamResponse) -> String {
+    let value = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
@@ -70,7 +71,7 @@ fn unfilterable() -> OAuthError {
 /// (bounded) and rewritten; an event stream is rewritten event by event as it flows.
 pub async fn filtered<K>(
     req: &HttpRequest,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     strip_cookies: Option<&server::cookies::OwnCookies>,
     filter: ToolsFilter<K>,
 ) -> Result<HttpResponse, OAuthError>
@@ -79,7 +80,7 @@ where
 {
     let encoded = response
         .headers()
-        .get(reqwest::header::CONTENT_ENCODING)
+        .get(http::header::CONTENT_ENCODING)
         .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     let media = media_type(&response);
     match media.as_str() {
@@ -95,7 +96,8 @@ where
         }
         "text/event-stream" if !encoded => Ok(crate::proxy::respond(req, response, strip_cookies, |upstream, _| {
             let mut sse = SseFilter::new(filter);
-            let events = upstream.bytes_stream().map(Some).chain(futures_util::stream::once(async { None }));
+            let events =
+                crate::proxy::body::data_stream(upstream).map(Some).chain(futures_util::stream::once(async { None }));
             let out = events.map(move |item| match item {
                 Some(Ok(chunk)) => sse.push(&chunk).map_err(|_| std::io::Error::other("an event is too long")),
                 Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
@@ -109,8 +111,8 @@ where
     }
 }
 
-async fn read_limited(upstream: reqwest::Response) -> Result<Bytes, OAuthError> {
-    let mut stream = upstream.bytes_stream();
+async fn read_limited(upstream: UpstreamResponse) -> Result<Bytes, OAuthError> {
+    let mut stream = crate::proxy::body::data_stream(upstream);
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unfilterable())?;

@@ -1,14 +1,22 @@
 //! Bodies in both directions, streamed. actix's request payload lives on one worker thread while
-//! reqwest's connection task may run anywhere, so a small local task pumps the payload into a
-//! bounded channel (backpressure: the client is read only as fast as the upstream takes it).
+//! the upstream connection's task is spawned apart from the request, so a small local task pumps
+//! the payload into a bounded channel (backpressure: the client is read only as fast as the
+//! upstream takes it). The response body is hyper's, handed to actix as it is.
 
-use actix_web::body::{BodyStream, BoxBody, MessageBody, SizedStream};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody, SizedStream};
 use actix_web::web;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 
 use protocol::error::ErrorCode;
 use server::error::OAuthError;
+
+use super::client::UpstreamResponse;
 
 /// Request bodies up to this size with a declared length are read whole and sent in one piece:
 /// cheaper than the pump for the small JSON-RPC messages MCP sends. Larger or chunked bodies stream.
@@ -17,14 +25,59 @@ pub const BUFFER_LIMIT: u64 = 64 * 1024;
 /// Chunks in flight between the client and the upstream.
 const PUMP_DEPTH: usize = 8;
 
+/// The body of an upstream request. Its size hint is what hyper frames the request by when no
+/// `Content-Length` came with it: exact for `Empty` and `Full`, unknown (chunked) for `Pumped`.
+#[derive(Debug)]
+pub enum RequestBody {
+    Empty,
+    /// Sent in one piece (`None` once sent).
+    Full(Option<Bytes>),
+    /// The client's payload as the pump passes it on.
+    Pumped(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>),
+}
+
+impl RequestBody {
+    pub fn full(bytes: Bytes) -> Self {
+        Self::Full(Some(bytes))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut *self {
+            Self::Empty => Poll::Ready(None),
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Pumped(rx) => rx.poll_recv(cx).map(|item| item.map(|chunk| chunk.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Self::Empty | Self::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty | Self::Full(None) => SizeHint::with_exact(0),
+            Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Self::Pumped(_) => SizeHint::default(),
+        }
+    }
+}
+
 /// The upstream request's body for a client payload.
 pub async fn request_body(
     mut payload: web::Payload,
     has_body: bool,
     length: Option<u64>,
-) -> Result<Option<reqwest::Body>, OAuthError> {
+) -> Result<RequestBody, OAuthError> {
     if !has_body {
-        return Ok(None);
+        return Ok(RequestBody::Empty);
     }
     if let Some(len) = length.filter(|n| *n <= BUFFER_LIMIT) {
         let mut buf = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -35,7 +88,7 @@ pub async fn request_body(
             }
             buf.extend_from_slice(&chunk);
         }
-        return Ok(Some(reqwest::Body::from(buf.freeze())));
+        return Ok(RequestBody::full(buf.freeze()));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(PUMP_DEPTH);
     actix_web::rt::spawn(async move {
@@ -48,8 +101,7 @@ pub async fn request_body(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(Some(reqwest::Body::wrap_stream(stream)))
+    Ok(RequestBody::Pumped(rx))
 }
 
 /// How the client's response is framed.
@@ -76,15 +128,50 @@ pub fn framing(status: u16, head: bool, length: Option<u64>) -> Framing {
 
 /// The client's response body: the upstream's byte stream, passed on chunk by chunk. Dropping it
 /// (the client went away) drops the upstream response, which closes that upstream connection.
-pub fn response_body(upstream: reqwest::Response, framing: Framing) -> BoxBody {
-    let stream = upstream.bytes_stream();
+pub fn response_body(upstream: UpstreamResponse, framing: Framing) -> BoxBody {
+    let body = upstream.into_body();
     match framing {
         Framing::Empty | Framing::Head(None) => ().boxed(),
         Framing::Head(Some(len)) => {
-            SizedStream::new(len, futures_util::stream::empty::<Result<Bytes, reqwest::Error>>()).boxed()
+            SizedStream::new(len, futures_util::stream::empty::<Result<Bytes, hyper::Error>>()).boxed()
         }
-        Framing::Sized(len) => SizedStream::new(len, stream).boxed(),
-        Framing::Stream => BodyStream::new(stream).boxed(),
+        Framing::Sized(len) => UpstreamBody { body, size: BodySize::Sized(len) }.boxed(),
+        Framing::Stream => UpstreamBody { body, size: BodySize::Stream }.boxed(),
+    }
+}
+
+/// The data of an upstream response as a stream of chunks (trailers dropped), for a body the
+/// gateway rewrites as it flows.
+pub fn data_stream(upstream: UpstreamResponse) -> http_body_util::BodyDataStream<Incoming> {
+    http_body_util::BodyDataStream::new(upstream.into_body())
+}
+
+/// hyper's response body as actix's: its data frames, in the framing decided for the client.
+struct UpstreamBody {
+    body: Incoming,
+    size: BodySize,
+}
+
+impl MessageBody for UpstreamBody {
+    type Error = hyper::Error;
+
+    fn size(&self) -> BodySize {
+        self.size
+    }
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+        loop {
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                // an empty chunk would end a chunked body early (actix writes it as `0\r\n\r\n`);
+                // trailers are not passed on (the framing to the client may not be chunked)
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
+                    _ => {}
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
     }
 }
 

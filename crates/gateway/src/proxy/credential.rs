@@ -3,7 +3,7 @@
 //! bearer token (`oauth2`, built once per cached token); values marked sensitive (HTTP/2 HPACK
 //! never indexes them) and never shown by `Debug`.
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use protocol::redact::SecretString;
 use protocol::upstream_auth::{UpstreamAuth, check_credential};
@@ -45,7 +45,7 @@ impl UpstreamCredential {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
         value.set_sensitive(true);
         let mut headers = HeaderMap::with_capacity(1);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
+        headers.insert(AUTHORIZATION, value);
         Some(Self { headers })
     }
 
@@ -53,7 +53,7 @@ impl UpstreamCredential {
     /// Sallyport; MCP authorization spec, "no token passthrough"), and a header the client sent
     /// under a credential's name is replaced, never doubled.
     pub fn apply(&self, out: &mut HeaderMap) {
-        out.remove(reqwest::header::AUTHORIZATION);
+        out.remove(AUTHORIZATION);
         for (name, value) in &self.headers {
             out.insert(name.clone(), value.clone());
         }

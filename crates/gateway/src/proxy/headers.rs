@@ -1,12 +1,12 @@
 //! Header rules of a reverse proxy (RFC 9110 §7.6.1): hop-by-hop headers stay on their hop, the
 //! upstream learns who called through `X-Forwarded-*`, and actix's `http` 0.2 types become
-//! reqwest's `http` 1 types here, at this one boundary.
+//! the upstream client's `http` 1 types here, at this one boundary.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::header::{self as ax, HeaderMap as AxHeaderMap, HeaderName as AxName, HeaderValue as AxValue};
-use reqwest::header::{self as rq, HeaderMap as RqHeaderMap, HeaderName as RqName, HeaderValue as RqValue};
+use http::header::{self as up, HeaderMap as UpHeaderMap, HeaderName as UpName, HeaderValue as UpValue};
 
 use server::cookies::OwnCookies;
 use server::http::CLIENT_IP_HEADER;
@@ -62,15 +62,15 @@ pub struct Caller {
     pub keep_traceparent: bool,
     /// The `Host` of the target, made once at start (`router::Upstream::host_header`); `None`
     /// leaves it to hyper, which derives it from the URL for every request.
-    pub upstream_host: Option<RqValue>,
+    pub upstream_host: Option<UpValue>,
 }
 
 /// The request headers for the upstream: end-to-end headers of the client's request, without
 /// `Host` (the upstream URL decides it), `Expect` (answered by the gateway), client-sent
 /// forwarding headers unless trusted, and with `X-Forwarded-For/Proto/Host` set.
-pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHeaderMap {
+pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> UpHeaderMap {
     let named = connection_tokens(incoming.get_all(ax::CONNECTION).map(AxValue::as_bytes));
-    let mut out = RqHeaderMap::with_capacity(incoming.len() + 3);
+    let mut out = UpHeaderMap::with_capacity(incoming.len() + 3);
     for (name, value) in incoming {
         let n = name.as_str();
         if is_hop_by_hop(n)
@@ -86,21 +86,21 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
             && let Some(own) = &caller.strip_cookies
         {
             if let Some(kept) = foreign_cookies(value.as_bytes(), own) {
-                out.append(rq::COOKIE, kept);
+                out.append(up::COOKIE, kept);
             }
             continue;
         }
-        if let (Ok(name), Ok(value)) = (RqName::from_bytes(n.as_bytes()), RqValue::from_bytes(value.as_bytes())) {
+        if let (Ok(name), Ok(value)) = (UpName::from_bytes(n.as_bytes()), UpValue::from_bytes(value.as_bytes())) {
             out.append(name, value);
         }
     }
     // the client's Host was dropped above: the upstream's URL decides it
     if let Some(host) = &caller.upstream_host {
-        out.insert(rq::HOST, host.clone());
+        out.insert(up::HOST, host.clone());
     }
     // overwritten, never appended: the services budget and audit by this one address
     let client_ip = ip_value(caller.client_ip);
-    out.insert(RqName::from_static(CLIENT_IP_HEADER), client_ip.clone());
+    out.insert(UpName::from_static(CLIENT_IP_HEADER), client_ip.clone());
     if let Some(principal) = &caller.identity {
         let token = principal.token();
         for (name, value) in [
@@ -109,28 +109,28 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
             ("x-sallyport-scope", &token.scope_header),
             ("x-sallyport-subject-type", &token.subject_type_header),
         ] {
-            if let Ok(value) = RqValue::from_bytes(value.as_bytes()) {
-                out.insert(RqName::from_static(name), value);
+            if let Ok(value) = UpValue::from_bytes(value.as_bytes()) {
+                out.insert(UpName::from_static(name), value);
             }
         }
     }
     // the usual case, the peer alone, shares the client address's bytes instead of formatting it again
     let forwarded_for = match caller.peer {
         Some(peer) if !caller.trust_forwarded && peer == caller.client_ip => Some(client_ip),
-        _ => RqValue::from_str(&forwarded_for(incoming, caller)).ok(),
+        _ => UpValue::from_str(&forwarded_for(incoming, caller)).ok(),
     };
     if let Some(v) = forwarded_for {
-        out.insert(rq::HeaderName::from_static("x-forwarded-for"), v);
+        out.insert(up::HeaderName::from_static("x-forwarded-for"), v);
     }
     let trusted = |name: &str| caller.trust_forwarded.then(|| incoming.get(name).cloned()).flatten();
-    let proto = trusted("x-forwarded-proto").and_then(|v| RqValue::from_bytes(v.as_bytes()).ok());
+    let proto = trusted("x-forwarded-proto").and_then(|v| UpValue::from_bytes(v.as_bytes()).ok());
     out.insert(
-        rq::HeaderName::from_static("x-forwarded-proto"),
-        proto.unwrap_or_else(|| RqValue::from_static(caller.scheme)),
+        up::HeaderName::from_static("x-forwarded-proto"),
+        proto.unwrap_or_else(|| UpValue::from_static(caller.scheme)),
     );
     let host = trusted("x-forwarded-host").or_else(|| incoming.get(ax::HOST).cloned());
-    if let Some(v) = host.and_then(|v| RqValue::from_bytes(v.as_bytes()).ok()) {
-        out.insert(rq::HeaderName::from_static("x-forwarded-host"), v);
+    if let Some(v) = host.and_then(|v| UpValue::from_bytes(v.as_bytes()).ok()) {
+        out.insert(up::HeaderName::from_static("x-forwarded-host"), v);
     }
     if let Some(credential) = &caller.credential {
         credential.apply(&mut out);
@@ -139,25 +139,25 @@ pub fn upstream_request_headers(incoming: &AxHeaderMap, caller: &Caller) -> RqHe
 }
 
 /// An IP address as a header value, formatted without an intermediate `String`.
-fn ip_value(ip: IpAddr) -> RqValue {
+fn ip_value(ip: IpAddr) -> UpValue {
     use std::io::Write;
     // the longest IPv6 text form is 45 bytes
     let mut buf = [0u8; 64];
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     let _ = write!(cursor, "{ip}");
     let len = usize::try_from(cursor.position()).unwrap_or(0);
-    RqValue::from_bytes(&buf[..len]).unwrap_or_else(|_| RqValue::from_static("0.0.0.0"))
+    UpValue::from_bytes(&buf[..len]).unwrap_or_else(|_| UpValue::from_static("0.0.0.0"))
 }
 
 /// A `Cookie` header without Sallyport's cookies; `None` when nothing else is left.
-fn foreign_cookies(value: &[u8], own: &OwnCookies) -> Option<RqValue> {
+fn foreign_cookies(value: &[u8], own: &OwnCookies) -> Option<UpValue> {
     let value = String::from_utf8_lossy(value);
     let kept: Vec<&str> = value
         .split(';')
         .map(str::trim)
         .filter(|pair| !pair.is_empty() && !own.is_ours(pair.split_once('=').map_or(*pair, |(name, _)| name)))
         .collect();
-    if kept.is_empty() { None } else { RqValue::from_str(&kept.join("; ")).ok() }
+    if kept.is_empty() { None } else { UpValue::from_str(&kept.join("; ")).ok() }
 }
 
 /// Whether an upstream's `Set-Cookie` would set one of Sallyport's cookies. A nameless cookie
@@ -196,11 +196,11 @@ fn forwarded_for(incoming: &AxHeaderMap, caller: &Caller) -> String {
 /// 304, whose `Content-Length` describes the cached representation (RFC 9110 §8.6).
 /// An upstream (`strip_cookies`) cannot set Sallyport's cookies: such a `Set-Cookie` is dropped.
 pub fn client_response_headers(
-    upstream: &RqHeaderMap,
+    upstream: &UpHeaderMap,
     keep_content_length: bool,
     strip_cookies: Option<&OwnCookies>,
 ) -> AxHeaderMap {
-    let named = connection_tokens(upstream.get_all(rq::CONNECTION).iter().map(RqValue::as_bytes));
+    let named = connection_tokens(upstream.get_all(up::CONNECTION).iter().map(UpValue::as_bytes));
     let mut out = AxHeaderMap::with_capacity(upstream.len());
     for (name, value) in upstream {
         let n = name.as_str();
@@ -260,11 +260,11 @@ mod tests {
     #[test]
     fn the_host_is_the_upstreams_never_the_clients() {
         let incoming = map(&[("host", "gateway.example"), ("accept", "*/*")]);
-        assert!(upstream_request_headers(&incoming, &caller(false)).get(rq::HOST).is_none(), "left to hyper");
-        let to_up = Caller { upstream_host: Some(RqValue::from_static("up:9000")), ..caller(false) };
+        assert!(upstream_request_headers(&incoming, &caller(false)).get(up::HOST).is_none(), "left to hyper");
+        let to_up = Caller { upstream_host: Some(UpValue::from_static("up:9000")), ..caller(false) };
         let out = upstream_request_headers(&incoming, &to_up);
-        assert_eq!(out.get_all(rq::HOST).iter().collect::<Vec<_>>(), [&RqValue::from_static("up:9000")]);
-        assert_eq!(out.get("x-forwarded-host").map(RqValue::as_bytes), Some(&b"gateway.example"[..]));
+        assert_eq!(out.get_all(up::HOST).iter().collect::<Vec<_>>(), [&UpValue::from_static("up:9000")]);
+        assert_eq!(out.get("x-forwarded-host").map(UpValue::as_bytes), Some(&b"gateway.example"[..]));
     }
 
     /// W3C trace context passes only from a trusted caller with traces off; otherwise it is dropped
@@ -391,15 +391,15 @@ mod tests {
 
     #[test]
     fn response_headers() {
-        let mut upstream = RqHeaderMap::new();
-        upstream.insert(rq::CONNECTION, RqValue::from_static("close, x-hop"));
-        upstream.insert("x-hop", RqValue::from_static("1"));
-        upstream.insert(rq::TRANSFER_ENCODING, RqValue::from_static("chunked"));
-        upstream.insert(rq::CONTENT_LENGTH, RqValue::from_static("12"));
-        upstream.insert("proxy-authenticate", RqValue::from_static("Basic"));
-        upstream.append(rq::SET_COOKIE, RqValue::from_static("a=1"));
-        upstream.append(rq::SET_COOKIE, RqValue::from_static("b=2"));
-        upstream.insert("mcp-session-id", RqValue::from_static("s1"));
+        let mut upstream = UpHeaderMap::new();
+        upstream.insert(up::CONNECTION, UpValue::from_static("close, x-hop"));
+        upstream.insert("x-hop", UpValue::from_static("1"));
+        upstream.insert(up::TRANSFER_ENCODING, UpValue::from_static("chunked"));
+        upstream.insert(up::CONTENT_LENGTH, UpValue::from_static("12"));
+        upstream.insert("proxy-authenticate", UpValue::from_static("Basic"));
+        upstream.append(up::SET_COOKIE, UpValue::from_static("a=1"));
+        upstream.append(up::SET_COOKIE, UpValue::from_static("b=2"));
+        upstream.insert("mcp-session-id", UpValue::from_static("s1"));
         let out = client_response_headers(&upstream, false, None);
         assert_eq!(out.get_all(ax::SET_COOKIE).count(), 2);
         assert_eq!(out.get("mcp-session-id").expect("kept"), "s1");
@@ -423,15 +423,15 @@ mod tests {
         ]);
         let to_upstream = Caller { strip_cookies: Some(own()), ..caller(false) };
         let out = upstream_request_headers(&incoming, &to_upstream);
-        let cookies: Vec<&str> = out.get_all(rq::COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
+        let cookies: Vec<&str> = out.get_all(up::COOKIE).iter().map(|v| v.to_str().expect("ascii")).collect();
         assert_eq!(cookies, ["theme=dark", "a=1; b=2"]);
         let to_service = upstream_request_headers(&incoming, &caller(false));
-        assert_eq!(to_service.get_all(rq::COOKIE).iter().count(), 3, "Sallyport's own services get them");
+        assert_eq!(to_service.get_all(up::COOKIE).iter().count(), 3, "Sallyport's own services get them");
     }
 
     #[test]
     fn an_upstream_cannot_set_sallyports_cookies() {
-        let mut upstream = RqHeaderMap::new();
+        let mut upstream = UpHeaderMap::new();
         for v in [
             "theirs=1; Path=/",
             "sallyport_session=spss_planted; Path=/oauth2",
@@ -441,7 +441,7 @@ mod tests {
             "sallyport_session",
             "other=sallyport_session",
         ] {
-            upstream.append(rq::SET_COOKIE, RqValue::from_static(v));
+            upstream.append(up::SET_COOKIE, UpValue::from_static(v));
         }
         let out = client_response_headers(&upstream, false, Some(&own()));
         let kept: Vec<&str> = out.get_all(ax::SET_COOKIE).map(|v| v.to_str().expect("ascii")).collect();

@@ -1,21 +1,26 @@
-//! The streaming reverse proxy: pooled reqwest clients, a connect timeout and a time-to-headers
-//! timeout, bodies streamed both ways. Upstream failures are JSON: 502 when the upstream cannot be
-//! reached or breaks off, 504 when it is too slow to answer.
+//! The streaming reverse proxy: pooled upstream clients (hyper-util's, [`client`]), a connect
+//! timeout and a time-to-headers timeout, bodies streamed both ways. Upstream failures are JSON:
+//! 502 when the upstream cannot be reached or breaks off, 504 when it is too slow to answer.
 
 pub mod body;
+pub mod client;
 pub mod credential;
 pub mod headers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use http::Uri;
 
 use protocol::error::ErrorCode;
 use server::cookies::OwnCookies;
 use server::error::OAuthError;
 use server::telemetry::propagation;
 
+pub use body::RequestBody;
+pub use client::UpstreamResponse;
 pub use credential::UpstreamCredential;
 pub use headers::Caller;
 
@@ -36,58 +41,51 @@ pub struct ProxyConfig {
 /// ([`WorkerClient`]), so that a worker that drains at shutdown never cuts another's streams.
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: WorkerClient,
+    client: WorkerClient<client::UpstreamClient, std::convert::Infallible>,
     header_timeout: Duration,
     traces: bool,
 }
 
 impl Proxy {
-    pub fn new(config: ProxyConfig) -> Result<Self, reqwest::Error> {
-        let client = WorkerClient::new(move || {
-            reqwest::Client::builder()
-                .connect_timeout(config.connect_timeout)
-                // a proxy passes redirects on; the client decides whether to follow them
-                .redirect(reqwest::redirect::Policy::none())
-                // upstreams are reached directly, whatever HTTP(S)_PROXY says
-                .no_proxy()
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_secs(90))
-        })?;
+    /// Fails when the TLS settings cannot be made (no crypto provider, the platform verifier).
+    pub fn new(config: ProxyConfig) -> Result<Self, rustls::Error> {
+        let tls = Arc::new(client::tls_config()?);
+        let Ok(client) = WorkerClient::try_with(move || Ok(client::build(Arc::clone(&tls), config.connect_timeout)));
         Ok(Self { client, header_timeout: config.header_timeout, traces: config.traces })
     }
 
-    /// Forwards the request to `url` and streams the answer back.
+    /// Forwards the request to `uri` and streams the answer back.
     pub async fn forward(
         &self,
         req: &HttpRequest,
         payload: web::Payload,
-        url: &reqwest::Url,
+        uri: &Uri,
         caller: &Caller,
     ) -> Result<HttpResponse, OAuthError> {
         let out_headers = headers::upstream_request_headers(req.headers(), caller);
         let body =
             body::request_body(payload, headers::has_body(req.headers()), headers::content_length(req.headers()))
                 .await?;
-        let response = self.send(req, out_headers, body, url).await?;
+        let response = self.send(req, out_headers, body, uri).await?;
         Ok(respond(req, response, caller.strip_cookies.as_deref(), body::response_body))
     }
 
-    /// Sends a request to `url` with these headers and body; the answer once its headers are in.
+    /// Sends a request to `uri` with these headers and body; the answer once its headers are in.
     pub async fn send(
         &self,
         req: &HttpRequest,
-        mut out_headers: reqwest::header::HeaderMap,
-        body: Option<reqwest::Body>,
-        url: &reqwest::Url,
-    ) -> Result<reqwest::Response, OAuthError> {
+        mut out_headers: http::HeaderMap,
+        body: RequestBody,
+        uri: &Uri,
+    ) -> Result<UpstreamResponse, OAuthError> {
         if !self.traces {
-            return self.send_untraced(req, out_headers, body, url).await;
+            return self.send_untraced(req, out_headers, body, uri).await;
         }
         use tracing::Instrument;
-        let host = url.host_str().unwrap_or_default();
-        let span = propagation::client_span(req.method().as_str(), host, url.port_or_known_default().unwrap_or(0));
+        let port = uri.port_u16().unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 });
+        let span = propagation::client_span(req.method().as_str(), uri.host().unwrap_or_default(), port);
         propagation::inject(&span, &mut out_headers);
-        let result = self.send_untraced(req, out_headers, body, url).instrument(span.clone()).await;
+        let result = self.send_untraced(req, out_headers, body, uri).instrument(span.clone()).await;
         propagation::record_status(&span, result.as_ref().ok().map(|r| r.status().as_u16()));
         result
     }
@@ -95,26 +93,24 @@ impl Proxy {
     async fn send_untraced(
         &self,
         req: &HttpRequest,
-        out_headers: reqwest::header::HeaderMap,
-        body: Option<reqwest::Body>,
-        url: &reqwest::Url,
-    ) -> Result<reqwest::Response, OAuthError> {
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        out_headers: http::HeaderMap,
+        body: RequestBody,
+        uri: &Uri,
+    ) -> Result<UpstreamResponse, OAuthError> {
+        let method = http::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| OAuthError::invalid_request("unsupported method"))?;
-        let client = self.client.get().map_err(upstream_error)?;
-        let mut request = client.request(method, url.clone()).build().map_err(|e| {
-            tracing::warn!(error = %e, "cannot build the upstream request");
-            OAuthError::invalid_request("the request cannot be forwarded")
-        })?;
-        // moved in whole: `RequestBuilder::headers` would insert them one by one into a new map
-        // (hashing each name again) for every request
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.clone();
+        // moved in whole, never rebuilt header by header
         *request.headers_mut() = out_headers;
-        *request.body_mut() = body;
-        match tokio::time::timeout(self.header_timeout, client.execute(request)).await {
+        // the future owns what it needs: the client is not cloned for it
+        let Ok(sent) = self.client.with(|client| client.request(request));
+        match tokio::time::timeout(self.header_timeout, sent).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(upstream_error(e)),
+            Ok(Err(e)) => Err(upstream_error(&e, uri)),
             Err(_) => {
-                tracing::warn!(upstream = %host_of(url), "upstream did not answer in time");
+                tracing::warn!(upstream = %host_of(uri), "upstream did not answer in time");
                 Err(timeout_error())
             }
         }
@@ -126,15 +122,15 @@ impl Proxy {
 /// (`strip_cookies`) cannot set Sallyport's cookies.
 pub fn respond(
     req: &HttpRequest,
-    response: reqwest::Response,
+    response: UpstreamResponse,
     strip_cookies: Option<&OwnCookies>,
-    body: impl FnOnce(reqwest::Response, body::Framing) -> actix_web::body::BoxBody,
+    body: impl FnOnce(UpstreamResponse, body::Framing) -> actix_web::body::BoxBody,
 ) -> HttpResponse {
     let head = req.method() == actix_web::http::Method::HEAD;
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let length = response
         .headers()
-        .get(reqwest::header::CONTENT_LENGTH)
+        .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let framing = body::framing(status.as_u16(), head, length);
@@ -145,8 +141,8 @@ pub fn respond(
     res.set_body(body(response, framing))
 }
 
-fn host_of(url: &reqwest::Url) -> String {
-    url.host_str().map(|h| format!("{h}:{}", url.port_or_known_default().unwrap_or(0))).unwrap_or_default()
+fn host_of(uri: &Uri) -> &str {
+    uri.authority().map_or("", http::uri::Authority::as_str)
 }
 
 fn timeout_error() -> OAuthError {
@@ -154,13 +150,12 @@ fn timeout_error() -> OAuthError {
         .with_status(StatusCode::GATEWAY_TIMEOUT)
 }
 
-/// 504 for timeouts (connecting included), 502 for everything else: refused, reset, garbage.
-/// The URL is left out of the log: its query may carry an authorization code.
-fn upstream_error(e: reqwest::Error) -> OAuthError {
-    let upstream = e.url().map(host_of).unwrap_or_default();
-    let timeout = e.is_timeout();
-    tracing::warn!(%upstream, error = %e.without_url(), "upstream request failed");
-    if timeout {
+/// 504 for timeouts (connecting included), 502 for everything else: refused, reset, garbage, a
+/// certificate the platform does not trust. The URI is left out of the log: its query may carry
+/// an authorization code.
+fn upstream_error(e: &hyper_util::client::legacy::Error, uri: &Uri) -> OAuthError {
+    tracing::warn!(upstream = %host_of(uri), error = %client::Chain(e), "upstream request failed");
+    if client::is_timeout(e) {
         return timeout_error();
     }
     OAuthError::new(ErrorCode::TemporarilyUnavailable, "the upstream service is unavailable")

@@ -18,6 +18,6 @@ pub async fn forward(
 ) -> Result<HttpResponse, OAuthError> {
     gateway.spend(mount.endpoint.budget, &req)?;
     let url = mount.upstream_url(req.path(), req.query_string());
-    let caller = crate::proxy::Caller { upstream_host: mount.base.host_header(), ..gateway.caller(&req) };
+    let caller = crate::proxy::Caller { upstream_host: Some(mount.base.host_header()), ..gateway.caller(&req) };
     crate::metered::time_upstream(&metrics, gateway.proxy.forward(&req, payload, &url, &caller)).await
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use http::header::{AUTHORIZATION, HeaderMap};
 
 use protocol::error::ErrorCode;
 use protocol::redact::SecretString;
@@ -30,6 +30,7 @@ use server::error::OAuthError;
 use crate::Gateway;
 use crate::mcp::message::Request;
 use crate::principal::Principal;
+use crate::proxy::{RequestBody, UpstreamResponse};
 pub use tokens::{Connections, Obtained};
 
 /// An `oauth2` route as the gateway serves it.
@@ -72,7 +73,7 @@ impl OAuthRoute {
 pub enum Body {
     None,
     Kept(Bytes),
-    Streamed(reqwest::Body),
+    Streamed(RequestBody),
 }
 
 impl Body {
@@ -80,14 +81,14 @@ impl Body {
         !matches!(self, Self::Streamed(_))
     }
 
-    fn take(&mut self) -> Option<reqwest::Body> {
+    fn take(&mut self) -> RequestBody {
         match std::mem::replace(self, Self::None) {
-            Self::None => None,
+            Self::None => RequestBody::Empty,
             Self::Kept(bytes) => {
                 *self = Self::Kept(bytes.clone());
-                Some(reqwest::Body::from(bytes))
+                RequestBody::full(bytes)
             }
-            Self::Streamed(body) => Some(body),
+            Self::Streamed(body) => body,
         }
     }
 }
@@ -95,7 +96,7 @@ impl Body {
 /// What became of a request on an `oauth2` route.
 pub enum Sent {
     /// The upstream's answer (after at most one refresh and replay).
-    Upstream(reqwest::Response),
+    Upstream(UpstreamResponse),
     /// The gateway's own answer: the user must connect, or the caller cannot use the route.
     Answer(HttpResponse),
 }
@@ -109,7 +110,7 @@ pub async fn send(
     oauth: &OAuthRoute,
     mut headers: HeaderMap,
     mut body: Body,
-    url: &reqwest::Url,
+    url: &http::Uri,
     rpc: Option<&Request>,
 ) -> Result<Sent, OAuthError> {
     let principal = req
@@ -138,7 +139,7 @@ pub async fn send(
     let replay = body.replayable().then(|| headers.clone());
     cached.credential.apply(&mut headers);
     let response = gateway.proxy.send(req, headers, body.take(), url).await?;
-    let Some(mut headers) = replay.filter(|_| response.status() == reqwest::StatusCode::UNAUTHORIZED) else {
+    let Some(mut headers) = replay.filter(|_| response.status() == http::StatusCode::UNAUTHORIZED) else {
         return Ok(Sent::Upstream(response));
     };
     // the upstream refused its own token (revoked, or expired before its time): refresh once, replay
@@ -158,7 +159,7 @@ pub async fn forward(
     gateway: &Gateway,
     req: &HttpRequest,
     payload: actix_web::web::Payload,
-    url: &reqwest::Url,
+    url: &http::Uri,
     route: &crate::router::Route,
     oauth: &OAuthRoute,
 ) -> Result<HttpResponse, OAuthError> {
@@ -171,7 +172,7 @@ pub async fn forward(
     } else if length.is_some_and(|n| n <= crate::mcp::BODY_LIMIT as u64) {
         Body::Kept(crate::mcp::read_body(req, payload).await?)
     } else {
-        crate::proxy::body::request_body(payload, true, length).await?.map_or(Body::None, Body::Streamed)
+        Body::Streamed(crate::proxy::body::request_body(payload, true, length).await?)
     };
     let rpc = match &body {
         Body::Kept(bytes) if oauth.mcp || req.method() == actix_web::http::Method::POST => {

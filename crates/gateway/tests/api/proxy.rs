@@ -1,6 +1,7 @@
 //! The streaming reverse proxy: SSE event by event, bodies of any size, cancellation, hop-by-hop
-//! and forwarding headers, redirects passed on, 502 and 504 as JSON.
+//! and forwarding headers, redirects passed on, 502 and 504 as JSON, TLS to `https` upstreams.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -245,6 +246,80 @@ async fn an_unreachable_upstream_is_a_json_502() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["error"], "temporarily_unavailable");
     assert!(!body.to_string().contains(&port.to_string()), "no internals in the body: {body}");
+}
+
+/// A server certificate for `localhost` that no platform trusts (self-signed, made for this test;
+/// its subject names no system root, such as a distribution's `CN=localhost` snake-oil one).
+const SELF_SIGNED_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBwzCCAWmgAwIBAgIUAR3EhTmQb7InCTSs0TmPyE/6sd4wCgYIKoZIzj0EAwIw
+IjEgMB4GA1UEAwwXU2FsbHlwb3J0IHRlc3QgdXBzdHJlYW0wIBcNMjYxMjA3MjM1
+NDAzWhgPMjEyNjExMTMyMzU0MDNaMCIxIDAeBgNVBAMMF1NhbGx5cG9ydCB0ZXN0
+IHVwc3RyZWFtMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAuLtrBL9WdBdm/Aa
+Q5tnv8Bb97H+jK2FDPcBKUdhlBELx6UpdLCfcbE5Jc0pMzB1rD2d658mGTCfiVSd
+YAK/rqN7MHkwHQYDVR0OBBYEFJXq8RkTyCX2WolOlEKaeZW9UdGpMB8GA1UdIwQY
+MBaAFJXq8RkTyCX2WolOlEKaeZW9UdGpMBQGA1UdEQQNMAuCCWxvY2FsaG9zdDAM
+BgNVHRMBAf8EAjAAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gA
+MEUCIQD/E55iZbKTjncpoYVlNheW483oTdvmE8Km38QhCemRxQIgN6LmClhyAoZF
+kqZ99DwVCkwsXWsRcoL8UZp7EOH3FS4=
+-----END CERTIFICATE-----
+";
+const SELF_SIGNED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgYz8Lv7tzKLB0mjnY
+Gg6q/NLf3aVF2/7eTvqIqDIFGWehRANCAAQC4u2sEv1Z0F2b8BpDm2e/wFv3sf6M
+rYUM9wEpR2GUEQvHpSl0sJ9xsTklzSkzMHWsPZ3rnyYZMJ+JVJ1gAr+u
+-----END PRIVATE KEY-----
+";
+
+/// An `https` upstream is reached over TLS, named by SNI and offered HTTP/1.1 by ALPN, and its
+/// certificate is checked against the platform's roots: one nobody vouches for ends the handshake
+/// (the gateway's alert) and the client gets a JSON 502.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_upstream_is_verified_and_an_untrusted_one_is_a_json_502() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(SELF_SIGNED_CERT.as_bytes()).expect("cert");
+    let key = PrivateKeyDer::from_pem_slice(SELF_SIGNED_KEY.as_bytes()).expect("key");
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else { return };
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut tls = rustls::ServerConnection::new(config).expect("server connection");
+        let handshake = tls.complete_io(&mut tcp);
+        let _ = seen_tx.send((
+            tls.server_name().map(str::to_owned),
+            tls.alpn_protocol().map(<[u8]>::to_vec),
+            handshake.err().map(|e| e.to_string()),
+        ));
+    });
+    let s = Stack::start_with(move |settings, _| {
+        let public = settings.gateway.routes.iter().find(|r| r.prefix == "/public").expect("public").clone();
+        settings.gateway.routes.push(RouteSettings {
+            prefix: "/tls".into(),
+            upstream: http_url(&format!("https://localhost:{port}")),
+            ..public
+        });
+    })
+    .await;
+    let res = s.http.get(s.url("/tls/x")).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.json::<Value>().await.expect("json")["error"], "temporarily_unavailable");
+    let (sni, alpn, handshake) = seen_rx.recv_timeout(Duration::from_secs(5)).expect("the upstream saw a handshake");
+    assert_eq!(sni.as_deref(), Some("localhost"));
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let error = handshake.expect("the gateway refused the certificate");
+    // the gateway's fatal alert (`UnknownCA` here; which one depends on the platform's verifier)
+    assert!(error.contains("received fatal alert"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
