@@ -8,6 +8,14 @@
 #   crates/bench/callgrind/run.sh gateway target/release/sallyport-gateway
 #   crates/bench/callgrind/run.sh token target/release/sallyport-token
 #
+# The MCP route (issue 15; BENCHMARKS.md, "Issue 15: MCP route instruction counts"): the bench's
+# 497-byte tools/call through an `mcp = true` route with 10 name rules, and through `mcp = false`:
+#
+#   createdb -h 127.0.0.1 -U postgres sallyport_callgrind_mcp     # mcp.toml migrates it at start
+#   target/release/sallyport-bench upstream --listen 127.0.0.1:17289 &
+#   crates/bench/callgrind/run.sh mcp target/release/sallyport-gateway
+#   crates/bench/callgrind/run.sh mcp-off target/release/sallyport-gateway
+#
 # One worker, one keep-alive client (Python http.client); two runs of different length and the
 # difference of their totals over the difference of their requests, so start-up and shutdown
 # cancel out. Ports below the ephemeral range: a fixed one above it can be taken by any client's
@@ -18,10 +26,13 @@ what=$1; bin=$2; out=${OUT:-$(mktemp -d)}
 case $what in
   gateway) short=200; long=2200; drive() { python3 "$here/gateway-drive.py" "$1" 17180; } ;;
   token) short=200; long=1200; drive() { python3 "$here/token-drive.py" "$1"; } ;;
-  *) echo "usage: run.sh gateway|token BINARY" >&2; exit 2 ;;
+  mcp) short=200; long=2200; drive() { python3 "$here/mcp-drive.py" "$1" 17280 /mcp; } ;;
+  mcp-off) short=200; long=2200; drive() { python3 "$here/mcp-drive.py" "$1" 17280 /off; } ;;
+  *) echo "usage: run.sh gateway|token|mcp|mcp-off BINARY" >&2; exit 2 ;;
 esac
+config=$what; [ "$what" = mcp-off ] && config=mcp
 for n in $short $long; do
-  SALLYPORT_CONFIG="$here/$what.toml" valgrind --tool=callgrind --callgrind-out-file="$out/cg.$n" "$bin" > "$out/vg.$n.log" 2>&1 &
+  SALLYPORT_CONFIG="$here/$config.toml" valgrind --tool=callgrind --callgrind-out-file="$out/cg.$n" "$bin" > "$out/vg.$n.log" 2>&1 &
   pid=$!
   ok=$(drive "$n")
   kill -TERM "$pid"; wait "$pid" || true

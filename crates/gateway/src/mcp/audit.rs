@@ -4,6 +4,7 @@
 //! issue 15). When Postgres falls behind and the queue is full, the event is dropped and counted
 //! rather than the request made to wait.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,8 +123,14 @@ async fn write(target: Target, mut rx: mpsc::Receiver<ToolCallEvent>, dropped: A
                 rx.recv_many(&mut batch, room).await;
             }
         }
-        let ips: Vec<String> = batch.iter().map(|e| e.ip.to_string()).collect();
-        let rows: Vec<NewToolCall<'_>> = batch.iter().zip(&ips).map(|(e, ip)| e.row(ip)).collect();
+        // one text per distinct address: a batch holds the calls of a few clients, and formatting
+        // an address (and allocating its text) for every row was most of the writer's own work
+        let mut ips: HashMap<IpAddr, String> = HashMap::new();
+        for e in &batch {
+            ips.entry(e.ip).or_insert_with(|| e.ip.to_string());
+        }
+        let rows: Vec<NewToolCall<'_>> =
+            batch.iter().map(|e| e.row(ips.get(&e.ip).map_or("", String::as_str))).collect();
         if writer.as_ref().is_some_and(Copier::is_closed) {
             writer = None;
         }

@@ -3,7 +3,9 @@
 //! `params.uri`. A component that reads the body must refuse a request whose headers disagree
 //! with it, or the upstream and anything routing on the headers would see different calls.
 
-use actix_web::http::header::HeaderMap;
+use std::borrow::Cow;
+
+use actix_web::http::header::{HeaderMap, HeaderName};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -12,6 +14,11 @@ use super::message::Request;
 pub const MCP_METHOD: &str = "mcp-method";
 pub const MCP_NAME: &str = "mcp-name";
 
+/// The names as `HeaderName`s: looked up by a `&str`, each request would parse the name again
+/// and allocate it (actix's `AsHeaderName` for `&str`).
+static METHOD_HEADER: HeaderName = HeaderName::from_static(MCP_METHOD);
+static NAME_HEADER: HeaderName = HeaderName::from_static(MCP_NAME);
+
 /// Why the headers and the body disagree (answered 400 with JSON-RPC -32020 `HeaderMismatch`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch(pub &'static str);
@@ -19,8 +26,8 @@ pub struct Mismatch(pub &'static str);
 /// Checks the mirrored headers against the body. Without `Mcp-Method` the request is of an
 /// older protocol version and the body alone decides.
 pub fn check(headers: &HeaderMap, request: &Request) -> Result<(), Mismatch> {
-    let method = one(headers, MCP_METHOD)?;
-    let name = one(headers, MCP_NAME)?;
+    let method = one(headers, &METHOD_HEADER)?;
+    let name = one(headers, &NAME_HEADER)?;
     let Some(method) = method else {
         return match name {
             Some(_) => Err(Mismatch("Mcp-Name without Mcp-Method")),
@@ -39,7 +46,7 @@ pub fn check(headers: &HeaderMap, request: &Request) -> Result<(), Mismatch> {
     }
     match (name, call.name.as_deref()) {
         (None, None) => Ok(()),
-        (Some(header), Some(body)) if decode(header)?.as_slice() == body.as_bytes() => Ok(()),
+        (Some(header), Some(body)) if *decode(header)? == *body.as_bytes() => Ok(()),
         (Some(_), Some(_)) => Err(Mismatch("the Mcp-Name header does not match the body")),
         (None, Some(_)) => Err(Mismatch("Mcp-Name is required for this method")),
         (Some(_), None) => Err(Mismatch("Mcp-Name on a method without a name")),
@@ -47,7 +54,7 @@ pub fn check(headers: &HeaderMap, request: &Request) -> Result<(), Mismatch> {
 }
 
 /// The one value of a header; a repeated header is ambiguous.
-fn one<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, Mismatch> {
+fn one<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, Mismatch> {
     let mut values = headers.get_all(name);
     let first = values.next();
     if values.next().is_some() {
@@ -57,10 +64,10 @@ fn one<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a [u8]>, Misma
 }
 
 /// "Value Encoding": `=?base64?{value}?=` carries what plain header characters cannot.
-fn decode(value: &[u8]) -> Result<Vec<u8>, Mismatch> {
+fn decode(value: &[u8]) -> Result<Cow<'_, [u8]>, Mismatch> {
     match value.strip_prefix(b"=?base64?").and_then(|v| v.strip_suffix(b"?=")) {
-        Some(encoded) => STANDARD.decode(encoded).map_err(|_| Mismatch("Mcp-Name is not valid Base64")),
-        None => Ok(value.to_vec()),
+        Some(encoded) => STANDARD.decode(encoded).map(Cow::Owned).map_err(|_| Mismatch("Mcp-Name is not valid Base64")),
+        None => Ok(Cow::Borrowed(value)),
     }
 }
 

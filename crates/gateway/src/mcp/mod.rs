@@ -188,13 +188,27 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> R
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return Err(too_large());
     }
+    let unreadable =
+        |e: actix_web::error::PayloadError| OAuthError::invalid_request(format!("cannot read the request body: {e}"));
+    // a small body usually arrives in one chunk: kept as it is, not copied into a new buffer
+    let Some(first) = payload.next().await.transpose().map_err(unreadable)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > BODY_LIMIT {
+        return Err(too_large());
+    }
+    let Some(second) = payload.next().await.transpose().map_err(unreadable)? else {
+        return Ok(first);
+    };
     let mut buf = BytesMut::with_capacity(declared.map_or(8 * 1024, |n| usize::try_from(n).unwrap_or(0)));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| OAuthError::invalid_request(format!("cannot read the request body: {e}")))?;
+    buf.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         if buf.len() + chunk.len() > BODY_LIMIT {
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
+        next = payload.next().await.transpose().map_err(unreadable)?;
     }
     Ok(buf.freeze())
 }

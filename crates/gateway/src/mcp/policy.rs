@@ -4,30 +4,39 @@
 use protocol::scope::Scopes;
 use server::config::RouteSettings;
 
-/// A name pattern: `*` matches any run of characters (also none), everything else itself.
+/// A name pattern: `*` matches any run of characters (also none), everything else itself. Split
+/// at its stars once, when the route is loaded, so matching a name allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern(String);
+pub struct Pattern {
+    /// Before the first `*` (the whole pattern without one).
+    first: String,
+    /// Between stars, in order.
+    middle: Vec<String>,
+    /// After the last `*`; `None` without a star.
+    last: Option<String>,
+}
 
 impl Pattern {
     pub fn new(p: &str) -> Self {
-        Self(p.to_owned())
+        let mut parts = p.split('*');
+        let first = parts.next().unwrap_or_default().to_owned();
+        let mut middle: Vec<String> = parts.map(str::to_owned).collect();
+        let last = middle.pop();
+        Self { first, middle, last }
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        let mut parts = self.0.split('*');
-        let first = parts.next().unwrap_or_default();
-        let Some(mut rest) = name.strip_prefix(first) else { return false };
-        let mut parts: Vec<&str> = parts.collect();
-        let Some(last) = parts.pop() else {
+        let Some(mut rest) = name.strip_prefix(self.first.as_str()) else { return false };
+        let Some(last) = &self.last else {
             return rest.is_empty();
         };
-        for part in parts {
-            match rest.find(part) {
+        for part in &self.middle {
+            match rest.find(part.as_str()) {
                 Some(at) => rest = &rest[at + part.len()..],
                 None => return false,
             }
         }
-        rest.len() >= last.len() && rest.ends_with(last)
+        rest.len() >= last.len() && rest.ends_with(last.as_str())
     }
 }
 
