@@ -6,7 +6,7 @@
 //! about a fifth of the gateway's instructions per proxied request (BENCHMARKS.md, issue 19).
 //!
 //! What the proxy keeps from reqwest's settings: a connect timeout over TCP and the TLS handshake
-//! (504 when it fires), `TCP_NODELAY`, idle pooled connections closed after 90 s, TCP keep-alive
+//! (504 when it fires), `TCP_NODELAY`, idle pooled connections closed after 4 s (before the upstream closes them), TCP keep-alive
 //! (15 s, probes every 15 s, 3 of them) and a 30 s TCP user timeout, so that a dead upstream under
 //! a quiet event stream is noticed; no redirect is ever followed (a proxy passes them on) and no
 //! `HTTP(S)_PROXY` is read (upstreams are reached directly).
@@ -32,8 +32,11 @@ pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
 /// One pool of upstream connections (each worker has its own: `crate::worker_client`).
 pub type UpstreamClient = hyper_util::client::legacy::Client<Connector, RequestBody>;
 
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+/// How long an idle pooled connection is kept: less than the 5 s after which actix (Sallyport's
+/// own services), Node's `http` and uvicorn close an idle keep-alive connection, so the gateway
+/// drops it first. Reused later, it could be closed by the server just as a request is written on
+/// it, which HTTP/1.1 cannot retry safely for a POST (RFC 9112 §9.3.1): a 502 for the client.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// The TLS settings of every upstream connection, made once: rustls's TLS 1.3 and 1.2 with the
 /// process's crypto provider (aws-lc-rs unless one was installed, as reqwest chooses), the
