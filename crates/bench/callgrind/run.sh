@@ -26,8 +26,8 @@ what=$1; bin=$2; out=${OUT:-$(mktemp -d)}
 case $what in
   gateway) short=200; long=2200; drive() { python3 "$here/gateway-drive.py" "$1" 17180; } ;;
   token) short=200; long=1200; drive() { python3 "$here/token-drive.py" "$1"; } ;;
-  mcp) short=200; long=2200; drive() { python3 "$here/mcp-drive.py" "$1" 17280 /mcp; } ;;
-  mcp-off) short=200; long=2200; drive() { python3 "$here/mcp-drive.py" "$1" 17280 /off; } ;;
+  mcp) short=200; long=2200; drive() { python3 "$here/gateway-drive.py" "$1" 17280 /mcp mcp; } ;;
+  mcp-off) short=200; long=2200; drive() { python3 "$here/gateway-drive.py" "$1" 17280 /off mcp; } ;;
   *) echo "usage: run.sh gateway|token|mcp|mcp-off BINARY" >&2; exit 2 ;;
 esac
 config=$what; [ "$what" = mcp-off ] && config=mcp
